@@ -1,0 +1,126 @@
+"""The plugin record: what an implementation is and what it claims to support.
+
+An outside package exposes one `Implementation` per entry point in the group
+``rnn_harness.impls``. Everything here is plain data; nothing is imported or built
+until the harness calls ``factory``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+FAMILIES = ("RNN",)
+"""Families the harness can check today. LSTM and GRU are planned."""
+
+ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+ALL_NONLINEARITIES = frozenset({"tanh", "relu"})
+
+
+class Unavailable(RuntimeError):
+    """Raised by a factory that cannot work in this environment (say, a compiler is
+    missing). The harness reports the implementation as skipped with this reason
+    instead of calling it wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """One implementation of a recurrent layer, described as data.
+
+    ``factory(**kwargs)`` takes the family's torch constructor keywords and returns a
+    drop-in ``nn.Module``. The capability fields default to "everything torch
+    supports for the family"; narrowing one is a declaration that the harness
+    respects (it never generates such a case) and shows in ``python -m harness list``.
+    """
+
+    name: str
+    factory: Callable[..., nn.Module]
+    family: str = "RNN"
+    dtypes: Collection[torch.dtype] | None = None
+    devices: Collection[str] | None = None
+    nonlinearities: Collection[str] | None = None
+    max_layers: int | None = None
+    bidirectional: bool = True
+    packed: bool = True
+    unbatched: bool = True
+    backward: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Implementation.name must be a non-empty string, got {self.name!r}")
+        if not callable(self.factory):
+            raise TypeError(
+                f"Implementation {self.name!r}: factory must be callable "
+                f"(a class or a function returning an nn.Module), got {self.factory!r}"
+            )
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"Implementation {self.name!r}: family {self.family!r} is not supported; "
+                f"expected one of {', '.join(FAMILIES)}"
+            )
+        # Freeze the collections so two records compare and hash by value.
+        for field in ("dtypes", "devices", "nonlinearities"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, frozenset(value))
+        unknown = set(self.dtypes or ()) - ALL_DTYPES
+        if unknown:
+            raise ValueError(f"Implementation {self.name!r}: dtypes {sorted(map(str, unknown))} are not floating types torch's RNN supports")
+        unknown = set(self.nonlinearities or ()) - ALL_NONLINEARITIES
+        if unknown:
+            raise ValueError(f"Implementation {self.name!r}: unknown nonlinearities {sorted(unknown)}; expected tanh or relu")
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ValueError(f"Implementation {self.name!r}: max_layers must be at least 1, got {self.max_layers}")
+
+    def unsupported_reason(
+        self,
+        constructor: Mapping[str, Any],
+        *,
+        device: str = "cpu",
+        packed: bool = False,
+        unbatched: bool = False,
+        backward: bool = False,
+    ) -> str | None:
+        """Why this implementation declares the case out of scope, or None if it claims it."""
+        dtype = constructor.get("dtype") or torch.get_default_dtype()
+        if self.dtypes is not None and dtype not in self.dtypes:
+            return f"dtype {dtype} not in declared dtypes"
+        device_type = torch.device(device).type
+        if self.devices is not None and device_type not in self.devices:
+            return f"device {device_type} not in declared devices"
+        nonlinearity = constructor.get("nonlinearity", "tanh")
+        if self.nonlinearities is not None and nonlinearity not in self.nonlinearities:
+            return f"nonlinearity {nonlinearity} not declared"
+        num_layers = constructor.get("num_layers", 1)
+        if self.max_layers is not None and num_layers > self.max_layers:
+            return f"num_layers={num_layers} exceeds max_layers={self.max_layers}"
+        if constructor.get("bidirectional", False) and not self.bidirectional:
+            return "bidirectional not supported"
+        if packed and not self.packed:
+            return "PackedSequence input not supported"
+        if unbatched and not self.unbatched:
+            return "unbatched (2-D) input not supported"
+        if backward and not self.backward:
+            return "backward not supported"
+        return None
+
+    def limits(self) -> dict[str, str]:
+        """The declared capability limits, for display; empty when it claims everything."""
+        shown: dict[str, str] = {}
+        if self.dtypes is not None:
+            shown["dtypes"] = ",".join(sorted(str(d).removeprefix("torch.") for d in self.dtypes))
+        if self.devices is not None:
+            shown["devices"] = ",".join(sorted(self.devices))
+        if self.nonlinearities is not None:
+            shown["nonlinearities"] = ",".join(sorted(self.nonlinearities))
+        if self.max_layers is not None:
+            shown["max_layers"] = str(self.max_layers)
+        for flag in ("bidirectional", "packed", "unbatched", "backward"):
+            if not getattr(self, flag):
+                shown[flag] = "no"
+        return shown

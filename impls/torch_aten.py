@@ -1,0 +1,46 @@
+"""`torch-aten`: torch.nn.RNN forced onto ATen's own kernel.
+
+With oneDNN and cuDNN switched off, torch falls back to its native recurrence: a
+second real implementation inside torch, so the harness can catch a backend bug in
+torch itself by comparing the two.
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+from harness import Implementation
+
+
+@contextlib.contextmanager
+def vendor_backends_disabled():
+    """Switch cuDNN and oneDNN off, touching no other flag.
+
+    ``torch.backends.cudnn.flags()`` and ``mkldnn.flags()`` would also reset TF32 and
+    determinism settings (and warn about oneDNN TF32), so only ``enabled`` is toggled.
+    """
+    cudnn_was, mkldnn_was = torch.backends.cudnn.enabled, torch.backends.mkldnn.enabled
+    torch.backends.cudnn.enabled = False
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = cudnn_was
+        torch.backends.mkldnn.enabled = mkldnn_was
+
+
+class AtenRNN(nn.RNN):
+    """nn.RNN whose forward runs with the vendor backends disabled."""
+
+    def forward(self, input, hx=None):
+        with vendor_backends_disabled():
+            return super().forward(input, hx)
+
+
+IMPLEMENTATION = Implementation(
+    name="torch-aten",
+    factory=AtenRNN,
+    family="RNN",
+    description="torch.nn.RNN with cuDNN and oneDNN disabled (ATen's native kernel)",
+)
