@@ -11,7 +11,7 @@ are top-level in importable modules so a fuzzer's repro script can import them.
 from __future__ import annotations
 
 from harness import Implementation
-from tests.mutants import autograd, correct, directions, hidden_state, layers, memory, numerics, weights
+from . import autograd, correct, directions, hidden_state, layers, memory, numerics, weights
 
 
 def _entry(name: str, factory: type) -> Implementation:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from harness.dropin import step_offsets
-from tests.mutants._base import StepwiseRNN, cast_weights, time_order
+from ._base import StepwiseRNN, cast_weights, time_order
 
 
 class Float64Inside(StepwiseRNN):

@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from harness.dropin import step_offsets
-from tests.mutants._base import StepwiseRNN, time_order
+from ._base import StepwiseRNN, time_order
 
 
 class ReverseOutputsInVisitOrder(StepwiseRNN):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
-from tests.mutants._base import StepwiseRNN
+from ._base import StepwiseRNN
 
 
 class FinalStateBatchFirst(StepwiseRNN):

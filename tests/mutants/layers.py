@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.dropin import step_offsets
-from tests.mutants._base import StepwiseRNN, time_order
+from ._base import StepwiseRNN, time_order
 
 
 class EveryLayerReadsInput(StepwiseRNN):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.dropin import step_offsets
-from tests.mutants._base import StepwiseRNN, time_order
+from ._base import StepwiseRNN, time_order
 
 
 class InferenceFastPath(StepwiseRNN):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.mutants._base import StepwiseRNN, cast_weights
+from ._base import StepwiseRNN, cast_weights
 
 
 class NonlinearityIgnored(StepwiseRNN):

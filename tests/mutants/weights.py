@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from harness import DirectionWeights
-from tests.mutants._base import StepwiseRNN
+from ._base import StepwiseRNN
 
 
 class UntransposedInputWeight(StepwiseRNN):
