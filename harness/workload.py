@@ -1,0 +1,187 @@
+"""What a benchmark runs: one implementation, one shape, forward or forward+backward.
+
+Shared by ``python -m harness bench``, the asv suites and the pytest-benchmark
+suite, so all three time the same thing: the module built from torch's
+constructor keywords, torch.nn.RNN's weights (seeded) loaded into it, float32
+input of the shape, and the call under test warmed up before any timing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.utils.benchmark
+from torch import Tensor, nn
+
+from harness.implementation import Implementation, Unavailable
+
+MODES = ("forward", "backward")
+"""``forward`` runs under no_grad; ``backward`` is forward then backward of a sum,
+with the parameters requiring grad and the input not (the usual training step)."""
+
+MODE_TITLES = {"forward": "forward", "backward": "forward+backward"}
+
+
+class UnsupportedCase(NotImplementedError):
+    """The implementation declares this case out of scope or cannot be built here.
+
+    A NotImplementedError so that asv records a skip for it."""
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Shape:
+    steps: int  # L
+    batch: int  # N
+    input_size: int  # I
+    hidden_size: int  # H
+    num_layers: int = 1
+    bidirectional: bool = False
+
+    @property
+    def label(self) -> str:
+        text = f"L{self.steps} N{self.batch} I{self.input_size} H{self.hidden_size}"
+        if self.num_layers != 1:
+            text += f" layers{self.num_layers}"
+        if self.bidirectional:
+            text += " bidir"
+        return text
+
+    def constructor(self) -> dict:
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+        }
+
+    def flops(self, mode: str) -> float:
+        """Multiply-add FLOPs of the matrix products (elementwise work is not counted).
+
+        Forward: per layer and direction, 2·L·N·(I_layer·H + H·H). Backward adds the
+        weight gradients (the same again), the gradient through h_{t-1} (2·L·N·H·H)
+        and the gradient of each layer's input except the first, which needs none.
+        """
+        directions = 2 if self.bidirectional else 1
+        rows = self.steps * self.batch
+        total = 0.0
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.hidden_size * directions
+            forward = 2.0 * rows * (layer_input * self.hidden_size + self.hidden_size**2)
+            total += directions * forward
+            if mode == "backward":
+                input_gradient = 0.0 if layer == 0 else 2.0 * rows * layer_input * self.hidden_size
+                total += directions * (forward + 2.0 * rows * self.hidden_size**2 + input_gradient)
+        return total
+
+
+def reference_weights(shape: Shape, seed: int) -> dict[str, Tensor]:
+    """torch.nn.RNN's own initialisation, seeded, as a float64 state_dict."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return nn.RNN(**shape.constructor(), dtype=torch.float64).state_dict()
+
+
+def make_input(shape: Shape, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    generator = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(shape.steps, shape.batch, shape.input_size, generator=generator, dtype=torch.float64).to(dtype)
+
+
+def build_module(implementation: Implementation, shape: Shape, *, dtype=torch.float32, seed: int = 0, mode: str = "forward") -> nn.Module:
+    """The implementation's module for the shape with the seeded reference weights.
+
+    Raises `UnsupportedCase` where the implementation declares the case out of scope
+    or its factory raises `Unavailable`.
+    """
+    reason = implementation.unsupported_reason(
+        {**shape.constructor(), "dtype": dtype}, backward=mode == "backward"
+    )
+    if reason is not None:
+        raise UnsupportedCase(f"{implementation.name} does not support {shape.label} {mode}: {reason}")
+    try:
+        module = implementation.factory(**shape.constructor(), dtype=dtype)
+    except Unavailable as error:
+        raise UnsupportedCase(f"{implementation.name} is unavailable here: {error}") from error
+    module.load_state_dict({key: value.to(dtype) for key, value in reference_weights(shape, seed).items()})
+    return module
+
+
+@dataclasses.dataclass
+class Workload:
+    """A ready-to-time call: ``workload()`` runs it once."""
+
+    implementation: str
+    shape: Shape
+    mode: str
+    module: nn.Module
+    input: Tensor
+    first_call_seconds: float  # the first call alone: includes any compilation
+    call: Callable[[], None] = dataclasses.field(repr=False, default=None)
+
+    def __call__(self) -> None:
+        self.call()
+
+
+def build_workload(
+    implementation: Implementation,
+    shape: Shape,
+    mode: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    warmup_calls: int = 3,
+) -> Workload:
+    """Build the module and input, make the call, and warm it up (compiling, if the
+    implementation compiles) so that timing starts from the steady state."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    module = build_module(implementation, shape, dtype=dtype, seed=seed, mode=mode)
+    x = make_input(shape, seed, dtype)
+    if mode == "forward":
+
+        def call() -> None:
+            with torch.no_grad():
+                module(x)
+
+    else:
+
+        def call() -> None:
+            output, h_n = module(x)
+            # h_n too, so an implementation cannot skip the work behind it.
+            (output.sum() + h_n.sum()).backward()
+
+    timer = torch.utils.benchmark.Timer("call()", globals={"call": call})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a compiler's first-call chatter is not a result
+        first_call_seconds = timer.timeit(1).median
+        for _ in range(warmup_calls):
+            call()
+    return Workload(implementation.name, shape, mode, module, x, first_call_seconds, call)
+
+
+def worst_error(implementation: Implementation, shape: Shape, mode: str, *, seed: int = 0) -> float:
+    """Largest absolute difference from torch.nn.RNN in float64, in float32.
+
+    Forward: over the output and h_n. Backward: also over every parameter's gradient
+    (of the same loss as the timed call). One number, so an accuracy regression
+    shows in asv's history next to the timings.
+    """
+    reference_module = nn.RNN(**shape.constructor(), dtype=torch.float64)
+    reference_module.load_state_dict(reference_weights(shape, seed))
+    candidate_module = build_module(implementation, shape, seed=seed, mode=mode)
+    x = make_input(shape, seed, torch.float64)
+    expected = _observables(reference_module, x, mode)
+    actual = _observables(candidate_module, x.float(), mode)
+    return max(float((actual[key].double() - value).abs().max()) for key, value in expected.items())
+
+
+def _observables(module: nn.Module, x: Tensor, mode: str) -> dict[str, Tensor]:
+    with torch.set_grad_enabled(mode == "backward"):
+        output, h_n = module(x)
+    found = {"output": output.detach(), "h_n": h_n.detach()}
+    if mode == "backward":
+        (output.sum() + h_n.sum()).backward()
+        found.update({f"grad {name}": parameter.grad for name, parameter in module.named_parameters()})
+    return found
