@@ -1,0 +1,138 @@
+"""`python -m harness bench` and the asv suites' setup, on grids small enough for CI."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness import bench, discover
+from harness.workload import Shape, UnsupportedCase, build_workload, worst_error
+
+TINY = ["--shape", "4,2,3,5", "--shape", "8,2,3,5", "--shape", "4,2,6,6"]
+FAST = ["--rounds", "1", "--min-run-time", "0.001", "--matmul-size", "64"]
+
+
+def run_bench(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(argv)
+    registry = discover()
+    return bench.run_command(args, registry, args.impl or registry.names)
+
+
+def test_bench_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
+    json_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
+    code = run_bench([*TINY, *FAST, "--impl", "vectorized", "--impl", "loop", "--json", str(json_path), "--plot", str(plot_path)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "[1/6] L4 N2 I3 H5 forward" in captured.err, "progress goes to stderr"
+    table = captured.out
+    for text in ("vs torch", "GFLOP/s", "of matmul", "L8 N2 I3 H5", "forward+backward", "vectorized", "loop"):
+        assert text in table, f"{text!r} missing from the table:\n{table}"
+
+    document = json.loads(json_path.read_text())
+    assert document["machine"]["threads"] == 1 and document["machine"]["matmul_gflops"] > 0
+    rows = document["results"]
+    assert {row["implementation"] for row in rows} == {"torch", "vectorized", "loop"}, "torch is always the baseline"
+    assert len(rows) == 3 * 3 * 2
+    for row in rows:
+        assert row["median_seconds"] > 0 and row["gflops"] > 0
+        if row["implementation"] == "torch":
+            assert row["ratio_to_torch"] == 1.0
+    assert plot_path.read_bytes().startswith(b"\x89PNG"), "the plot is a PNG file"
+
+
+def test_bench_rejects_a_plot_path_that_is_not_png(tmp_path):
+    from harness.cli import UsageError
+
+    with pytest.raises(UsageError, match="ending in .png"):
+        run_bench([*TINY, *FAST, "--plot", str(tmp_path / "plot.jpg")])
+
+
+@pytest.mark.parametrize("text", ["50,1,32", "50,1,32,0", "a,b,c,d", "50,1,32,32,sideways"])
+def test_malformed_shapes_are_usage_errors(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="L,N,I,H"):
+        bench.parse_shape(text)
+
+
+def test_shape_options_parse():
+    assert bench.parse_shape("50,1,32,32,layers=2,bidir") == Shape(50, 1, 32, 32, num_layers=2, bidirectional=True)
+
+
+def test_flop_count_of_one_layer():
+    shape = Shape(steps=10, batch=2, input_size=3, hidden_size=4)
+    forward = 2 * 10 * 2 * (3 * 4 + 4 * 4)
+    assert shape.flops("forward") == forward
+    # weight gradients (= forward) + gradient through h (2·L·N·H·H); no input gradient
+    assert shape.flops("backward") == forward + forward + 2 * 10 * 2 * 4 * 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("harness.campaign") is None, reason="harness.campaign (the fuzz command) is not in this checkout yet")
+def test_the_command_line_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", "--impl", "vectorized", "--mode", "forward", *TINY[:2], *FAST],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "vectorized" in result.stdout
+
+
+def test_workload_skips_unsupported_cases():
+    limited = dataclasses.replace(discover().implementation("vectorized"), bidirectional=False)
+    with pytest.raises(UnsupportedCase, match="bidirectional not supported"):
+        build_workload(limited, Shape(3, 1, 2, 2, bidirectional=True), "forward")
+
+
+def test_worst_error_is_small_for_a_correct_implementation_and_large_for_a_wrong_one():
+    shape = Shape(6, 2, 3, 5)
+    assert worst_error(discover().implementation("vectorized"), shape, "backward") < 1e-5
+    wrong = dataclasses.replace(discover().implementation("torch"), factory=lambda **kw: torch.nn.RNN(**kw, nonlinearity="relu"))
+    assert worst_error(wrong, shape, "forward") > 1e-3
+
+
+# -- the asv suites -------------------------------------------------------------------
+
+asv_common = pytest.importorskip("benchmarks.common")
+
+
+def test_asv_parameters_are_a_fixed_list_of_builtin_names():
+    assert asv_common.IMPLEMENTATIONS[0] == "torch"
+    assert {"torch", "vectorized", "torchscript"} <= set(asv_common.IMPLEMENTATIONS)
+    assert any(shape == bench.LATENCY_BOUND for shape in asv_common.SHAPES.values())
+    assert any(shape == bench.COMPUTE_BOUND for shape in asv_common.SHAPES.values())
+
+
+@pytest.mark.parametrize("suite", ["bench_forward.RNNForward", "bench_backward.RNNBackward"])
+def test_asv_setup_builds_and_teardown_restores_threads(suite):
+    module_name, class_name = suite.split(".")
+    suite_class = getattr(importlib.import_module(f"benchmarks.{module_name}"), class_name)
+    shape = next(key for key, value in asv_common.SHAPES.items() if value == bench.LATENCY_BOUND)
+    before = torch.get_num_threads()
+    benchmark = suite_class()
+    benchmark.setup("vectorized", shape, 1)
+    assert torch.get_num_threads() == 1
+    for name in dir(benchmark):
+        if name.startswith(("time_", "peakmem_")):
+            getattr(benchmark, name)("vectorized", shape, 1)
+    assert benchmark.track_worst_error("vectorized", shape, 1) < 1e-4
+    benchmark.teardown("vectorized", shape, 1)
+    assert torch.get_num_threads() == before
+
+
+def test_asv_setup_skips_what_is_not_installed():
+    from benchmarks.bench_forward import RNNForward
+
+    before = torch.get_num_threads()
+    shape = next(iter(asv_common.SHAPES))
+    with pytest.raises(NotImplementedError, match="not installed"):
+        RNNForward().setup("no-such-implementation", shape, 1)
+    assert torch.get_num_threads() == before
+
