@@ -128,18 +128,11 @@ def run_case(name: str, case: Case, autograd_mode: str = "with grad"):
 @pytest.mark.parametrize("autograd_mode", list(AUTOGRAD_MODES))
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 @pytest.mark.parametrize("name", IMPLEMENTATIONS)
-def test_forward_matches_torch(name, case, autograd_mode):
-    _, _, expected, actual, _, _ = run_case(name, case, autograd_mode)
-    assert_same_result(actual, expected, f"{name}: {case.id}, {autograd_mode}", rtol=RTOL, atol=ATOL)
-
-
-@pytest.mark.parametrize("autograd_mode", list(AUTOGRAD_MODES))
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-@pytest.mark.parametrize("name", IMPLEMENTATIONS)
-def test_forward_leaves_inputs_untouched(name, case, autograd_mode):
-    _, _, _, _, (x, h0), leaves = run_case(name, case, autograd_mode)
-    given_x, given_h0 = leaves["candidate"]
+def test_forward_matches_torch_and_leaves_inputs_untouched(name, case, autograd_mode):
+    _, _, expected, actual, (x, h0), leaves = run_case(name, case, autograd_mode)
     context = f"{name}: {case.id}, {autograd_mode}"
+    assert_same_result(actual, expected, context, rtol=RTOL, atol=ATOL)
+    given_x, given_h0 = leaves["candidate"]
     torch.testing.assert_close(given_x.detach(), x, rtol=0, atol=0, msg=lambda m: f"[{context}] input was modified: {m}")
     if h0 is not None:
         torch.testing.assert_close(given_h0.detach(), h0, rtol=0, atol=0, msg=lambda m: f"[{context}] h_0 was modified: {m}")
@@ -315,12 +308,11 @@ def test_each_dtype_matches_a_float64_run_of_torch(name, dtype_name, constructor
     float64_torch.load_state_dict({key: value.double() for key, value in same_dtype_torch.state_dict().items()})
     case = Case(constructor_id, constructor, h0=True)
     x, h0 = case.inputs(dtype)
-    expected_dtype = run(same_dtype_torch, x, h0)
-    actual = run(candidate, x.clone(), h0.clone())
+    actual = run(candidate, x, h0)
     reference = run(float64_torch, x.double(), h0.double())
     context = f"{name}: {constructor_id} in {dtype_name}"
-    for label, got, want in zip(("output", "h_n"), actual, expected_dtype):
-        assert got.dtype == want.dtype == dtype, f"[{context}] {label}.dtype={got.dtype}, but torch gives {want.dtype}"
+    for label, got in zip(("output", "h_n"), actual):
+        assert got.dtype == dtype, f"[{context}] {label}.dtype={got.dtype}, but torch returns the module's dtype {dtype}"
     rtol, atol = TOLERANCES[dtype]
     assert_same_result(tuple(t.double() for t in actual), reference, f"{context} vs torch in float64", rtol=rtol, atol=atol)
 

@@ -3,6 +3,7 @@ identical weights, run both, and compare results with messages that name the cas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,14 +26,19 @@ TOLERANCES = {
 }
 
 
+@functools.cache
+def registry():
+    """Discovered once per test process: the installed set does not change mid-run."""
+    return discover()
+
+
 def builtin_names() -> list[str]:
     """Every registered built-in, sorted, for parametrising (ids are the names)."""
-    registry = discover()
-    return [name for name, plugin in registry.loaded.items() if plugin.found.builtin]
+    return [name for name, plugin in registry().loaded.items() if plugin.found.builtin]
 
 
 def implementation(name: str) -> Implementation:
-    return discover().implementation(name)
+    return registry().implementation(name)
 
 
 def build_pair(
