@@ -43,7 +43,8 @@ class DirectionsJoinedReverseFirst(StepwiseRNN):
 
 def run_over_padding(rnn: StepwiseRNN, data, batch_sizes, h0, weights, direction):
     """Unpack to a zero-padded (steps, batch, features) tensor, run every row for every
-    step, pack the result again: the shortcut both mutants below take."""
+    step, pack the result again: the shortcut both mutants below take for a packed
+    batch of unequal lengths (an equal-length batch runs the plain loop)."""
     packed_input = PackedSequence(data, torch.tensor(batch_sizes))
     padded, lengths = pad_packed_sequence(packed_input)
     outputs = [None] * padded.shape[0]
@@ -63,7 +64,7 @@ class FinalStateAfterPadding(StepwiseRNN):
     """
 
     def recur(self, data, batch_sizes, h0, weights, direction):
-        if direction == 0:
+        if direction == 0 and len(set(batch_sizes)) > 1:
             return run_over_padding(self, data, batch_sizes, h0, weights, direction)
         return super().recur(data, batch_sizes, h0, weights, direction)
 
@@ -76,6 +77,6 @@ class ReverseStartsOnPadding(StepwiseRNN):
     """
 
     def recur(self, data, batch_sizes, h0, weights, direction):
-        if direction == 1:
+        if direction == 1 and len(set(batch_sizes)) > 1:
             return run_over_padding(self, data, batch_sizes, h0, weights, direction)
         return super().recur(data, batch_sizes, h0, weights, direction)
