@@ -2,7 +2,7 @@
 
 For each layer and direction, x_t W_ih^T + b_ih + b_hh is one matrix product over
 all time steps at once (autograd differentiates it). Only h_{t-1} W_hh^T stays
-sequential, inside `_Recurrence`, a custom autograd function:
+sequential, inside `BackpropThroughTime`, a custom autograd function:
 
 - forward: one ``addmm`` into a preallocated output plus one in-place activation
   per step, nothing recorded;
@@ -96,7 +96,7 @@ def recur_(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bo
 
     In place because the caller made ``projected`` for this and an in-place
     ``addmm_`` per step costs less than filling a second buffer. Never records
-    autograd history: the caller runs it under no_grad or inside `_Recurrence`.
+    autograd history: the caller runs it under no_grad or inside `BackpropThroughTime`.
     """
     output = projected
     w_hh_t = w_hh.t()
@@ -122,12 +122,17 @@ def recur_(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bo
     return output
 
 
-class _Recurrence(torch.autograd.Function):
-    """`recur_` with a hand-written backward through time."""
+class BackpropThroughTime(torch.autograd.Function):
+    """A forward recurrence kernel with a hand-written backward through time.
+
+    ``apply(projected, w_hh, h0, plan, relu, kernel)``: ``kernel`` has `recur_`'s
+    signature and contract (turn ``projected`` into the output in place); another
+    implementation with its own forward kernel can reuse this backward.
+    """
 
     @staticmethod
-    def forward(ctx, projected, w_hh, h0, plan, relu):
-        output = recur_(projected, w_hh, h0, plan, relu)
+    def forward(ctx, projected, w_hh, h0, plan, relu, kernel):
+        output = kernel(projected, w_hh, h0, plan, relu)
         ctx.mark_dirty(output)
         ctx.save_for_backward(output, w_hh, h0)
         ctx.plan, ctx.relu = plan, relu
@@ -144,7 +149,7 @@ class _Recurrence(torch.autograd.Function):
                 "create_graph=True (double backward) is not supported; use the 'loop' "
                 "implementation or torch.nn.RNN for higher-order gradients"
             )
-        return _Recurrence.backward_through_time(ctx, grad_output)
+        return BackpropThroughTime.backward_through_time(ctx, grad_output)
 
     @staticmethod
     @once_differentiable
@@ -185,7 +190,7 @@ class _Recurrence(torch.autograd.Function):
             grad_w_hh.addmm_(h0_readers.t(), h0)
         if ctx.needs_input_grad[2]:
             grad_h0 = h0_readers @ w_hh
-        return grad_z, grad_w_hh, grad_h0, None, None
+        return grad_z, grad_w_hh, grad_h0, None, None, None
 
 
 class VectorizedRNN(DropInRNN):
@@ -195,7 +200,7 @@ class VectorizedRNN(DropInRNN):
         plan = step_plan(batch_sizes, direction == 1, data.device)
         relu = self.nonlinearity == "relu"
         if torch.is_grad_enabled() and (projected.requires_grad or w_hh.requires_grad or h0.requires_grad):
-            output = _Recurrence.apply(projected, w_hh, h0, plan, relu)
+            output = BackpropThroughTime.apply(projected, w_hh, h0, plan, relu, recur_)
         else:
             output = recur_(projected, w_hh, h0, plan, relu)
         return output, take(output, plan.final_rows)
