@@ -1,0 +1,264 @@
+"""A fuzzing campaign: Hypothesis drives `oracle.check` over `strategies.cases`.
+
+`fuzz_implementation` runs one implementation and returns an `ImplementationResult`
+(verdict, examples, seconds, and the minimal failure with its explanation and repro
+script). `run_command` is the ``python -m harness fuzz`` front end over it. Failures
+are stored in a per-implementation Hypothesis database and replayed first next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import Flaky
+
+from harness import oracle, report, strategies
+from harness.cases import Case
+from harness.implementation import Implementation, Unavailable
+from harness.repro import write_repro
+
+PROFILES = {
+    # name: (max_examples, what it is for)
+    "ci": (40, "the pytest run in CI: every built-in, a couple of minutes in all"),
+    "quick": (100, "a smoke test while developing"),
+    "default": (300, "python -m harness fuzz: a few minutes for the built-ins on 2 cores"),
+    "long": (5000, "campaigns: the zero-false-alarm run"),
+}
+DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
+DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
+
+
+def register_profiles() -> None:
+    """Register our Hypothesis settings profiles (called by the CLI and conftest)."""
+    for name, (max_examples, _) in PROFILES.items():
+        settings.register_profile(
+            f"rnn-harness-{name}",
+            max_examples=max_examples,
+            deadline=None,  # example cost varies 100x with the shape; time is not a bug
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            print_blob=False,
+            report_multiple_bugs=False,  # one minimal failure per implementation, then stop
+        )
+
+
+@dataclasses.dataclass
+class Failure:
+    kind: str
+    subject: str
+    summary: str  # what differs, where; the explanation a person reads
+    case: Case
+    repro_path: Path | None
+    layer: int | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "summary": self.summary,
+            "case": dataclasses.asdict(self.case),
+            "case_text": self.case.describe(),
+            "first_divergent_layer": self.layer,
+            "repro": None if self.repro_path is None else str(self.repro_path),
+        }
+
+
+@dataclasses.dataclass
+class ImplementationResult:
+    name: str
+    verdict: str  # pass | fail | error | skipped
+    examples: int
+    seconds: float
+    seed: int | None
+    profile: str
+    examples_to_failure: int | None = None
+    seconds_to_failure: float | None = None
+    failure: Failure | None = None
+    reason: str = ""  # why skipped or errored
+
+    def to_json(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "examples": self.examples,
+            "seconds": round(self.seconds, 3),
+            "seed": self.seed,
+            "profile": self.profile,
+            "examples_to_failure": self.examples_to_failure,
+            "seconds_to_failure": None if self.seconds_to_failure is None else round(self.seconds_to_failure, 3),
+            "reason": self.reason,
+            "failure": None if self.failure is None else self.failure.to_json(),
+            "replay": f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}",
+        }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _availability(implementation: Implementation) -> str | None:
+    try:
+        implementation.factory(input_size=1, hidden_size=1)
+    except Unavailable as error:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a broken factory is a finding for the fuzzer
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def _exact_cuda_math():
+    """TF32 would make CUDA float32 results differ from float32 arithmetic."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def fuzz_implementation(
+    implementation: Implementation,
+    *,
+    profile: str = "default",
+    max_examples: int | None = None,
+    seed: int | None = None,
+    repro_dir: Path | None = DEFAULT_REPRO_DIR,
+    database_dir: Path | None = DEFAULT_DATABASE,
+    devices: list[str] | None = None,
+    on_example: Callable[[int], None] | None = None,
+) -> ImplementationResult:
+    """Fuzz one implementation against torch and return its verdict."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    register_profiles()
+    seed = random.randrange(2**31) if seed is None else seed
+    started = time.perf_counter()
+    unavailable = _availability(implementation)
+    if unavailable:
+        return ImplementationResult(implementation.name, "skipped", 0, time.perf_counter() - started, seed, profile, reason=unavailable)
+
+    counter = {"examples": 0, "first_failure": None, "first_failure_seconds": None}
+    last_failure: dict = {}
+
+    overrides = {"database": None if database_dir is None else DirectoryBasedExampleDatabase(str(database_dir / _slug(implementation.name)))}
+    if max_examples is not None:
+        overrides["max_examples"] = max_examples
+
+    @hypothesis_seed(seed)
+    @settings(settings.get_profile(f"rnn-harness-{profile}"), **overrides)
+    @given(case=strategies.cases(implementation, devices=devices))
+    def differential_test(case: Case) -> None:
+        counter["examples"] += 1
+        if on_example is not None:
+            on_example(counter["examples"])
+        try:
+            oracle.check(implementation, case)
+        except BaseException as error:
+            if counter["first_failure"] is None:
+                counter["first_failure"] = counter["examples"]
+                counter["first_failure_seconds"] = time.perf_counter() - started
+            last_failure["case"], last_failure["error"] = case, error
+            raise
+
+    try:
+        with _exact_cuda_math():
+            differential_test()
+    except KeyboardInterrupt:
+        raise
+    except (oracle.Discrepancy, Flaky, BaseException) as error:  # noqa: B014 - order documents intent
+        return _failed(implementation, profile, seed, started, counter, last_failure, error, repro_dir)
+    return ImplementationResult(implementation.name, "pass", counter["examples"], time.perf_counter() - started, seed, profile)
+
+
+def _failed(implementation, profile, seed, started, counter, last_failure, error, repro_dir) -> ImplementationResult:
+    case = last_failure.get("case")
+    found = last_failure.get("error")
+    if isinstance(found, oracle.Discrepancy) and case is not None:
+        layer = oracle.localize_layer(implementation, case) if found.kind == "value" else None
+        summary = case.describe() + "\n" + found.summary
+        if layer is not None:
+            summary += f"\n  first layer whose output already differs: layer {layer} (stack cut after each layer and re-checked)"
+        repro_path = None
+        if repro_dir is not None:
+            path = Path(repro_dir) / f"repro_{_slug(implementation.name)}.py"
+            repro_path = write_repro(path, implementation.name, implementation.factory, case, found)
+            summary += f"\n  repro: python {repro_path}"
+        failure = Failure(found.kind, found.subject, summary, case, repro_path, layer)
+        verdict, reason = "fail", ""
+    else:
+        # Not a difference from torch: the harness or the reference itself broke, or
+        # Hypothesis saw the candidate behave differently on the same input (Flaky).
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])
+        flaky = isinstance(error, Flaky) or "Flaky" in type(error).__name__
+        verdict = "fail" if flaky else "error"
+        reason = ("the candidate is nondeterministic: the same case passed and failed\n" if flaky else "") + detail
+        failure = None if case is None else Failure("nondeterministic" if flaky else "error", "", (case.describe() + "\n" + reason), case, None)
+    return ImplementationResult(
+        implementation.name, verdict, counter["examples"], time.perf_counter() - started, seed, profile,
+        counter["first_failure"], counter["first_failure_seconds"], failure, reason,
+    )
+
+
+# -- command line --------------------------------------------------------------------
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--impl", action="append", metavar="NAME", help="implementation to fuzz (repeatable; default: all)")
+    parser.add_argument("--profile", choices=list(PROFILES), default="default", help="how many examples: " + "; ".join(f"{k}={v[0]}" for k, v in PROFILES.items()))
+    parser.add_argument("--max-examples", type=int, metavar="N", help="override the profile's example count")
+    parser.add_argument("--seed", type=int, metavar="S", help="seed for the campaign (printed, so any run can be replayed)")
+    parser.add_argument("--device", action="append", metavar="DEV", help="cpu or cuda (repeatable; default: all present)")
+    parser.add_argument("--report", type=Path, metavar="PATH", help="write a JSON report here")
+    parser.add_argument("--repro-dir", type=Path, default=DEFAULT_REPRO_DIR, metavar="DIR", help="where repro scripts go (default: %(default)s)")
+
+
+def run_command(args, registry, names: list[str]) -> int:
+    from harness.cli import EXIT_DISCREPANCY, EXIT_OK, UsageError
+
+    devices = args.device or strategies.available_devices()
+    for device in devices:
+        if device not in ("cpu", "cuda"):
+            raise UsageError(f"unknown device {device!r}; expected cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UsageError("--max-examples must be at least 1")
+    seed = random.randrange(2**31) if args.seed is None else args.seed
+    results: list[ImplementationResult] = []
+    progress = report.Progress(sys.stderr)
+    broken = {plugin.name: plugin for plugin in registry.broken}
+    print(f"rnn-harness fuzz: profile {args.profile}, seed {seed}, devices {','.join(devices)}", file=sys.stderr)
+    try:
+        for name in names:
+            if name in broken:
+                results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
+                continue
+            progress.start(name)
+            result = fuzz_implementation(
+                registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
+                seed=seed, repro_dir=args.repro_dir, devices=devices, on_example=progress.example,
+            )
+            progress.done(result)
+            results.append(result)
+    except KeyboardInterrupt:
+        print("\ninterrupted: reporting what finished", file=sys.stderr)
+    print(report.summary_table(results))
+    for result in results:
+        if result.failure is not None or result.verdict == "error":
+            print(report.failure_text(result))
+    if args.report is not None:
+        report.write_json(args.report, results, seed=seed, profile=args.profile, devices=devices)
+    return EXIT_OK if all(r.verdict in ("pass", "skipped") for r in results) else EXIT_DISCREPANCY

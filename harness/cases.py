@@ -1,0 +1,253 @@
+"""One fuzzing example as plain data, and the tensors it stands for.
+
+A `Case` is everything needed to rebuild an example exactly: constructor keywords,
+layout, shapes, value regime, mode and a seed for the values. Hypothesis draws and
+shrinks Cases (harness/strategies.py); `materialize` turns one into tensors,
+deterministically, so a failure can be replayed and written out as a repro.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from harness.dropin import parameter_names
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+LAYOUTS = ("batched", "unbatched", "packed_sorted", "packed_unsorted")
+NONCONTIGUOUS = ("none", "transposed", "strided", "offset")
+SECOND_CALLS = ("none", "optimizer_step", "load_state_dict")
+DEFECTS = (
+    "wrong_width",
+    "h0_wrong_batch",
+    "h0_wrong_hidden",
+    "h0_wrong_rank",
+    "input_1d",
+    "input_4d",
+    "empty_sequence",
+    "dtype_mismatch",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One example. Field order is the order a human reads a bug report in."""
+
+    # torch.nn.RNN constructor
+    input_size: int = 1
+    hidden_size: int = 1
+    num_layers: int = 1
+    nonlinearity: str = "tanh"
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    dtype: str = "float32"
+    device: str = "cpu"
+    # input
+    layout: str = "batched"
+    seq_len: int = 1
+    batch: int = 1
+    lengths: tuple[int, ...] | None = None  # per sequence, packed layouts only
+    h0_given: bool = False
+    noncontiguous: str = "none"
+    # values
+    input_scale: float = 1.0
+    h0_scale: float = 1.0
+    weight_gain: float = 1.0  # multiplies torch's default init range
+    exact_zeros: bool = False
+    seed: int = 0
+    # mode
+    training: bool = False
+    backward: bool = True  # also compare gradients
+    no_grad: bool = False  # run the forward under torch.no_grad()
+    second_call: str = "none"  # change the weights, call again, compare again
+    # invalid on purpose: the candidate must raise what torch raises
+    defect: str | None = None
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def packed(self) -> bool:
+        return self.layout.startswith("packed")
+
+    def constructor(self) -> dict[str, Any]:
+        """torch.nn.RNN's keywords for this case (device and dtype excluded)."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "nonlinearity": self.nonlinearity,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
+        }
+
+    def describe(self) -> str:
+        """The case as a reader wants it: the constructor call and the input."""
+        keywords = ", ".join(f"{k}={v!r}" for k, v in self.constructor().items())
+        text = f"nn.RNN({keywords}, dtype=torch.{self.dtype}, device={self.device!r})\n"
+        text += f"  mode: {'train' if self.training else 'eval'}, "
+        text += "forward under no_grad" if self.no_grad else ("forward+backward" if self.backward else "forward only")
+        if self.second_call != "none":
+            text += f", then {self.second_call.replace('_', ' ')} and a second call"
+        text += "\n"
+        text += f"  input: {self.layout}, {self.input_shape_text()}"
+        if self.lengths is not None:
+            text += f", lengths={list(self.lengths)}"
+        if self.noncontiguous != "none":
+            text += f", non-contiguous ({self.noncontiguous})"
+        text += f", h_0 {'given' if self.h0_given else 'None'}\n"
+        text += (
+            f"  values: input x{self.input_scale}, h_0 x{self.h0_scale}, weights x{self.weight_gain} "
+            f"of default init{', with exact zeros' if self.exact_zeros else ''}, seed {self.seed}"
+        )
+        if self.defect:
+            text += f"\n  invalid on purpose: {self.defect.replace('_', ' ')}"
+        return text
+
+    def input_shape_text(self) -> str:
+        if self.packed:
+            return f"PackedSequence of {self.batch} sequences x {self.input_size} features"
+        if self.layout == "unbatched":
+            return f"shape ({self.seq_len}, {self.input_size})"
+        if self.batch_first:
+            return f"shape ({self.batch}, {self.seq_len}, {self.input_size}) batch_first"
+        return f"shape ({self.seq_len}, {self.batch}, {self.input_size})"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Case":
+        fields = json.loads(text)
+        if fields.get("lengths") is not None:
+            fields["lengths"] = tuple(fields["lengths"])
+        return cls(**fields)
+
+
+@dataclasses.dataclass
+class Materialized:
+    """The tensors of one case. Weights are already rounded to the case's dtype, so
+    the float64 reference and the candidate hold identical values."""
+
+    weights: dict[str, Tensor]  # torch's keys, float64 on CPU
+    second_weights: dict[str, Tensor] | None  # for second_call, same form
+    padded_input: Tensor  # float64 CPU, time-major (T, B, I), zero past each length
+    h0: Tensor | None  # float64 CPU, (L*D, B, H)
+    output_cotangent: Tensor  # float64 CPU (T, B, D*H): coefficients of the random functional
+    hn_cotangent: Tensor  # float64 CPU (L*D, B, H)
+
+    def module_input(self, case: Case, dtype: torch.dtype, device: str | torch.device):
+        """The input and h_0 in the case's layout, dtype and device."""
+        x = self.padded_input.to(dtype).to(device)
+        h0 = None if self.h0 is None else self.h0.to(dtype).to(device)
+        if case.layout == "unbatched":
+            x = x[:, 0]
+            h0 = None if h0 is None else h0[:, 0]
+        elif case.batch_first and not case.packed:
+            x = x.transpose(0, 1)
+        if case.packed:
+            lengths = torch.tensor(case.lengths, dtype=torch.int64)
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=case.layout == "packed_sorted")
+            data = _noncontiguous(packed.data, case.noncontiguous)
+            x = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        else:
+            x = _noncontiguous(x, case.noncontiguous)
+        if h0 is not None:
+            h0 = _noncontiguous(h0, case.noncontiguous)
+        return x, h0
+
+
+def _noncontiguous(tensor: Tensor, kind: str) -> Tensor:
+    """The same values as `tensor`, laid out in memory as `kind` says."""
+    if kind == "none" or tensor.dim() == 0:
+        return tensor
+    if kind == "transposed":
+        # stored with the first two dims swapped, viewed back: same shape, swapped strides
+        if tensor.dim() < 2:
+            return tensor
+        return tensor.transpose(0, 1).contiguous().transpose(0, 1)
+    if kind == "strided":
+        # every other element of a buffer twice as wide in the last dim
+        wide = torch.full((*tensor.shape[:-1], tensor.shape[-1] * 2), float("nan"), dtype=tensor.dtype, device=tensor.device)
+        wide[..., ::2] = tensor
+        return wide[..., ::2]
+    if kind == "offset":
+        # a view that starts 3 elements into a larger, NaN-filled storage
+        storage = torch.full((tensor.numel() + 6,), float("nan"), dtype=tensor.dtype, device=tensor.device)
+        view = storage[3 : 3 + tensor.numel()].view(tensor.shape)
+        view.copy_(tensor)
+        return view
+    raise ValueError(f"unknown non-contiguous layout {kind!r}")
+
+
+def _rounded(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    return tensor.to(dtype).to(torch.float64)
+
+
+def _weights(case: Case, generator: torch.Generator) -> dict[str, Tensor]:
+    bound = case.weight_gain / math.sqrt(case.hidden_size)
+    weights: dict[str, Tensor] = {}
+    for layer in range(case.num_layers):
+        width = case.input_size if layer == 0 else case.hidden_size * case.num_directions
+        for direction in range(case.num_directions):
+            w_ih, w_hh, b_ih, b_hh = parameter_names(layer, direction)
+            shapes = {w_ih: (case.hidden_size, width), w_hh: (case.hidden_size, case.hidden_size)}
+            if case.bias:
+                shapes[b_ih] = shapes[b_hh] = (case.hidden_size,)
+            for name, shape in shapes.items():
+                values = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+                if case.exact_zeros:
+                    values = values * (torch.rand(shape, generator=generator, dtype=torch.float64) > 0.3)
+                weights[name] = _rounded(values, case.torch_dtype)
+    return weights
+
+
+def materialize(case: Case) -> Materialized:
+    """Build the case's tensors from its seed; the same case always gives the same tensors."""
+    # One generator per kind of tensor, so a case cut to fewer layers (see
+    # oracle.localize_layer) keeps the same input and the same first layers.
+    def generator_for(offset: int) -> torch.Generator:
+        return torch.Generator().manual_seed(case.seed * 8 + offset)
+
+    generator = generator_for(0)
+    weights = _weights(case, generator)
+    second = None
+    if case.second_call != "none":
+        second = {name: _rounded(w + 0.5 * (torch.rand(w.shape, generator=generator, dtype=torch.float64) - 0.5) / math.sqrt(case.hidden_size), case.torch_dtype) for name, w in weights.items()}
+    batch = 1 if case.layout == "unbatched" else case.batch
+    generator = generator_for(1)
+    x = torch.randn(case.seq_len, batch, case.input_size, generator=generator, dtype=torch.float64) * case.input_scale
+    if case.exact_zeros:
+        x = x * (torch.rand(x.shape, generator=generator, dtype=torch.float64) > 0.5)
+    if case.lengths is not None:
+        for row, length in enumerate(case.lengths):
+            x[length:, row] = 0
+    x = _rounded(x, case.torch_dtype)
+    layers_directions = case.num_layers * case.num_directions
+    h0 = None
+    if case.h0_given:
+        h0 = _rounded(torch.randn(layers_directions, batch, case.hidden_size, generator=generator_for(2), dtype=torch.float64).tanh() * case.h0_scale, case.torch_dtype)
+    generator = generator_for(3)
+    output_cotangent = torch.randn(case.seq_len, batch, case.num_directions * case.hidden_size, generator=generator, dtype=torch.float64)
+    hn_cotangent = torch.randn(layers_directions, batch, case.hidden_size, generator=generator, dtype=torch.float64)
+    return Materialized(weights, second, x, h0, output_cotangent, hn_cotangent)

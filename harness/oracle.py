@@ -1,0 +1,498 @@
+"""Run the reference and a candidate on one case, compare, and explain any difference.
+
+The reference is torch's own ATen kernel in float64 on the CPU. Next to it runs a
+*probe* (torch in the candidate's dtype and device, or a slightly perturbed float64
+reference) whose distance from the reference measures how much this case amplifies
+rounding; harness/tolerance.py turns that into the bound. Everything a drop-in must
+match is checked: exceptions, return types, shapes, dtypes, devices, PackedSequence
+metadata, values, NaN/Inf, gradients of a random linear functional with respect to
+the input, h_0 and every parameter (by state_dict key), inputs left unmutated, no
+new aliasing, and weight changes between calls taking effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import traceback
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from harness.cases import Case, Materialized, materialize
+from harness.implementation import Implementation
+from harness.tolerance import DEFAULT_MODEL, ErrorModel
+
+
+class Discrepancy(AssertionError):
+    """The candidate differs from torch. ``summary`` is for people; ``evidence`` is
+    what the repro script needs to show the same thing again."""
+
+    def __init__(self, kind: str, subject: str, summary: str, evidence: dict[str, Any] | None = None):
+        super().__init__(summary)
+        self.kind = kind
+        self.subject = subject
+        self.summary = summary
+        self.evidence = evidence or {}
+
+
+@dataclasses.dataclass
+class RunResult:
+    raw: Any  # what the module returned
+    output: Tensor  # float64 CPU, (T, B, D, H), zero past each sequence's end
+    h_n: Tensor  # float64 CPU, (L*D, B, H)
+    gradients: dict[str, Tensor]  # "input", "h_0", and state_dict keys; float64 CPU
+    input: Any
+    h0: Tensor | None
+
+
+def reference_factory():
+    """torch.nn.RNN on ATen's own kernel (no cuDNN/oneDNN); imported lazily."""
+    from impls.torch_aten import AtenRNN
+
+    return AtenRNN
+
+
+def _quiet_construct(factory, case: Case, dtype: torch.dtype, device) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        # dropout > 0 with one layer warns in torch; the case is legitimate.
+        warnings.filterwarnings("ignore", message=".*dropout option adds dropout after all but last.*")
+        module = factory(**case.constructor(), dtype=dtype, device=device)
+    module.train(case.training)
+    return module
+
+
+def _load(module: torch.nn.Module, weights: dict[str, Tensor], who: str) -> None:
+    """Load torch-keyed weights and check they really arrived (fastrnns' lesson)."""
+    expected = list(weights)
+    try:
+        keys = list(module.state_dict(keep_vars=True))
+    except Exception as error:  # noqa: BLE001
+        raise Discrepancy("contract", "state_dict", f"{who}.state_dict(keep_vars=True) raised {type(error).__name__}: {error}") from error
+    if sorted(keys) != sorted(expected):
+        raise Discrepancy(
+            "contract", "state_dict",
+            f"{who}.state_dict() keys differ from torch.nn.RNN's:\n  missing: {sorted(set(expected) - set(keys))}\n"
+            f"  unexpected: {sorted(set(keys) - set(expected))}",
+        )
+    template = module.state_dict()
+    try:
+        module.load_state_dict({k: w.to(template[k].dtype).to(template[k].device) for k, w in weights.items()})
+    except Exception as error:  # noqa: BLE001
+        raise Discrepancy("contract", "load_state_dict", f"{who}.load_state_dict(torch_state_dict) raised {type(error).__name__}: {error}") from error
+    loaded = module.state_dict()
+    for key, value in weights.items():
+        if not torch.equal(loaded[key].double().cpu(), value):
+            raise Discrepancy("contract", key, f"after load_state_dict, {who}.state_dict()[{key!r}] does not hold the loaded values")
+
+
+def _perturbed(tensor: Tensor, generator: torch.Generator, relative: float) -> Tensor:
+    noise = torch.rand(tensor.shape, generator=generator, dtype=torch.float64) * 2 - 1
+    return tensor * (1 + relative * noise)
+
+
+class _Session:
+    """The three modules of one case and how to run them."""
+
+    def __init__(self, implementation: Implementation, case: Case, model: ErrorModel):
+        self.case = case
+        self.model = model
+        self.materialized = materialize(case)
+        self.dtype = case.torch_dtype
+        AtenRNN = reference_factory()
+        self.reference = _quiet_construct(AtenRNN, case, torch.float64, "cpu")
+        _load(self.reference, self.materialized.weights, "reference")
+        if self.dtype == torch.float64:
+            generator = torch.Generator().manual_seed(case.seed + 1)
+            relative = model.probe_perturbation_ulps * model.unit_roundoff(torch.float64)
+            self.probe_weights = {k: _perturbed(w, generator, relative) for k, w in self.materialized.weights.items()}
+            self.probe_input = dataclasses.replace(
+                self.materialized,
+                padded_input=_perturbed(self.materialized.padded_input, generator, relative),
+                h0=None if self.materialized.h0 is None else _perturbed(self.materialized.h0, generator, relative),
+            )
+        else:
+            self.probe_weights = self.materialized.weights
+            self.probe_input = self.materialized
+        self.probe = _quiet_construct(AtenRNN, case, self.dtype, case.device)
+        _load(self.probe, self.probe_weights, "probe")
+        try:
+            self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
+        except Exception as error:
+            raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
+        _load(self.candidate, self.materialized.weights, "candidate")
+
+    def update_weights(self) -> None:
+        """Change the weights between calls, the way the case says."""
+        new = self.materialized.second_weights
+        assert new is not None
+        self.materialized = dataclasses.replace(self.materialized, weights=new)
+        for module, weights in ((self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)):
+            if weights is None:  # the float64 probe keeps its perturbation pattern
+                generator = torch.Generator().manual_seed(self.case.seed + 2)
+                relative = self.model.probe_perturbation_ulps * self.model.unit_roundoff(torch.float64)
+                weights = {k: _perturbed(w, generator, relative) for k, w in new.items()}
+            if self.case.second_call == "optimizer_step":
+                parameters = module.state_dict(keep_vars=True)
+                with torch.no_grad():
+                    for key, value in weights.items():
+                        parameters[key].copy_(value.to(parameters[key].dtype))
+            else:
+                module.load_state_dict({k: v.to(module.state_dict()[k].dtype).to(module.state_dict()[k].device) for k, v in weights.items()})
+
+
+def run_module(module, case: Case, tensors: Materialized, dtype, device, who: str) -> RunResult:
+    """One forward (and backward, if the case asks) in the case's layout."""
+    x, h0 = tensors.module_input(case, dtype, device)
+    want_grad = case.backward and not case.no_grad
+    if want_grad:
+        if isinstance(x, PackedSequence):
+            x = PackedSequence(x.data.detach().requires_grad_(), x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        else:
+            x = x.detach().requires_grad_()
+        if h0 is not None:
+            h0 = h0.detach().requires_grad_()
+    grad_mode = torch.no_grad() if case.no_grad else contextlib.nullcontext()
+    with grad_mode:
+        raw = module(x, h0)
+    if who == "candidate":
+        check_structure(case, raw, tensors)
+    output, h_n = raw
+    if isinstance(output, PackedSequence):
+        padded, _ = pad_packed_sequence(output, total_length=case.seq_len)
+    elif case.layout == "unbatched":
+        padded = output.unsqueeze(1)
+    else:
+        padded = output.transpose(0, 1) if case.batch_first else output
+    if case.layout == "unbatched":
+        h_n = h_n.unsqueeze(1)
+    gradients: dict[str, Tensor] = {}
+    if want_grad:
+        functional = (padded.double() * tensors.output_cotangent.to(padded.device)).sum() + (h_n.double() * tensors.hn_cotangent.to(h_n.device)).sum()
+        parameters = module.state_dict(keep_vars=True)
+        names = ["input"] + (["h_0"] if h0 is not None else []) + list(tensors.weights)
+        leaves = [x.data if isinstance(x, PackedSequence) else x] + ([h0] if h0 is not None else []) + [parameters[k] for k in tensors.weights]
+        if not functional.requires_grad:
+            raise Discrepancy("gradient", "output", "the outputs do not require grad: the graph to the input, h_0 and parameters is cut (a .detach() or torch.no_grad() inside forward?)")
+        grads = torch.autograd.grad(functional, leaves, allow_unused=True)
+        for name, grad in zip(names, grads):
+            if grad is None:
+                if who == "candidate":
+                    raise Discrepancy("gradient", name, f"no gradient reaches {name}: it is not connected to the outputs in the candidate's graph")
+                continue
+            gradients[name] = grad.detach().double().cpu()
+    steps, batch = padded.shape[0], padded.shape[1]
+    output4 = padded.detach().double().cpu().reshape(steps, batch, case.num_directions, case.hidden_size)
+    return RunResult(raw, output4, h_n.detach().double().cpu(), gradients, x, h0)
+
+
+def check_structure(case: Case, raw: Any, tensors: Materialized) -> None:
+    """Types, shapes, dtypes, devices and PackedSequence metadata, exactly as torch returns them."""
+    if not isinstance(raw, tuple) or len(raw) != 2:
+        raise Discrepancy("type", "return value", f"forward returned {type(raw).__name__}{'' if not isinstance(raw, tuple) else f' of length {len(raw)}'}, but torch returns a tuple (output, h_n)")
+    output, h_n = raw
+    expected_type = PackedSequence if case.packed else Tensor
+    if not isinstance(output, expected_type) or (expected_type is Tensor and isinstance(output, PackedSequence)):
+        raise Discrepancy("type", "output", f"output is a {type(output).__name__}, but torch returns a {expected_type.__name__} for {case.layout} input")
+    if not isinstance(h_n, Tensor):
+        raise Discrepancy("type", "h_n", f"h_n is a {type(h_n).__name__}, but torch returns a Tensor")
+    D, H, L = case.num_directions, case.hidden_size, case.num_layers
+    batch = case.batch
+    if case.layout == "unbatched":
+        expected_output, expected_hn = (case.seq_len, D * H), (L * D, H)
+    elif case.packed:
+        expected_output, expected_hn = (sum(case.lengths), D * H), (L * D, batch, H)
+    elif case.batch_first:
+        expected_output, expected_hn = (batch, case.seq_len, D * H), (L * D, batch, H)
+    else:
+        expected_output, expected_hn = (case.seq_len, batch, D * H), (L * D, batch, H)
+    output_tensor = output.data if case.packed else output
+    for name, tensor, shape in (("output" + (".data" if case.packed else ""), output_tensor, expected_output), ("h_n", h_n, expected_hn)):
+        if tuple(tensor.shape) != shape:
+            raise Discrepancy("shape", name, f"{name}.shape={tuple(tensor.shape)}, but torch gives {shape}")
+        if tensor.dtype != case.torch_dtype:
+            raise Discrepancy("dtype", name, f"{name}.dtype={tensor.dtype}, but torch gives {case.torch_dtype}")
+        if tensor.device != torch.device(case.device) and tensor.device.type != torch.device(case.device).type:
+            raise Discrepancy("device", name, f"{name} is on {tensor.device}, but torch returns it on {case.device}")
+    if case.packed:
+        x, _ = tensors.module_input(case, case.torch_dtype, case.device)
+        for field in ("batch_sizes", "sorted_indices", "unsorted_indices"):
+            got, want = getattr(output, field), getattr(x, field)
+            same = (got is None and want is None) or (got is not None and want is not None and torch.equal(got.cpu(), want.cpu()))
+            if not same:
+                raise Discrepancy("packed_metadata", f"output.{field}", f"output.{field}={got}, but torch returns {want} (the input's)")
+
+
+def _exception_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def _short_traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__)[-6:])
+
+
+def _storages(tensors: dict[str, Tensor | None]) -> set[frozenset[str]]:
+    """Pairs of names whose tensors share memory."""
+    pointers = {}
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.numel() > 0:
+            pointers[name] = tensor.untyped_storage().data_ptr()
+    names = sorted(pointers)
+    return {frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1 :] if pointers[a] == pointers[b]}
+
+
+def _alias_view(run: RunResult) -> dict[str, Tensor | None]:
+    output, h_n = run.raw
+    return {
+        "output": output.data if isinstance(output, PackedSequence) else output,
+        "h_n": h_n,
+        "input": run.input.data if isinstance(run.input, PackedSequence) else run.input,
+        "h_0": run.h0,
+    }
+
+
+def _input_snapshot(x, h0) -> list[Tensor]:
+    data = x.data if isinstance(x, PackedSequence) else x
+    return [data.detach().clone()] + ([h0.detach().clone()] if h0 is not None else [])
+
+
+def compare_values(case: Case, subject: str, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
+    """Output and h_n within the error model; NaN/Inf only where torch has them."""
+    valid = torch.zeros(case.seq_len, reference.output.shape[1], dtype=torch.bool)
+    if case.lengths is not None:
+        for row, length in enumerate(case.lengths):
+            valid[:length, row] = True
+    else:
+        valid[:] = True
+    K = max(case.input_size, case.num_directions * case.hidden_size) + case.hidden_size
+    causal = case.num_layers == 1 or not case.bidirectional
+    bound, compare = model.value_bound(reference.output, probe.output, valid, case.torch_dtype, K, causal)
+    _check_elements(case, "output", reference.output, probe.output, candidate.output, bound, compare, call, valid)
+    hn_shape = (reference.h_n.shape[0], reference.h_n.shape[1], 1, reference.h_n.shape[2])
+    hn_valid = torch.ones(hn_shape[0], hn_shape[1], dtype=torch.bool)
+    bound, compare = model.value_bound(reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), hn_valid, case.torch_dtype, K * case.seq_len, causal=False)
+    _check_elements(case, "h_n", reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), candidate.h_n.reshape(hn_shape), bound, compare, call, hn_valid)
+
+
+def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid) -> None:
+    # Non-finite values: where the reference and the probe agree on a non-finite value,
+    # the candidate must have it too; where both are finite, it must be finite.
+    both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
+    bad_nonfinite = both_finite & ~torch.isfinite(candidate)
+    error = (candidate - reference).abs()
+    violation = compare & ~(error <= bound)  # NaN error counts as a violation
+    if bool(bad_nonfinite.any()):
+        violation = violation | bad_nonfinite
+    if not bool(violation.any()):
+        return
+    ratio = torch.where(violation, (error / bound).nan_to_num(nan=math.inf, posinf=math.inf), torch.zeros_like(error))
+    worst = tuple(int(i) for i in divmod_index(int(ratio.flatten().argmax()), ratio.shape))
+    where = _where(case, name, worst)
+    finite_error = torch.where(compare, error, torch.zeros_like(error)).nan_to_num(nan=math.inf)
+    relative = float(error[worst] / max(abs(float(reference[worst])), 1e-300))
+    lines = [
+        f"{name} differs{call}: worst at {where}: candidate {float(candidate[worst]):.9g}, reference {float(reference[worst]):.9g}, "
+        f"|error| {float(error[worst]):.3g} (relative {relative:.3g}) > bound {float(bound[worst]):.3g}",
+        f"  {int(violation.sum())} of {int(compare.sum())} compared elements out of bound; max |error| {float(finite_error.max()):.3g}; "
+        f"torch's own {case.dtype} error there {float((probe - reference).abs()[worst]):.3g}",
+    ]
+    if name == "output":
+        lines.extend(_first_divergence(case, violation))
+    raise Discrepancy(
+        "value", name, "\n".join(lines),
+        {"index": list(worst), "bound": float(bound[worst]), "reference": float(reference[worst]), "candidate": float(candidate[worst])},
+    )
+
+
+def divmod_index(flat: int, shape) -> tuple[int, ...]:
+    index = []
+    for size in reversed(shape):
+        flat, rest = divmod(flat, size)
+        index.append(rest)
+    return tuple(reversed(index))
+
+
+def _where(case: Case, name: str, index: tuple[int, ...]) -> str:
+    if name == "output":
+        step, row, direction, feature = index
+        text = f"time step {step}, batch row {row}, feature {feature}"
+        if case.bidirectional:
+            text += f" ({'reverse' if direction else 'forward'} half, output feature {direction * case.hidden_size + feature})"
+        return text
+    layer_direction, row, _, feature = index
+    layer, direction = divmod(layer_direction, case.num_directions)
+    return f"h_n[{layer_direction}] (layer {layer}, {'reverse' if direction else 'forward'} direction), batch row {row}, feature {feature}"
+
+
+def _first_divergence(case: Case, violation: Tensor) -> list[str]:
+    """Where each direction first leaves the reference, in its own processing order."""
+    lines = []
+    for direction in range(case.num_directions):
+        steps = violation[:, :, direction].flatten(1).any(dim=1).nonzero().flatten().tolist()
+        if not steps:
+            continue
+        first = max(steps) if direction == 1 else min(steps)
+        label = "reverse" if direction == 1 else "forward"
+        lines.append(f"  first divergent step of the last layer's {label} direction: t={first}")
+    return lines
+
+
+def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
+    K = (max(case.input_size, case.num_directions * case.hidden_size) + case.hidden_size) * case.seq_len * max(case.batch, 1)
+    for name, expected in reference.gradients.items():
+        got = candidate.gradients.get(name)
+        if got is None:
+            raise Discrepancy("gradient", name, f"no gradient for {name}{call}")
+        if got.shape != expected.shape:
+            raise Discrepancy("gradient", name, f"gradient of {name} has shape {tuple(got.shape)}, but torch's has {tuple(expected.shape)}")
+        bound, meaningful = model.tensor_bound(expected, probe.gradients[name], case.torch_dtype, K)
+        if not meaningful:
+            continue
+        finite = torch.isfinite(expected) & torch.isfinite(probe.gradients[name])
+        error = (got - expected).abs()
+        bad = finite & ~(error <= bound)
+        if bool(bad.any()):
+            masked = torch.where(bad, error.nan_to_num(nan=math.inf), torch.zeros_like(error))
+            worst = divmod_index(int(masked.flatten().argmax()), masked.shape)
+            raise Discrepancy(
+                "gradient", name,
+                f"gradient of the random functional w.r.t. {name} differs{call}: worst at index {list(worst)}: "
+                f"candidate {float(got[worst]):.9g}, reference {float(expected[worst]):.9g}, |error| {float(error[worst]):.3g} > bound {bound:.3g}\n"
+                f"  {int(bad.sum())} of {bad.numel()} elements out of bound; max |reference| {float(expected[finite].abs().max()) if bool(finite.any()) else 0:.3g}",
+                {"index": list(worst), "bound": bound, "reference": float(expected[worst]), "candidate": float(got[worst])},
+            )
+
+
+def check(implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL) -> None:
+    """Raise `Discrepancy` if the candidate differs from torch on this case."""
+    if case.defect is not None:
+        return check_invalid(implementation, case)
+    session = _Session(implementation, case, model)
+    _check_call(session, "")
+    if case.second_call != "none":
+        session.update_weights()
+        try:
+            _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}")
+        except Discrepancy as discrepancy:
+            discrepancy.evidence["second_call"] = True
+            raise
+
+
+def _check_call(session: _Session, call: str) -> None:
+    case = session.case
+    reference = run_module(session.reference, case, session.materialized, torch.float64, "cpu", "reference")
+    probe = run_module(session.probe, case, session.probe_input if call == "" else _probe_tensors(session), session.dtype, case.device, "probe")
+    x, h0 = session.materialized.module_input(case, session.dtype, case.device)
+    before = _input_snapshot(x, h0)
+    weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
+    try:
+        candidate = run_module(session.candidate, case, session.materialized, session.dtype, case.device, "candidate")
+    except Discrepancy:
+        raise
+    except Exception as error:  # noqa: BLE001 - the candidate's exception is the finding
+        raise Discrepancy("exception", "forward", f"the candidate raised {_exception_line(error)} on a valid input{call} (torch returns normally)", {"traceback": _short_traceback(error)}) from error
+    after = _input_snapshot(candidate.input, candidate.h0)
+    for name, old, new in zip(("input", "h_0"), before, after):
+        if not torch.equal(old.nan_to_num(), new.nan_to_num()):
+            raise Discrepancy("mutation", name, f"the candidate modified its {name} in place{call}: max change {float((old.double() - new.double()).abs().max()):.3g}")
+    for key, value in session.candidate.state_dict().items():
+        if not torch.equal(weights_before[key].nan_to_num(), value.nan_to_num()):
+            raise Discrepancy("mutation", key, f"forward modified the parameter {key} in place{call}")
+    new_aliases = _storages(_alias_view(candidate)) - _storages(_alias_view(probe))
+    if new_aliases:
+        pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
+        raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
+    compare_values(case, "values", reference, probe, candidate, session.model, call)
+    if candidate.gradients or reference.gradients:
+        compare_gradients(case, reference, probe, candidate, session.model, call)
+
+
+def _probe_tensors(session: _Session) -> Materialized:
+    if session.dtype == torch.float64:
+        return dataclasses.replace(session.probe_input, weights=session.materialized.weights)
+    return session.materialized
+
+
+def _with_defect(case: Case, x, h0, dtype):
+    """Break one thing about a valid input, the way a user's mistake would."""
+    if case.defect == "wrong_width":
+        data = x.data if isinstance(x, PackedSequence) else x
+        wider = torch.cat([data, data[..., :1]], dim=-1)
+        return (PackedSequence(wider, x.batch_sizes, x.sorted_indices, x.unsorted_indices) if isinstance(x, PackedSequence) else wider), h0
+    if h0 is None and case.defect.startswith("h0"):
+        shape = (case.num_layers * case.num_directions,) + ((case.batch,) if case.layout != "unbatched" else ()) + (case.hidden_size,)
+        h0 = torch.zeros(shape, dtype=dtype, device=case.device)
+    if case.defect == "h0_wrong_batch":
+        batch_dim = 1 if h0.dim() == 3 else 0
+        return x, torch.cat([h0, h0.sum(batch_dim, keepdim=True)], dim=batch_dim)
+    if case.defect == "h0_wrong_hidden":
+        return x, torch.cat([h0, h0[..., :1]], dim=-1)
+    if case.defect == "h0_wrong_rank":
+        return x, h0.unsqueeze(0)
+    data = x.data if isinstance(x, PackedSequence) else x
+    if case.defect == "input_1d":
+        return data.reshape(-1), h0
+    if case.defect == "input_4d":
+        return data.reshape(1, *([1] * (3 - data.dim())), *data.shape), h0
+    if case.defect == "empty_sequence":  # generated for plain tensor layouts only
+        time_dim = 1 if case.batch_first and data.dim() == 3 else 0
+        return data.narrow(time_dim, 0, 0), h0
+    if case.defect == "dtype_mismatch":
+        other = torch.float64 if dtype != torch.float64 else torch.float32
+        data = x.data if isinstance(x, PackedSequence) else x
+        converted = data.to(other)
+        return (PackedSequence(converted, x.batch_sizes, x.sorted_indices, x.unsorted_indices) if isinstance(x, PackedSequence) else converted), h0
+    raise ValueError(f"unknown defect {case.defect!r}")
+
+
+def check_invalid(implementation: Implementation, case: Case) -> None:
+    """On an invalid input the candidate must raise the same exception type as torch."""
+    materialized = materialize(case)
+    torch_module = _quiet_construct(reference_factory(), case, case.torch_dtype, case.device)
+    _load(torch_module, materialized.weights, "reference")
+    try:
+        candidate = _quiet_construct(implementation.factory, case, case.torch_dtype, case.device)
+    except Exception as error:
+        raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
+    _load(candidate, materialized.weights, "candidate")
+    outcomes = []
+    for module in (torch_module, candidate):
+        x, h0 = materialized.module_input(case, case.torch_dtype, case.device)
+        x, h0 = _with_defect(case, x, h0, case.torch_dtype)
+        try:
+            module(x, h0)
+            outcomes.append(None)
+        except Exception as error:  # noqa: BLE001
+            outcomes.append(error)
+    expected, got = outcomes
+    if expected is None:
+        return  # torch accepts this variant; nothing to demand
+    if got is None:
+        raise Discrepancy("exception_type", "forward", f"torch raises {_exception_line(expected)} on this invalid input ({case.defect.replace('_', ' ')}), but the candidate returned normally", {"expected": type(expected).__name__, "got": None})
+    if not isinstance(got, type(expected)):
+        raise Discrepancy(
+            "exception_type", "forward",
+            f"on this invalid input ({case.defect.replace('_', ' ')}) torch raises {_exception_line(expected)}\n"
+            f"  but the candidate raises {_exception_line(got)}",
+            {"expected": type(expected).__name__, "got": type(got).__name__},
+        )
+
+
+def localize_layer(implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL) -> int | None:
+    """The first layer whose output already differs: rerun with the stack cut after
+    each layer (weights of the kept layers only). None if the cut stacks all agree."""
+    if case.num_layers == 1 or case.defect is not None:
+        return None
+    for layers in range(1, case.num_layers):
+        shorter = dataclasses.replace(case, num_layers=layers, second_call="none", backward=False)
+        try:
+            check(implementation, shorter, model)
+        except Discrepancy:
+            return layers - 1
+        except Exception:  # noqa: BLE001 - localisation is best effort
+            return None
+    return case.num_layers - 1

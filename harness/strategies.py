@@ -1,0 +1,131 @@
+"""Hypothesis strategies for the whole torch.nn.RNN input space, as `Case`s.
+
+Built in layers: small strategies for sizes and regimes, then `cases()`, a
+``@composite`` that draws a constructor, a layout and values consistent with it and
+with what the implementation declares it supports. The result is a `Case`, whose
+`describe()` reads like a bug report. Sizes are
+bounded so one example stays cheap; shrinking heads for the first option of each
+``sampled_from`` (float32, batched, tanh, one layer, tiny shapes).
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from harness.cases import DEFECTS, Case
+from harness.implementation import ALL_DTYPES, Implementation
+
+DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")  # shrink towards float32
+
+
+def available_devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def sequence_lengths() -> st.SearchStrategy[int]:
+    """Mostly short; now and then longer than 64 steps, where errors compound."""
+    return st.one_of(st.integers(1, 6), st.integers(7, 20), st.integers(65, 90))
+
+
+def batch_sizes() -> st.SearchStrategy[int]:
+    """Mostly a few rows; sometimes none, sometimes a wide batch (> 16 rows)."""
+    return st.one_of(st.integers(1, 4), st.just(0), st.integers(17, 24))
+
+
+@st.composite
+def constructors(draw, implementation: Implementation) -> dict:
+    hidden_size = draw(st.integers(1, 12) | st.integers(13, 40))
+    max_layers = min(4, implementation.max_layers or 4)
+    num_layers = draw(st.integers(1, min(2, max_layers)) | st.integers(1, max_layers))
+    bidirectional = draw(st.booleans()) if implementation.bidirectional else False
+    directions = 2 if bidirectional else 1
+    # Coincidences that hide bugs: square W_ih, and an input as wide as a layer output.
+    input_size = draw(
+        st.one_of(st.integers(1, 12), st.just(hidden_size), st.just(directions * hidden_size), st.integers(13, 40)),
+    )
+    nonlinearities = sorted(implementation.nonlinearities or ("tanh", "relu"), key=("tanh", "relu").index)
+    return {
+        "input_size": input_size,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "nonlinearity": draw(st.sampled_from(nonlinearities)),
+        "bias": draw(st.booleans().map(lambda b: not b)),
+        "batch_first": draw(st.booleans()),
+        "bidirectional": bidirectional,
+    }
+
+
+@st.composite
+def cases(draw, implementation: Implementation, devices: list[str] | None = None, invalid: bool = True) -> Case:
+    """One valid (or, sometimes, deliberately invalid) example the implementation claims to support."""
+    constructor = draw(constructors(implementation))
+    dtypes = [name for name in DTYPE_ORDER if DTYPE_NAMES_REVERSED[name] in (implementation.dtypes or ALL_DTYPES)]
+    dtype = draw(st.sampled_from(dtypes))
+    allowed_devices = [d for d in (devices or available_devices()) if implementation.devices is None or d in implementation.devices]
+    device = draw(st.sampled_from(allowed_devices))
+    layouts = ["batched"]
+    if implementation.unbatched:
+        layouts.append("unbatched")
+    if implementation.packed:
+        layouts += ["packed_sorted", "packed_unsorted"]
+    layout = draw(st.sampled_from(layouts))
+    seq_len = draw(sequence_lengths())
+    lengths = None
+    if layout == "unbatched":
+        batch = 1
+    elif layout.startswith("packed"):
+        batch = draw(st.integers(1, 4) | st.integers(17, 20))
+        # One sequence has the full length; the others are free in 1..seq_len.
+        rest = draw(st.lists(st.integers(1, seq_len), min_size=batch - 1, max_size=batch - 1))
+        position = draw(st.integers(0, batch - 1))
+        lengths = rest[:position] + [seq_len] + rest[position:]
+        if layout == "packed_sorted":
+            lengths = sorted(lengths, reverse=True)
+        lengths = tuple(lengths)
+    else:
+        # Sometimes the batch equals num_layers * num_directions, so an h_n with
+        # swapped axes has the right shape and only its values betray it.
+        directions = 2 if constructor["bidirectional"] else 1
+        batch = draw(st.one_of(batch_sizes(), st.just(constructor["num_layers"] * directions)))
+    training = draw(st.booleans())
+    if training:
+        # In training only p = 0 and p = 1 make dropout deterministic enough to compare.
+        dropout = draw(st.sampled_from([0.0, 1.0]))
+    else:
+        dropout = draw(st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 1))
+    regime = draw(st.sampled_from(["default", "saturating", "chaotic", "small"]))
+    weight_gain = {"default": 1.0, "saturating": 8.0, "chaotic": 3.0, "small": 0.1}[regime]
+    if constructor["nonlinearity"] == "relu" and weight_gain > 1:
+        weight_gain = 1.5  # relu has no saturation: large gains only overflow
+    grad_mode = draw(st.sampled_from(["backward", "forward_only", "no_grad"]))
+    defect = None
+    if invalid and draw(st.integers(0, 9)) == 0:
+        defects = [d for d in DEFECTS if not (d == "empty_sequence" and layout.startswith("packed"))]
+        defect = draw(st.sampled_from(defects))
+    return Case(
+        **constructor,
+        dropout=dropout,
+        dtype=dtype,
+        device=device,
+        layout=layout,
+        seq_len=seq_len,
+        batch=batch,
+        lengths=lengths,
+        h0_given=draw(st.booleans()),
+        noncontiguous=draw(st.sampled_from(["none", "transposed", "strided", "offset"])),
+        input_scale=draw(st.sampled_from([1.0, 0.1, 5.0])),
+        h0_scale=draw(st.sampled_from([1.0, 0.5])),
+        weight_gain=weight_gain,
+        exact_zeros=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**20)),
+        training=training,
+        backward=grad_mode == "backward" and implementation.backward,
+        no_grad=grad_mode == "no_grad",
+        second_call=draw(st.sampled_from(["none", "optimizer_step", "load_state_dict"])),
+        defect=defect,
+    )
+
+
+DTYPE_NAMES_REVERSED = {name: dtype for dtype, name in DTYPE_NAMES.items()}

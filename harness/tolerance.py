@@ -1,0 +1,98 @@
+"""The error model: how far a correct implementation may be from the float64 reference.
+
+A fixed atol is wrong in both directions: too loose for float64 in a tame regime, and
+too tight once a chaotic recurrence amplifies rounding until float32 and float64 torch
+disagree by O(1). So the bound is built from the case itself:
+
+* a rounding floor: a few units of roundoff of the candidate's dtype, scaled by the
+  length of the dot products and by the reference's magnitude (what any correct
+  summation order may cost in one step);
+* measured amplification: a probe — torch in the candidate's dtype or, for float64,
+  the float64 reference with weights and inputs perturbed by a few ulps — is compared
+  with the reference; its error, as a running maximum along the direction the
+  recurrence runs, shows how much this very case amplifies rounding up to each step;
+* a horizon: where the probe's own error exceeds a fraction of the signal, nothing
+  more can be said about any implementation, so those elements are not compared.
+
+The constants are data (`ErrorModel`) and are justified in docs/error-model.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import Tensor
+
+UNIT_ROUNDOFF = {
+    torch.float16: 2.0**-11,
+    torch.bfloat16: 2.0**-8,
+    torch.float32: 2.0**-24,
+    torch.float64: 2.0**-53,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorModel:
+    floor_ulps: float = 16.0
+    """Units of roundoff allowed per element before amplification, times sqrt(reduction length)."""
+    amplification: float = 8.0
+    """How many times the probe's measured error a correct candidate may reach."""
+    horizon: float = 0.05
+    """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
+    probe_perturbation_ulps: float = 4.0
+    """Relative size of the float64 probe's perturbation, in float64 ulps."""
+
+    def unit_roundoff(self, dtype: torch.dtype) -> float:
+        return UNIT_ROUNDOFF[dtype]
+
+    def value_bound(
+        self,
+        reference: Tensor,
+        probe: Tensor,
+        valid: Tensor,
+        dtype: torch.dtype,
+        reduction_length: int,
+        causal: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """Allowed |candidate - reference| for a layer output, and where to compare.
+
+        ``reference``/``probe`` are float64 ``(T, B, D, H)``; ``valid`` is ``(T, B)``,
+        False past a packed sequence's end. With ``causal`` the probe error is a running
+        maximum along each direction's own time order (step t only depends on steps the
+        recurrence already saw); otherwise the maximum over the whole row.
+        Returns (bound with the shape of reference, compare-mask of the same shape).
+        """
+        probe_error = (probe - reference).abs().nan_to_num(nan=math.inf).amax(dim=-1)  # (T, B, D)
+        probe_error = torch.where(valid.unsqueeze(-1), probe_error, torch.zeros_like(probe_error))
+        if causal:
+            forward = probe_error[..., :1].cummax(dim=0).values
+            reverse = probe_error[..., 1:].flip(0).cummax(dim=0).values.flip(0)
+            amplified = torch.cat([forward, reverse], dim=-1)
+        else:
+            amplified = probe_error.amax(dim=(0, 2), keepdim=True).expand_as(probe_error)
+        magnitude = reference.abs()
+        row_scale = 1 + magnitude.amax(dim=(0, 2, 3), keepdim=True)  # (1, B, 1, 1)
+        floor = self.floor_ulps * self.unit_roundoff(dtype) * math.sqrt(reduction_length) * (1 + magnitude)
+        bound = floor + self.amplification * amplified.unsqueeze(-1)
+        meaningful = amplified.unsqueeze(-1) <= self.horizon * row_scale
+        compare = meaningful & valid.unsqueeze(-1).unsqueeze(-1) & torch.isfinite(reference) & torch.isfinite(probe)
+        return bound, compare.expand_as(reference)
+
+    def tensor_bound(
+        self, reference: Tensor, probe: Tensor, dtype: torch.dtype, reduction_length: int
+    ) -> tuple[float, bool]:
+        """Allowed max |candidate - reference| over a whole tensor (gradients, h_n rows),
+        and whether comparing it means anything at all."""
+        finite = torch.isfinite(reference) & torch.isfinite(probe)
+        if not bool(finite.any()):
+            return math.inf, False
+        scale = float(reference[finite].abs().max())
+        probe_error = float((probe - reference)[finite].abs().max())
+        floor = self.floor_ulps * self.unit_roundoff(dtype) * math.sqrt(reduction_length) * (1 + scale)
+        bound = floor + self.amplification * probe_error
+        return bound, probe_error <= self.horizon * (1 + scale)
+
+
+DEFAULT_MODEL = ErrorModel()
