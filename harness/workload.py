@@ -183,5 +183,8 @@ def _observables(module: nn.Module, x: Tensor, mode: str) -> dict[str, Tensor]:
     found = {"output": output.detach(), "h_n": h_n.detach()}
     if mode == "backward":
         (output.sum() + h_n.sum()).backward()
-        found.update({f"grad {name}": parameter.grad for name, parameter in module.named_parameters()})
+        # By state_dict key, not attribute path: an implementation may keep its
+        # parameters elsewhere (linear's submodules) under torch's names.
+        parameters = module.state_dict(keep_vars=True)
+        found.update({f"grad {key}": parameter.grad for key, parameter in parameters.items()})
     return found
