@@ -39,6 +39,17 @@ class LinearRNN(DropInRNN):
                     self._torch_to_internal[b_hh] = f"cells.{index}.hh.bias"
         self.register_state_dict_post_hook(_export_torch_keys)
         self.register_load_state_dict_pre_hook(_import_torch_keys)
+        self.register_load_state_dict_post_hook(_report_torch_keys)
+
+    def __getattr__(self, name):
+        # torch's attribute names (rnn.weight_ih_l0) resolve to the Linear's parameter.
+        translation = self.__dict__.get("_torch_to_internal", {}).get(name)
+        if translation is not None:
+            module = self
+            for part in translation.split("."):
+                module = getattr(module, part)
+            return module
+        return super().__getattr__(name)
 
     def direction_weights(self, layer, direction):
         cell = self.cells[layer * self.num_directions + direction]
@@ -69,6 +80,20 @@ def _import_torch_keys(module, state_dict, prefix, local_metadata, strict, missi
     for torch_key, internal_key in module._torch_to_internal.items():
         if prefix + torch_key in state_dict:
             state_dict[prefix + internal_key] = state_dict.pop(prefix + torch_key)
+
+
+def _report_torch_keys(module, incompatible_keys):
+    # Missing/unexpected keys are reported in torch's names, as torch.nn.RNN would.
+    internal_to_torch = {internal: torch_key for torch_key, internal in module._torch_to_internal.items()}
+    for keys in (incompatible_keys.missing_keys, incompatible_keys.unexpected_keys):
+        keys[:] = [_translate(key, internal_to_torch) for key in keys]
+
+
+def _translate(key, internal_to_torch):
+    for internal, torch_key in internal_to_torch.items():
+        if key.endswith(internal) and (key == internal or key.endswith("." + internal)):
+            return key[: len(key) - len(internal)] + torch_key
+    return key
 
 
 IMPLEMENTATION = Implementation(

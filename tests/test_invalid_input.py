@@ -184,17 +184,9 @@ def test_state_dict_round_trips_with_torch_strictly(name, config):
         torch.testing.assert_close(fresh_torch.state_dict()[key], value, rtol=0, atol=0, msg=lambda m, key=key: f"[{name}: {config}] {key} loaded back into torch: {m}")
 
 
-# Known bug, kept visible: `linear` names its internal key ("cells.0.hh.bias") in the
-# error instead of torch's ("bias_hh_l0"); its load hook renames keys on the way in
-# but not the missing/unexpected lists on the way out.
-MISSING_KEY_MARKS = {
-    "linear": pytest.mark.xfail(strict=True, reason="impls/linear.py reports missing keys under internal names"),
-}
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=MISSING_KEY_MARKS.get(name, ())) for name in IMPLEMENTATIONS]
-)
+# `linear` keeps its weights in nn.Linear submodules; the error must still name
+# torch's key ("bias_hh_l0"), not the internal one ("cells.0.hh.bias").
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
 def test_load_state_dict_with_a_missing_key_is_rejected_like_torch(name):
     state = nn.RNN(3, 4).state_dict()
     del state["bias_hh_l0"]
