@@ -34,8 +34,9 @@ class FinalStateDirectionMajor(StepwiseRNN):
     """
 
     def stack_final_states(self, final_states):
-        forward_states = final_states[0 :: self.num_directions]
-        reverse_states = final_states[1 :: self.num_directions]
+        if not self.bidirectional:
+            return torch.stack(final_states)
+        forward_states, reverse_states = final_states[0::2], final_states[1::2]
         return torch.stack(forward_states + reverse_states)
 
 

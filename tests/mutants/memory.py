@@ -78,9 +78,9 @@ class StaleTransposeCache(InferenceFastPath):
     changes.
 
     ``load_state_dict`` and optimizer steps update weights in place, so the pointer
-    stays and the cache goes stale (``weight._version`` is what changes). Exposed
-    by: a forward under ``torch.no_grad()``, an in-place weight update, then another
-    forward under ``torch.no_grad()``.
+    stays and the cache goes stale (``weight._version`` is what changes).
+    Exposed by: a forward under ``torch.no_grad()``, an in-place weight update,
+    then another forward under ``torch.no_grad()``.
     """
 
     def __init__(self, *args, **kwargs):
