@@ -94,7 +94,7 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         # In training only p = 0 and p = 1 make dropout deterministic enough to compare.
         dropout = draw(st.sampled_from([0.0, 1.0]))
     else:
-        dropout = draw(st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0, 1))
+        dropout = draw(st.sampled_from([0.0, 0.5, 1.0, 0.25]))
     regime = draw(st.sampled_from(["default", "saturating", "chaotic", "small"]))
     weight_gain = {"default": 1.0, "saturating": 8.0, "chaotic": 3.0, "small": 0.1}[regime]
     if constructor["nonlinearity"] == "relu" and weight_gain > 1:
@@ -119,7 +119,9 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         h0_scale=draw(st.sampled_from([1.0, 0.5])),
         weight_gain=weight_gain,
         exact_zeros=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**20)),
+        # Few value draws per shape: the shrinker then spends its time on shapes,
+        # where minimal means something, not on walking a large seed down to 0.
+        seed=draw(st.integers(0, 15)),
         training=training,
         backward=grad_mode == "backward" and implementation.backward,
         no_grad=grad_mode == "no_grad",
