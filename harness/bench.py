@@ -5,7 +5,9 @@ round times every implementation once with ``torch.utils.benchmark``'s blocked
 autorange, in a rotating order, and the rounds are merged), so a burst of load on a
 shared machine lands on all of them rather than on one. The table gives the median,
 the ratio to torch, the achieved GFLOP/s and that as a fraction of this machine's
-measured matmul GFLOP/s at the same thread count (`harness.roofline`).
+measured matmul GFLOP/s at the same thread count (`harness.roofline`). The matmul
+is timed in the same interleaved rounds as the implementations, so the fraction
+compares numbers taken under the same load.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import torch
 import torch.utils.benchmark as benchmark
 
 from harness.registry import Registry
-from harness.roofline import Roofline, measure_matmul, thread_count
+from harness.roofline import matmul_call, thread_count
 from harness.workload import MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload
 
 BASELINE = "torch"
+ROOFLINE = "(matmul)"  # the roofline's entry among the interleaved timings
 
 LATENCY_BOUND = Shape(50, 1, 32, 32)
 COMPUTE_BOUND = Shape(100, 32, 256, 256)
@@ -56,6 +59,7 @@ class BenchResult:
     first_call_seconds: float  # includes compilation for compiling implementations
     ratio_to_torch: float | None
     gflops: float
+    roofline_gflops: float  # the matmul, timed in the same rounds
     roofline_fraction: float
 
     def as_json(self) -> dict:
@@ -122,15 +126,12 @@ def run_command(args: argparse.Namespace, registry: Registry, selected_names: li
     shapes = tuple(args.shape) if args.shape else GRIDS[args.grid]
     modes = MODES if args.mode == "both" else (args.mode,)
 
-    progress(f"measuring the roofline: {args.matmul_size}^3 float32 matmul, {args.threads} thread(s)")
-    roofline = measure_matmul(args.matmul_size, args.threads)
-    progress(f"  {roofline.gflops:.1f} GFLOP/s")
-    results, skipped = measure(registry, names, shapes, modes, args, roofline)
-    print(format_table(results, roofline))
+    results, skipped = measure(registry, names, shapes, modes, args)
+    print(format_table(results, args))
     for name, shape, mode, reason in skipped:
         print(f"skipped {name} {shape.label} {MODE_TITLES[mode]}: {reason}")
     if args.json:
-        write_json(args.json, results, skipped, roofline)
+        write_json(args.json, results, skipped, args)
         progress(f"wrote {args.json}")
     if args.plot:
         from harness.bench_plot import plot_times
@@ -144,8 +145,9 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure(registry, names, shapes, modes, args, roofline: Roofline):
+def measure(registry, names, shapes, modes, args):
     results: list[BenchResult] = []
+    matmul, matmul_flops = matmul_call(args.matmul_size)
     skipped: list[tuple[str, Shape, str, str]] = []
     total, done = len(shapes) * len(modes), 0
     with thread_count(args.threads):
@@ -159,7 +161,8 @@ def measure(registry, names, shapes, modes, args, roofline: Roofline):
                         workloads[name] = build_workload(registry.implementation(name), shape, mode)
                     except UnsupportedCase as reason:
                         skipped.append((name, shape, mode, str(reason)))
-                medians = time_interleaved(workloads, shape, mode, args)
+                medians = time_interleaved({**workloads, ROOFLINE: matmul}, shape, mode, args)
+                roofline_gflops = matmul_flops / medians.pop(ROOFLINE).median / 1e9
                 baseline = medians.get(BASELINE)
                 for name, measurement in medians.items():
                     gflops = shape.flops(mode) / measurement.median / 1e9
@@ -173,7 +176,8 @@ def measure(registry, names, shapes, modes, args, roofline: Roofline):
                         first_call_seconds=workloads[name].first_call_seconds,
                         ratio_to_torch=None if baseline is None else measurement.median / baseline.median,
                         gflops=gflops,
-                        roofline_fraction=gflops / roofline.gflops,
+                        roofline_gflops=roofline_gflops,
+                        roofline_fraction=gflops / roofline_gflops,
                     ))
                     progress(f"    {name:<12} {format_seconds(measurement.median):>10}")
     return results, skipped
@@ -205,8 +209,8 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 1e-9:.0f} ns"
 
 
-def format_table(results: list[BenchResult], roofline: Roofline) -> str:
-    header = ("shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul")
+def format_table(results: list[BenchResult], args) -> str:
+    header = ("shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul", "matmul GFLOP/s")
     rows = [header]
     for result in results:
         rows.append((
@@ -217,11 +221,12 @@ def format_table(results: list[BenchResult], roofline: Roofline) -> str:
             "-" if result.ratio_to_torch is None else f"{result.ratio_to_torch:.2f}x",
             f"{result.gflops:.2f}",
             f"{100 * result.roofline_fraction:.1f}%",
+            f"{result.roofline_gflops:.1f}",
         ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
-        f"matmul roofline: {roofline.gflops:.1f} GFLOP/s ({roofline.size}^3 float32, {roofline.threads} thread(s)); "
-        "'vs torch' is time / torch's time (lower is faster)"
+        f"{args.threads} thread(s). 'vs torch': time / torch's time (lower is faster). 'of matmul': GFLOP/s as a "
+        f"fraction of a {args.matmul_size}^3 float32 matmul's, timed in the same rounds (last column)."
     ]
     previous_group = None
     for index, row in enumerate(rows):
@@ -241,16 +246,15 @@ def format_table(results: list[BenchResult], roofline: Roofline) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, results, skipped, roofline: Roofline) -> None:
+def write_json(path: str, results, skipped, args) -> None:
     document = {
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "threads": roofline.threads,
-            "matmul_size": roofline.size,
-            "matmul_gflops": roofline.gflops,
+            "threads": args.threads,
+            "matmul_size": args.matmul_size,
         },
         "results": [result.as_json() for result in results],
         "skipped": [
