@@ -1,0 +1,65 @@
+"""`python -m harness`: exit codes, the JSON report, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness import cli
+from harness.registry import LoadedPlugin, FoundPlugin, Registry
+from mutants import MUTANTS
+
+
+def harness(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_list_shows_the_six_builtins():
+    result = harness("list")
+    assert result.returncode == 0, result.stderr
+    for name in ("torch", "torch-aten", "loop", "linear", "vectorized", "torchscript"):
+        assert any(line.split()[:1] == [name] and "built-in" in line for line in result.stdout.splitlines()), result.stdout
+
+
+def test_fuzz_passing_implementation_exits_0_and_writes_the_report(tmp_path):
+    report = tmp_path / "report.json"
+    result = harness("fuzz", "--impl", "loop", "--max-examples", "8", "--seed", "3", "--report", str(report), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(report.read_text())
+    entry = document["implementations"]["loop"]
+    assert entry["verdict"] == "pass"
+    assert entry["examples"] == 8
+    assert entry["seconds"] > 0
+    assert document["seed"] == 3
+
+
+def test_unknown_implementation_is_a_usage_error():
+    result = harness("fuzz", "--impl", "no-such-rnn")
+    assert result.returncode == 2
+    assert "unknown implementation 'no-such-rnn'" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_usage_error():
+    result = harness("fuzz", "--impl", "loop", "--device", "cuda")
+    assert result.returncode == 2
+    assert "cuda" in result.stderr
+
+
+def test_discrepancy_exits_1_with_minimal_case_and_repro(tmp_path, monkeypatch, capsys):
+    mutant = next(m for m in MUTANTS if m.name == "mutant-h-n-batch-first")
+    found = FoundPlugin(mutant.name, "test-mutants", "0", "mutants", entry_point=None)
+    monkeypatch.setattr(cli, "discover", lambda: Registry({mutant.name: LoadedPlugin(found, mutant)}, []))
+    report = tmp_path / "report.json"
+    code = cli.main(["fuzz", "--impl", mutant.name, "--seed", "0", "--report", str(report), "--repro-dir", str(tmp_path / "repros")])
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert "FAIL" in printed and "h_n" in printed and "repro:" in printed
+    entry = json.loads(report.read_text())["implementations"][mutant.name]
+    assert entry["verdict"] == "fail"
+    assert entry["failure"]["kind"] in ("shape", "value")
+    assert (tmp_path / "repros" / f"repro_{mutant.name}.py").exists()

@@ -1,0 +1,23 @@
+"""Every registered implementation survives the differential fuzzer.
+
+Parametrised by implementation name, so `pytest -k vectorized` fuzzes one and
+pytest-xdist spreads them over cores. The profile comes from --rnn-profile or
+$HYPOTHESIS_PROFILE (ci by default: a few dozen examples each).
+"""
+
+import pytest
+
+from harness.campaign import fuzz_implementation
+from support import registry
+
+NAMES = registry().names
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_implementation_matches_torch_on_generated_cases(name, fuzz_profile, tmp_path):
+    result = fuzz_implementation(registry().implementation(name), profile=fuzz_profile, seed=0, repro_dir=tmp_path)
+    if result.verdict == "skipped":
+        pytest.skip(f"{name} is unavailable here: {result.reason}")
+    explanation = result.failure.summary if result.failure is not None else result.reason
+    assert result.verdict == "pass", f"{name}: {result.verdict} after {result.examples} examples\n{explanation}"
+    assert result.examples >= 1

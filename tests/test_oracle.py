@@ -1,0 +1,104 @@
+"""The oracle and its error model, stated as facts about concrete cases.
+
+The model must be sound (a correct implementation that rounds differently, or more
+accurately, passes even where float32 and float64 torch disagree by O(1)) and tight
+(a float64 implementation that silently computes in float32 is caught).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from harness import Implementation
+from harness.cases import Case, materialize
+from harness.oracle import Discrepancy, check, localize_layer
+from harness.tolerance import DEFAULT_MODEL
+from mutants import CORRECT_VARIANTS, MUTANTS
+from support import implementation
+
+CHAOTIC = Case(input_size=64, hidden_size=64, seq_len=200, batch=2, weight_gain=8.0, dtype="float32", backward=False)
+"""The issue's measurement: weights x8, H=64, 200 steps."""
+
+
+def by_name(catalogue, name) -> Implementation:
+    return next(entry for entry in catalogue if entry.name == name)
+
+
+def run_torch(case: Case, dtype: torch.dtype) -> torch.Tensor:
+    tensors = materialize(case)
+    module = torch.nn.RNN(**case.constructor(), dtype=dtype)
+    module.load_state_dict({k: v.to(dtype) for k, v in tensors.weights.items()})
+    with torch.no_grad():
+        output, _ = module(tensors.padded_input.to(dtype))
+    return output.double()
+
+
+def test_chaotic_case_makes_float32_and_float64_torch_disagree_by_order_one():
+    # The premise of the error model: no fixed atol can judge this case.
+    difference = (run_torch(CHAOTIC, torch.float32) - run_torch(CHAOTIC, torch.float64)).abs()
+    assert float(difference[:5].max()) < 1e-4, "early steps still agree"
+    assert float(difference[-50:].max()) > 0.1, "late steps disagree by O(1)"
+
+
+@pytest.mark.parametrize("name", ["loop", "vectorized"])
+def test_correct_implementation_passes_the_chaotic_case(name):
+    # Its float32 rounding differs from torch's, and the chaos amplifies both.
+    check(implementation(name), CHAOTIC)
+    check(implementation(name), dataclasses.replace(CHAOTIC, dtype="float64"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_more_accurate_than_torch_passes(dtype):
+    check(by_name(CORRECT_VARIANTS, "correct-float64-inside"), dataclasses.replace(CHAOTIC, dtype=dtype, seq_len=80))
+
+
+def test_float32_arithmetic_in_a_float64_implementation_is_caught_in_a_tame_case():
+    tame = Case(input_size=3, hidden_size=5, seq_len=4, batch=2, dtype="float64", backward=False)
+    with pytest.raises(Discrepancy) as caught:
+        check(by_name(MUTANTS, "mutant-float32-inside"), tame)
+    assert caught.value.kind == "value"
+    assert caught.value.evidence["bound"] < 1e-10, "float64 is compared at float64 precision"
+
+
+def test_bound_follows_the_measured_error_along_the_sequence():
+    # Early steps of the chaotic case are held tight, late ones loose or not compared.
+    case = dataclasses.replace(CHAOTIC, batch=1)
+    reference = run_torch(case, torch.float64).reshape(200, 1, 1, 64)
+    probe = run_torch(case, torch.float32).reshape(200, 1, 1, 64)
+    valid = torch.ones(200, 1, dtype=torch.bool)
+    bound, compare = DEFAULT_MODEL.value_bound(reference, probe, valid, torch.float32, 128, causal=True)
+    assert float(bound[0].max()) < 1e-4
+    assert bool(compare[:5].all())
+    assert not bool(compare[-1].any()), "past the horizon nothing is compared"
+
+
+def test_value_discrepancy_says_which_tensor_where_and_by_how_much():
+    case = Case(input_size=4, hidden_size=4, seq_len=3, batch=2, backward=False)
+    with pytest.raises(Discrepancy) as caught:
+        check(by_name(MUTANTS, "mutant-untransposed-w-ih"), case)
+    summary = caught.value.summary
+    for fragment in ("output differs", "time step", "batch row", "feature", "bound", "first divergent step"):
+        assert fragment in summary, f"{fragment!r} missing from:\n{summary}"
+
+
+def test_invalid_input_must_raise_torchs_exception_type():
+    case = Case(input_size=3, hidden_size=4, seq_len=2, batch=2, defect="wrong_width")
+    check(implementation("loop"), case)  # raises RuntimeError like torch
+
+    class Silent(torch.nn.RNN):
+        def forward(self, input, hx=None):
+            return super().forward(input[..., : self.input_size], hx)
+
+    with pytest.raises(Discrepancy) as caught:
+        check(Implementation(name="silent", factory=Silent), case)
+    assert caught.value.kind == "exception_type"
+    assert "torch raises RuntimeError" in caught.value.summary
+
+
+def test_localisation_names_the_first_layer_that_differs():
+    case = Case(input_size=3, hidden_size=4, num_layers=3, seq_len=3, batch=2, backward=False)
+    assert localize_layer(by_name(MUTANTS, "mutant-layer0-w-hh-everywhere"), case) == 1
+    assert localize_layer(by_name(MUTANTS, "mutant-untransposed-w-hh"), case) == 0
