@@ -4,13 +4,13 @@ For each layer and direction, x_t W_ih^T + b_ih + b_hh is one matrix product ove
 all time steps at once (autograd differentiates it). Only h_{t-1} W_hh^T stays
 sequential, inside `BackpropThroughTime`, a custom autograd function:
 
-- forward: one ``addmm`` into a preallocated output plus one in-place activation
-  per step, nothing recorded;
+- forward: per step one in-place ``addmm_`` on the projection's own buffer (it
+  becomes the output) and one in-place activation, nothing recorded;
 - backward through time: per step only the ``dz_t W_hh`` product and the activation
   derivative, then grad W_hh as one GEMM over all steps at once. Autograd recording
   every step (the price torch's own CPU RNN pays) is what this avoids.
 
-Double backward raises instead of being silently wrong (``once_differentiable``).
+Double backward (create_graph=True) raises instead of being silently wrong.
 """
 
 from __future__ import annotations
