@@ -1,7 +1,36 @@
 """rnn-harness: differential fuzzing and benchmarks for re-implementations of torch.nn.RNN."""
 
-from harness.dropin import DirectionWeights, DropInRNN
-from harness.implementation import Implementation, Unavailable
-from harness.registry import discover
+from __future__ import annotations
 
-__all__ = ["DirectionWeights", "DropInRNN", "Implementation", "Unavailable", "discover"]
+import importlib
+from typing import TYPE_CHECKING
+
+# Public name -> the module that defines it. The names are imported on first use:
+# pytest loads `harness.pytest_plugin` in every session wherever rnn-harness is
+# installed, and importing this package must not import torch for that.
+_PUBLIC = {
+    "DirectionWeights": "harness.dropin",
+    "DropInRNN": "harness.dropin",
+    "Implementation": "harness.implementation",
+    "Unavailable": "harness.implementation",
+    "discover": "harness.registry",
+}
+
+__all__ = sorted(_PUBLIC)
+
+if TYPE_CHECKING:
+    from harness.dropin import DirectionWeights, DropInRNN
+    from harness.implementation import Implementation, Unavailable
+    from harness.registry import discover
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,20 +1,12 @@
-"""Hypothesis profiles for the test run: `ci` (the default here) keeps the suite
-fast; set HYPOTHESIS_PROFILE=default or long (or pass --rnn-profile) for campaigns."""
-
-import os
+"""Hypothesis profiles for the test run. The fuzzing profile is the rnn-harness pytest
+plugin's (harness/pytest_plugin.py): --rnn-profile, else $HYPOTHESIS_PROFILE when it
+names one of ours, else ci, which keeps the suite fast; pass --rnn-profile default or
+long for campaigns."""
 
 import pytest
 
-from harness.campaign import PROFILES, register_profiles
-
-
-def pytest_addoption(parser):
-    parser.addoption(
-        "--rnn-profile",
-        choices=list(PROFILES),
-        default=None,
-        help="rnn-harness fuzzing profile for tests/test_fuzz_builtins.py (default: $HYPOTHESIS_PROFILE or ci)",
-    )
+from harness.campaign import register_profiles
+from harness.pytest_plugin import chosen_profile
 
 
 def pytest_configure(config):
@@ -23,5 +15,4 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def fuzz_profile(request) -> str:
-    chosen = request.config.getoption("--rnn-profile") or os.environ.get("HYPOTHESIS_PROFILE", "ci")
-    return chosen if chosen in PROFILES else "ci"
+    return chosen_profile(request.config)
