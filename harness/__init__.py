@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 # pytest loads `harness.pytest_plugin` in every session wherever rnn-harness is
 # installed, and importing this package must not import torch for that.
 _PUBLIC = {
+    "Case": "harness.cases",
     "DirectionWeights": "harness.dropin",
     "DropInRNN": "harness.dropin",
     "Implementation": "harness.implementation",
+    "KnownFailure": "harness.implementation",
     "Unavailable": "harness.implementation",
     "discover": "harness.registry",
 }
@@ -19,8 +21,9 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
+    from harness.cases import Case
     from harness.dropin import DirectionWeights, DropInRNN
-    from harness.implementation import Implementation, Unavailable
+    from harness.implementation import Implementation, KnownFailure, Unavailable
     from harness.registry import discover
 
 

@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, given, reject, seed as hypothesis_seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
 from harness import oracle, report, strategies
 from harness.cases import Case
-from harness.implementation import Implementation, Unavailable
+from harness.implementation import Implementation
+from harness.isolation import InProcess, Worker
 from harness.repro import write_repro
+from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 PROFILES = {
     # name: (max_examples, what it is for)
@@ -37,6 +39,8 @@ PROFILES = {
 }
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
+DEFAULT_TIMEOUT = 30.0
+"""Seconds one example may take in the worker before the candidate counts as hung."""
 
 
 def register_profiles() -> None:
@@ -46,9 +50,13 @@ def register_profiles() -> None:
             f"rnn-harness-{name}",
             max_examples=max_examples,
             deadline=None,  # example cost varies 100x with the shape; time is not a bug
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            # filter_too_much: an implementation's known failures may set many cases aside.
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
             print_blob=False,
             report_multiple_bugs=False,  # one minimal failure per implementation, then stop
+            # No explain phase: it reruns variations of the minimal example after
+            # shrinking, and the last failing call must be the minimal one we report.
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
         )
 
 
@@ -85,10 +93,19 @@ class ImplementationResult:
     seconds_to_failure: float | None = None
     failure: Failure | None = None
     reason: str = ""  # why skipped or errored
+    error_budget: float = 1.0
+    known_failure_cases: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> cases set aside
+    isolated: bool = True
+    worker_restarts: int = 0
 
     def to_json(self) -> dict:
         return {
             "verdict": self.verdict,
+            "approximate": self.error_budget != 1.0,
+            "error_budget": self.error_budget,
+            "known_failure_cases": self.known_failure_cases,
+            "isolated": self.isolated,
+            "worker_restarts": self.worker_restarts,
             "examples": self.examples,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
@@ -103,16 +120,6 @@ class ImplementationResult:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
-def _availability(implementation: Implementation) -> str | None:
-    try:
-        implementation.factory(input_size=1, hidden_size=1)
-    except Unavailable as error:
-        return str(error)
-    except Exception:  # noqa: BLE001 - a broken factory is a finding for the fuzzer
-        return None
-    return None
 
 
 @contextlib.contextmanager
@@ -139,20 +146,42 @@ def fuzz_implementation(
     database_dir: Path | None = DEFAULT_DATABASE,
     devices: list[str] | None = None,
     on_example: Callable[[int], None] | None = None,
+    isolate: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    model: ErrorModel = DEFAULT_MODEL,
 ) -> ImplementationResult:
-    """Fuzz one implementation against torch and return its verdict."""
+    """Fuzz one implementation against torch and return its verdict.
+
+    With ``isolate`` (the default) the candidate runs in a worker process, so a crash
+    or a hang (longer than ``timeout`` seconds on one example) is reported as a
+    finding on that case and the campaign goes on.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     register_profiles()
     seed = random.randrange(2**31) if seed is None else seed
+    model = model.scaled(implementation.error_budget)
     started = time.perf_counter()
-    unavailable = _availability(implementation)
-    if unavailable:
-        return ImplementationResult(implementation.name, "skipped", 0, time.perf_counter() - started, seed, profile, reason=unavailable)
+    runner = Worker(implementation, model, timeout) if isolate else InProcess(implementation, model)
+    with runner:
+        try:
+            unavailable = runner.request("available")
+        except oracle.Discrepancy:
+            unavailable = None  # it crashed or hung while being built: the fuzzer will show it
+        result = ImplementationResult(
+            implementation.name, "skipped", 0, 0.0, seed, profile, reason=unavailable or "",
+            error_budget=implementation.error_budget, isolated=isolate,
+        )
+        if not unavailable:
+            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, database_dir, devices, on_example, started)
+        result.worker_restarts = runner.restarts
+    result.seconds = time.perf_counter() - started
+    return result
 
-    counter = {"examples": 0, "first_failure": None, "first_failure_seconds": None}
+
+def _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, database_dir, devices, on_example, started) -> None:
+    counter = {"first_failure": None, "first_failure_seconds": None}
     last_failure: dict = {}
-
     overrides = {"database": None if database_dir is None else DirectoryBasedExampleDatabase(str(database_dir / _slug(implementation.name)))}
     if max_examples is not None:
         overrides["max_examples"] = max_examples
@@ -161,14 +190,18 @@ def fuzz_implementation(
     @settings(settings.get_profile(f"rnn-harness-{profile}"), **overrides)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
-        counter["examples"] += 1
+        known = implementation.known_failure(case)
+        if known is not None:
+            result.known_failure_cases[known.reason] = result.known_failure_cases.get(known.reason, 0) + 1
+            reject()
+        result.examples += 1
         if on_example is not None:
-            on_example(counter["examples"])
+            on_example(result.examples)
         try:
-            oracle.check(implementation, case)
+            runner.request("check", case)
         except BaseException as error:
             if counter["first_failure"] is None:
-                counter["first_failure"] = counter["examples"]
+                counter["first_failure"] = result.examples
                 counter["first_failure_seconds"] = time.perf_counter() - started
             last_failure["case"], last_failure["error"] = case, error
             raise
@@ -178,16 +211,24 @@ def fuzz_implementation(
             differential_test()
     except KeyboardInterrupt:
         raise
-    except (oracle.Discrepancy, Flaky, BaseException) as error:  # noqa: B014 - order documents intent
-        return _failed(implementation, profile, seed, started, counter, last_failure, error, repro_dir)
-    return ImplementationResult(implementation.name, "pass", counter["examples"], time.perf_counter() - started, seed, profile)
+    except BaseException as error:  # noqa: BLE001 - every failure is classified below
+        _failed(implementation, runner, result, last_failure, error, repro_dir)
+        result.examples_to_failure = counter["first_failure"]
+        result.seconds_to_failure = counter["first_failure_seconds"]
+        return
+    result.verdict = "pass"
 
 
-def _failed(implementation, profile, seed, started, counter, last_failure, error, repro_dir) -> ImplementationResult:
+def _failed(implementation, runner, result, last_failure, error, repro_dir) -> None:
     case = last_failure.get("case")
     found = last_failure.get("error")
     if isinstance(found, oracle.Discrepancy) and case is not None:
-        layer = oracle.localize_layer(implementation, case) if found.kind == "value" else None
+        layer = None
+        if found.kind == "value":
+            try:
+                layer = runner.request("localize", case)
+            except Exception:  # noqa: BLE001 - localisation is best effort
+                layer = None
         summary = case.describe() + "\n" + found.summary
         if layer is not None:
             summary += f"\n  first layer whose output already differs: layer {layer} (stack cut after each layer and re-checked)"
@@ -196,20 +237,17 @@ def _failed(implementation, profile, seed, started, counter, last_failure, error
             path = Path(repro_dir) / f"repro_{_slug(implementation.name)}.py"
             repro_path = write_repro(path, implementation.name, implementation.factory, case, found)
             summary += f"\n  repro: python {repro_path}"
-        failure = Failure(found.kind, found.subject, summary, case, repro_path, layer)
-        verdict, reason = "fail", ""
-    else:
-        # Not a difference from torch: the harness or the reference itself broke, or
-        # Hypothesis saw the candidate behave differently on the same input (Flaky).
-        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])
-        flaky = isinstance(error, Flaky) or "Flaky" in type(error).__name__
-        verdict = "fail" if flaky else "error"
-        reason = ("the candidate is nondeterministic: the same case passed and failed\n" if flaky else "") + detail
-        failure = None if case is None else Failure("nondeterministic" if flaky else "error", "", (case.describe() + "\n" + reason), case, None)
-    return ImplementationResult(
-        implementation.name, verdict, counter["examples"], time.perf_counter() - started, seed, profile,
-        counter["first_failure"], counter["first_failure_seconds"], failure, reason,
-    )
+        result.failure = Failure(found.kind, found.subject, summary, case, repro_path, layer)
+        result.verdict = "fail"
+        return
+    # Not a difference from torch: the harness or the reference itself broke, or
+    # Hypothesis saw the candidate behave differently on the same input (Flaky).
+    detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])
+    flaky = isinstance(error, Flaky) or "Flaky" in type(error).__name__
+    result.verdict = "fail" if flaky else "error"
+    result.reason = ("the candidate is nondeterministic: the same case passed and failed\n" if flaky else "") + detail
+    if case is not None:
+        result.failure = Failure("nondeterministic" if flaky else "error", "", case.describe() + "\n" + result.reason, case, None)
 
 
 # -- command line --------------------------------------------------------------------
@@ -223,6 +261,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", action="append", metavar="DEV", help="cpu or cuda (repeatable; default: all present)")
     parser.add_argument("--report", type=Path, metavar="PATH", help="write a JSON report here")
     parser.add_argument("--repro-dir", type=Path, default=DEFAULT_REPRO_DIR, metavar="DIR", help="where repro scripts go (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="per-example limit before a candidate counts as hung (default: %(default)s)")
+    parser.add_argument("--no-isolation", action="store_true", help="run candidates in this process (faster to debug; a crash ends the campaign)")
 
 
 def run_command(args, registry, names: list[str]) -> int:
@@ -236,6 +276,8 @@ def run_command(args, registry, names: list[str]) -> int:
             raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
     if args.max_examples is not None and args.max_examples < 1:
         raise UsageError("--max-examples must be at least 1")
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
     seed = random.randrange(2**31) if args.seed is None else args.seed
     results: list[ImplementationResult] = []
     progress = report.Progress(sys.stderr)
@@ -250,11 +292,17 @@ def run_command(args, registry, names: list[str]) -> int:
             result = fuzz_implementation(
                 registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
                 seed=seed, repro_dir=args.repro_dir, devices=devices, on_example=progress.example,
+                isolate=not args.no_isolation, timeout=args.timeout,
             )
             progress.done(result)
             results.append(result)
     except KeyboardInterrupt:
         print("\ninterrupted: reporting what finished", file=sys.stderr)
+        if progress.name and progress.name not in {r.name for r in results}:
+            results.append(ImplementationResult(
+                progress.name, "skipped", progress.count, time.perf_counter() - progress.started, seed, args.profile,
+                reason=f"interrupted by the user after {progress.count} examples",
+            ))
     print(report.summary_table(results))
     for result in results:
         if result.failure is not None or result.verdict == "error":

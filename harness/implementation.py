@@ -21,6 +21,19 @@ ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.floa
 ALL_NONLINEARITIES = frozenset({"tanh", "relu"})
 
 
+@dataclasses.dataclass(frozen=True)
+class KnownFailure:
+    """A configuration on which the implementation is known to differ, and why.
+
+    ``when`` receives a `harness.Case` (its fields: dtype, num_layers, layout, ...)
+    and returns True for the cases it covers. The fuzzer does not hold those cases
+    against the implementation and reports how many it set aside, with the reason.
+    """
+
+    when: Callable[[Any], bool]
+    reason: str
+
+
 class Unavailable(RuntimeError):
     """Raised by a factory that cannot work in this environment (say, a compiler is
     missing). The harness reports the implementation as skipped with this reason
@@ -48,6 +61,10 @@ class Implementation:
     packed: bool = True
     unbatched: bool = True
     backward: bool = True
+    error_budget: float = 1.0
+    """Multiplies the error model's bound; above 1 declares an approximate implementation,
+    and every report says so."""
+    known_failures: tuple[KnownFailure, ...] = ()
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -74,6 +91,12 @@ class Implementation:
         unknown = set(self.nonlinearities or ()) - ALL_NONLINEARITIES
         if unknown:
             raise ValueError(f"Implementation {self.name!r}: unknown nonlinearities {sorted(unknown)}; expected tanh or relu")
+        if not self.error_budget >= 1.0:
+            raise ValueError(f"Implementation {self.name!r}: error_budget must be at least 1 (1 = exact like torch), got {self.error_budget}")
+        object.__setattr__(self, "known_failures", tuple(self.known_failures))
+        for known in self.known_failures:
+            if not isinstance(known, KnownFailure):
+                raise TypeError(f"Implementation {self.name!r}: known_failures must hold KnownFailure(when=..., reason=...), got {known!r}")
         if self.max_layers is not None and self.max_layers < 1:
             raise ValueError(f"Implementation {self.name!r}: max_layers must be at least 1, got {self.max_layers}")
 
@@ -123,4 +146,12 @@ class Implementation:
         for flag in ("bidirectional", "packed", "unbatched", "backward"):
             if not getattr(self, flag):
                 shown[flag] = "no"
+        if self.error_budget != 1.0:
+            shown["approximate"] = f"bound x{self.error_budget:g}"
+        if self.known_failures:
+            shown["known_failures"] = str(len(self.known_failures))
         return shown
+
+    def known_failure(self, case) -> KnownFailure | None:
+        """The declared known failure covering this case, if any."""
+        return next((known for known in self.known_failures if known.when(case)), None)

@@ -62,6 +62,8 @@ def _quiet_construct(factory, case: Case, dtype: torch.dtype, device) -> torch.n
         # dropout > 0 with one layer warns in torch; the case is legitimate.
         warnings.filterwarnings("ignore", message=".*dropout option adds dropout after all but last.*")
         module = factory(**case.constructor(), dtype=dtype, device=device)
+    if not isinstance(module, torch.nn.Module):
+        raise Discrepancy("contract", "factory", f"the factory returned a {type(module).__name__}, not an nn.Module; it must return a drop-in for torch.nn.RNN")
     module.train(case.training)
     return module
 
@@ -122,6 +124,8 @@ class _Session:
         _load(self.probe, self.probe_weights, "probe")
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
+        except Discrepancy:
+            raise
         except Exception as error:
             raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
         _load(self.candidate, self.materialized.weights, "candidate")
@@ -456,6 +460,8 @@ def check_invalid(implementation: Implementation, case: Case) -> None:
     _load(torch_module, materialized.weights, "reference")
     try:
         candidate = _quiet_construct(implementation.factory, case, case.torch_dtype, case.device)
+    except Discrepancy:
+        raise
     except Exception as error:
         raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
     _load(candidate, materialized.weights, "candidate")

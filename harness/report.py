@@ -18,13 +18,15 @@ class Progress:
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self.name = ""
         self.started = 0.0
+        self.count = 0
 
     def start(self, name: str) -> None:
-        self.name, self.started = name, time.perf_counter()
+        self.name, self.started, self.count = name, time.perf_counter(), 0
         if not self.live:
             print(f"fuzzing {name} ...", file=self.stream, flush=True)
 
     def example(self, count: int) -> None:
+        self.count = count
         if self.live and (count < 10 or count % 5 == 0):
             rate = count / max(time.perf_counter() - self.started, 1e-9)
             self.stream.write(f"\r  {self.name}: {count} examples ({rate:.1f}/s)   ")

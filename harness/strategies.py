@@ -101,7 +101,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         weight_gain = 1.5  # relu has no saturation: large gains only overflow
     grad_mode = draw(st.sampled_from(["backward", "forward_only", "no_grad"]))
     defect = None
-    if invalid and draw(st.integers(0, 9)) == 0:
+    # 1 in 10 cases is invalid on purpose; the shrinker heads for 0, i.e. valid input.
+    if invalid and draw(st.integers(0, 9)) == 9:
         defects = [d for d in DEFECTS if not (d == "empty_sequence" and layout.startswith("packed"))]
         defect = draw(st.sampled_from(defects))
     return Case(

@@ -44,6 +44,12 @@ class ErrorModel:
     probe_perturbation_ulps: float = 4.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
 
+    def scaled(self, budget: float) -> "ErrorModel":
+        """The model for an implementation that declares an error budget (1 = none)."""
+        if budget == 1.0:
+            return self
+        return dataclasses.replace(self, floor_ulps=self.floor_ulps * budget, amplification=self.amplification * budget)
+
     def unit_roundoff(self, dtype: torch.dtype) -> float:
         return UNIT_ROUNDOFF[dtype]
 

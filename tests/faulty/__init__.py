@@ -1,0 +1,57 @@
+"""Implementations that misbehave the way broken plugins do in the wild: they kill
+the process, hang, raise, or return the wrong things. The campaign must survive each
+one and still judge the others (see tests/test_isolation.py)."""
+
+import os
+import time
+
+from torch import nn
+
+from harness import Implementation
+from impls.loop import LoopRNN
+
+
+class AbortsInNativeCode(LoopRNN):
+    """Like an extension with a bad bounds check: abort() once hidden_size > 3."""
+
+    def run_direction(self, data, batch_sizes, h0, layer, direction):
+        if self.hidden_size > 3:
+            os.abort()
+        return super().run_direction(data, batch_sizes, h0, layer, direction)
+
+
+class HangsOnReverse(LoopRNN):
+    """A reverse pass whose loop never terminates."""
+
+    def run_direction(self, data, batch_sizes, h0, layer, direction):
+        while direction == 1:
+            time.sleep(0.05)
+        return super().run_direction(data, batch_sizes, h0, layer, direction)
+
+
+class RaisesOnPacked(LoopRNN):
+    def forward(self, input, hx=None):
+        if not hasattr(input, "dim"):
+            raise NotImplementedError("PackedSequence is not supported yet")
+        return super().forward(input, hx)
+
+
+class ReturnsAList(LoopRNN):
+    def forward(self, input, hx=None):
+        return list(super().forward(input, hx))
+
+
+class NotAModule:
+    """A factory that returns something that is not an nn.Module at all."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+FAULTY = [
+    Implementation(name="faulty-aborts", factory=AbortsInNativeCode),
+    Implementation(name="faulty-hangs", factory=HangsOnReverse),
+    Implementation(name="faulty-raises", factory=RaisesOnPacked),
+    Implementation(name="faulty-returns-list", factory=ReturnsAList),
+    Implementation(name="faulty-not-a-module", factory=NotAModule),
+]
