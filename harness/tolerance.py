@@ -5,8 +5,8 @@ too tight once a chaotic recurrence amplifies rounding until float32 and float64
 disagree by O(1). So the bound is built from the case itself:
 
 * a rounding floor: a few units of roundoff of the candidate's dtype, scaled by the
-  length of the dot products and by the reference's magnitude (what any correct
-  summation order may cost in one step);
+  reference's magnitude (what another correct summation order, or a few more
+  roundings per step, may cost before any amplification);
 * measured amplification: a probe — torch in the candidate's dtype or, for float64,
   the float64 reference with weights and inputs perturbed by a few ulps — is compared
   with the reference; its error, as a running maximum along the direction the
@@ -35,8 +35,9 @@ UNIT_ROUNDOFF = {
 
 @dataclasses.dataclass(frozen=True)
 class ErrorModel:
-    floor_ulps: float = 16.0
-    """Units of roundoff allowed per element before amplification, times sqrt(reduction length)."""
+    floor_ulps: float = 8.0
+    """Units of roundoff allowed per element before amplification (values: times 1 + |ref|;
+    whole tensors such as gradients: times sqrt(reduction length) (1 + max |ref|))."""
     amplification: float = 8.0
     """How many times the probe's measured error a correct candidate may reach."""
     horizon: float = 0.05
@@ -80,7 +81,7 @@ class ErrorModel:
             amplified = probe_error.amax(dim=(0, 2), keepdim=True).expand_as(probe_error)
         magnitude = reference.abs()
         row_scale = 1 + magnitude.amax(dim=(0, 2, 3), keepdim=True)  # (1, B, 1, 1)
-        floor = self.floor_ulps * self.unit_roundoff(dtype) * math.sqrt(reduction_length) * (1 + magnitude)
+        floor = self.floor_ulps * self.unit_roundoff(dtype) * (1 + magnitude)
         bound = floor + self.amplification * amplified.unsqueeze(-1)
         meaningful = amplified.unsqueeze(-1) <= self.horizon * row_scale
         compare = meaningful & valid.unsqueeze(-1).unsqueeze(-1) & torch.isfinite(reference) & torch.isfinite(probe)

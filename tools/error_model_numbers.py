@@ -1,0 +1,80 @@
+"""Print the measurements behind docs/error-model.md.
+
+For a few regimes: how far torch float32 (and float16) drifts from the float64
+reference step by step, how far a correct re-implementation (`loop`, another GEMM
+order) drifts, the bound the error model gives at those steps, and where the
+comparison horizon falls. Run: python tools/error_model_numbers.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from harness.cases import Case, materialize
+from harness.oracle import _perturbed
+from harness.tolerance import DEFAULT_MODEL
+from impls.loop import LoopRNN
+
+STEPS_SHOWN = (0, 9, 24, 49, 99, 199)
+
+
+def outputs(factory, case: Case, dtype, tensors):
+    module = factory(**case.constructor(), dtype=dtype)
+    module.load_state_dict({k: v.to(dtype) for k, v in tensors.weights.items()})
+    with torch.no_grad():
+        output, _ = module(tensors.padded_input.to(dtype))
+    return output.double()
+
+
+def probe(case: Case, tensors, dtype):
+    """What the oracle measures amplification with: torch in the case's dtype, or for
+    float64 the reference with weights and input perturbed by a few ulps."""
+    if dtype != torch.float64:
+        return outputs(torch.nn.RNN, case, dtype, tensors)
+    generator = torch.Generator().manual_seed(case.seed + 1)
+    relative = DEFAULT_MODEL.probe_perturbation_ulps * DEFAULT_MODEL.unit_roundoff(torch.float64)
+    perturbed = dataclasses.replace(
+        tensors,
+        weights={k: _perturbed(w, generator, relative) for k, w in tensors.weights.items()},
+        padded_input=_perturbed(tensors.padded_input, generator, relative),
+    )
+    return outputs(torch.nn.RNN, case, dtype, perturbed)
+
+
+def report(title: str, case: Case) -> None:
+    tensors = materialize(case)
+    dtype = case.torch_dtype
+    reference = outputs(torch.nn.RNN, case, torch.float64, tensors)
+    torch_low = probe(case, tensors, dtype)
+    loop_low = outputs(LoopRNN, case, dtype, tensors)
+    T, B, F = reference.shape
+    shape = (T, B, 1, F)
+    valid = torch.ones(T, B, dtype=torch.bool)
+    K = case.input_size + case.hidden_size
+    bound, compare = DEFAULT_MODEL.value_bound(reference.reshape(shape), torch_low.reshape(shape), valid, dtype, K, causal=True)
+    print(f"\n{title}: {case.dtype}, H={case.hidden_size}, weights x{case.weight_gain}, {T} steps")
+    print(f"{'step':>5} {'|probe-ref|':>12} {'|loop-ref|':>12} {'bound':>10} {'compared':>9}")
+    for t in STEPS_SHOWN:
+        if t >= T:
+            continue
+        torch_error = float((torch_low[t] - reference[t]).abs().max())
+        loop_error = float((loop_low[t] - reference[t]).abs().max())
+        print(f"{t:>5} {torch_error:>12.3g} {loop_error:>12.3g} {float(bound[t].max()):>10.3g} {str(bool(compare[t].all())):>9}")
+    horizon = int(compare.reshape(T, -1).all(dim=1).sum())
+    print(f"  compared steps: {horizon} of {T}")
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    base = Case(input_size=64, hidden_size=64, seq_len=200, batch=4, backward=False, seed=1)
+    report("tame (default init)", base)
+    report("chaotic (the issue's case)", dataclasses.replace(base, weight_gain=8.0))
+    report("chaotic, float64", dataclasses.replace(base, weight_gain=8.0, dtype="float64"))
+    report("tame, float16", dataclasses.replace(base, dtype="float16"))
+    report("chaotic, bfloat16", dataclasses.replace(base, weight_gain=3.0, dtype="bfloat16"))
+
+
+if __name__ == "__main__":
+    main()
