@@ -1,8 +1,8 @@
 """Run the reference and a candidate on one case, compare, and explain any difference.
 
 The reference is torch's own ATen kernel in float64 on the CPU. Next to it runs a
-*probe* (torch in the candidate's dtype and device, or a slightly perturbed float64
-reference) whose distance from the reference measures how much this case amplifies
+*probe* (torch in the candidate's dtype and device; for float64, a slightly perturbed
+float64 reference and a float32 run scaled down) whose distance from the reference measures how much this case amplifies
 rounding; harness/tolerance.py turns that into the bound. Everything a drop-in must
 match is checked: exceptions, return types, shapes, dtypes, devices, PackedSequence
 metadata, values, NaN/Inf, gradients of a random linear functional with respect to
@@ -122,6 +122,13 @@ class _Session:
             self.probe_input = self.materialized
         self.probe = _quiet_construct(AtenRNN, case, self.dtype, case.device)
         _load(self.probe, self.probe_weights, "probe")
+        # For float64 a second probe: torch in float32, its error scaled down to
+        # float64's roundoff. It sees what perturbing inputs cannot: the rounding of
+        # every intermediate sum, step after step (docs/error-model.md).
+        self.low_probe = None
+        if self.dtype == torch.float64:
+            self.low_probe = _quiet_construct(AtenRNN, case, torch.float32, case.device)
+            _load(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -135,7 +142,10 @@ class _Session:
         new = self.materialized.second_weights
         assert new is not None
         self.materialized = dataclasses.replace(self.materialized, weights=new)
-        for module, weights in ((self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)):
+        modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
+        if self.low_probe is not None:
+            modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
+        for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
                 relative = self.model.probe_perturbation_ulps * self.model.unit_roundoff(torch.float64)
@@ -390,6 +400,9 @@ def _check_call(session: _Session, call: str) -> None:
     case = session.case
     reference = run_module(session.reference, case, session.materialized, torch.float64, "cpu", "reference")
     probe = run_module(session.probe, case, session.probe_input if call == "" else _probe_tensors(session), session.dtype, case.device, "probe")
+    if session.low_probe is not None:
+        low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
+        probe = _combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
     x, h0 = session.materialized.module_input(case, session.dtype, case.device)
     before = _input_snapshot(x, h0)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
@@ -413,6 +426,23 @@ def _check_call(session: _Session, call: str) -> None:
     compare_values(case, "values", reference, probe, candidate, session.model, call)
     if candidate.gradients or reference.gradients:
         compare_gradients(case, reference, probe, candidate, session.model, call)
+
+
+def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scale: float) -> RunResult:
+    """A probe whose error is the larger of the perturbed float64 probe's and the
+    float32 probe's scaled to float64 roundoff (elementwise)."""
+
+    def combine(ref: Tensor, high: Tensor, low_precision: Tensor) -> Tensor:
+        scaled = (low_precision - ref).abs() * scale
+        return ref + torch.maximum((high - ref).abs(), scaled.nan_to_num(nan=math.inf))
+
+    gradients = {name: combine(reference.gradients[name], probe.gradients[name], low.gradients[name]) for name in probe.gradients}
+    return dataclasses.replace(
+        probe,
+        output=combine(reference.output, probe.output, low.output),
+        h_n=combine(reference.h_n, probe.h_n, low.h_n),
+        gradients=gradients,
+    )
 
 
 def _probe_tensors(session: _Session) -> Materialized:

@@ -257,7 +257,7 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
         seq_len=case.seq_len,
         noncontiguous=case.noncontiguous if case.defect is None else "none",
         second_call=case.second_call,
-        finding=json.dumps(finding),
+        finding=repr(finding),
         weights=_dict_literal(materialized.weights),
         second_weights=_dict_literal(materialized.second_weights) if materialized.second_weights else "None",
         input=_literal(x),
