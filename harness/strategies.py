@@ -24,26 +24,42 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@st.composite
+def sized(draw, small: st.SearchStrategy[int], extra: dict[str, st.SearchStrategy[int]], rare: tuple[str, ...]) -> int:
+    """A size drawn as a class plus an offset, so shrinking first drops the class
+    (wide/long -> small) and then the value, instead of getting stuck between the
+    branches of a one_of."""
+    size_class = draw(st.sampled_from(("small", "small", "small") + rare))
+    return draw(small) if size_class == "small" else draw(extra[size_class])
+
+
 def sequence_lengths() -> st.SearchStrategy[int]:
-    """Mostly short; now and then longer than 64 steps, where errors compound."""
-    return st.one_of(st.integers(1, 6), st.integers(7, 20), st.integers(65, 90))
+    """Mostly short; now and then medium, or longer than 64 steps where errors compound."""
+    return sized(st.integers(1, 6), {"medium": st.integers(7, 20), "long": st.integers(65, 90)}, ("medium", "long"))
 
 
-def batch_sizes() -> st.SearchStrategy[int]:
-    """Mostly a few rows; sometimes none, sometimes a wide batch (> 16 rows)."""
-    return st.one_of(st.integers(1, 4), st.just(0), st.integers(17, 24))
+def batch_sizes(coincidence: int) -> st.SearchStrategy[int]:
+    """Mostly a few rows; sometimes none, a wide batch (> 16 rows), or exactly
+    `coincidence` rows (num_layers * num_directions: an h_n with swapped axes then has
+    the right shape and only its values betray it)."""
+    extra = {"empty": st.just(0), "wide": st.integers(17, 24), "coincidence": st.just(coincidence)}
+    return sized(st.integers(1, 4), extra, ("empty", "wide", "coincidence"))
 
 
 @st.composite
 def constructors(draw, implementation: Implementation) -> dict:
-    hidden_size = draw(st.integers(1, 12) | st.integers(13, 40))
+    hidden_size = draw(sized(st.integers(1, 12), {"wide": st.integers(13, 40)}, ("wide",)))
     max_layers = min(4, implementation.max_layers or 4)
-    num_layers = draw(st.integers(1, min(2, max_layers)) | st.integers(1, max_layers))
+    num_layers = draw(sized(st.integers(1, min(2, max_layers)), {"deep": st.integers(1, max_layers)}, ("deep",)))
     bidirectional = draw(st.booleans()) if implementation.bidirectional else False
     directions = 2 if bidirectional else 1
     # Coincidences that hide bugs: square W_ih, and an input as wide as a layer output.
     input_size = draw(
-        st.one_of(st.integers(1, 12), st.just(hidden_size), st.just(directions * hidden_size), st.integers(13, 40)),
+        sized(
+            st.integers(1, 12),
+            {"square": st.just(hidden_size), "layer-wide": st.just(directions * hidden_size), "wide": st.integers(13, 40)},
+            ("square", "layer-wide", "wide"),
+        )
     )
     nonlinearities = sorted(implementation.nonlinearities or ("tanh", "relu"), key=("tanh", "relu").index)
     return {
@@ -76,7 +92,7 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     if layout == "unbatched":
         batch = 1
     elif layout.startswith("packed"):
-        batch = draw(st.integers(1, 4) | st.integers(17, 20))
+        batch = draw(sized(st.integers(1, 4), {"wide": st.integers(17, 20)}, ("wide",)))
         # One sequence has the full length; the others are free in 1..seq_len.
         rest = draw(st.lists(st.integers(1, seq_len), min_size=batch - 1, max_size=batch - 1))
         position = draw(st.integers(0, batch - 1))
@@ -85,10 +101,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
             lengths = sorted(lengths, reverse=True)
         lengths = tuple(lengths)
     else:
-        # Sometimes the batch equals num_layers * num_directions, so an h_n with
-        # swapped axes has the right shape and only its values betray it.
         directions = 2 if constructor["bidirectional"] else 1
-        batch = draw(st.one_of(batch_sizes(), st.just(constructor["num_layers"] * directions)))
+        batch = draw(batch_sizes(constructor["num_layers"] * directions))
     training = draw(st.booleans())
     if training:
         # In training only p = 0 and p = 1 make dropout deterministic enough to compare.
