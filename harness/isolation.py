@@ -44,7 +44,9 @@ def _serve(connection, factory, name: str, model: ErrorModel) -> None:
 
     # Ctrl-C is for the parent, which reports what finished and then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", torch.get_num_threads())))
+    # One thread by default: fuzzing tensors are small, and workers often run side
+    # by side (pytest -n, several campaigns), where more threads only wait on each other.
+    torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
     implementation = Implementation(name=name, factory=factory)
     while True:
         try:
