@@ -38,11 +38,11 @@ class ErrorModel:
     floor_ulps: float = 8.0
     """Units of roundoff allowed per element before amplification (values: times 1 + |ref|;
     whole tensors such as gradients: times sqrt(reduction length) (1 + max |ref|))."""
-    amplification: float = 8.0
+    amplification: float = 16.0
     """How many times the probe's measured error a correct candidate may reach."""
     horizon: float = 0.05
     """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
-    probe_perturbation_ulps: float = 4.0
+    probe_perturbation_ulps: float = 64.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
 
     def scaled(self, budget: float) -> "ErrorModel":

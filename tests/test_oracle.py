@@ -102,3 +102,23 @@ def test_localisation_names_the_first_layer_that_differs():
     case = Case(input_size=3, hidden_size=4, num_layers=3, seq_len=3, batch=2, backward=False)
     assert localize_layer(by_name(MUTANTS, "mutant-layer0-w-hh-everywhere"), case) == 1
     assert localize_layer(by_name(MUTANTS, "mutant-untransposed-w-hh"), case) == 0
+
+
+# Cases where a correct implementation once exceeded the bound in a long campaign
+# (docs/error-model.md says what each one changed in the model).
+FORMER_FALSE_ALARMS = {
+    "saturating float64, wide input": Case(
+        input_size=36, hidden_size=13, dtype="float64", layout="packed_sorted", seq_len=16, batch=1,
+        lengths=(16,), weight_gain=8.0, seed=10, second_call="optimizer_step",
+    ),
+    "chaotic float64, bidirectional, 65 steps": Case(
+        input_size=4, hidden_size=25, dtype="float64", bidirectional=True, layout="packed_sorted",
+        seq_len=65, batch=2, lengths=(65, 8), weight_gain=8.0, seed=0,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FORMER_FALSE_ALARMS.values()), ids=list(FORMER_FALSE_ALARMS))
+@pytest.mark.parametrize("name", ["linear", "loop", "vectorized"])
+def test_former_false_alarm_passes(name, case):
+    check(implementation(name), case)
