@@ -12,13 +12,12 @@ minutes on two cores (``-n 2`` halves it).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import dataclasses
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +40,6 @@ REPRO_CHECKED = {
     "mutant-h0-overwritten-under-no-grad",  # the caller's h_0 modified in place
     "mutant-no-grad-packed-drops-rows",  # an exception or shape on the no-grad path
 }
-
 
 PLAIN = Case(input_size=3, hidden_size=4, seq_len=5, batch=3, h0_given=True, backward=True)
 PACKED_EQUAL = {"layout": "packed_sorted", "lengths": (5, 5, 5)}
