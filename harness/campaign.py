@@ -26,7 +26,7 @@ from hypothesis.errors import Flaky
 from harness import oracle, report, strategies
 from harness.cases import Case
 from harness.implementation import Implementation
-from harness.isolation import InProcess, Worker
+from harness.isolation import HarnessError, InProcess, Worker
 from harness.repro import write_repro
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
@@ -164,14 +164,19 @@ def fuzz_implementation(
     started = time.perf_counter()
     runner = Worker(implementation, model, timeout) if isolate else InProcess(implementation, model)
     with runner:
+        result = ImplementationResult(
+            implementation.name, "skipped", 0, 0.0, seed, profile,
+            error_budget=implementation.error_budget, isolated=isolate,
+        )
         try:
             unavailable = runner.request("available")
         except oracle.Discrepancy:
             unavailable = None  # it crashed or hung while being built: the fuzzer will show it
-        result = ImplementationResult(
-            implementation.name, "skipped", 0, 0.0, seed, profile, reason=unavailable or "",
-            error_budget=implementation.error_budget, isolated=isolate,
-        )
+        except HarnessError as error:
+            result.verdict, result.reason = "error", str(error)
+            result.seconds = time.perf_counter() - started
+            return result
+        result.reason = unavailable or ""
         if not unavailable:
             _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, database_dir, devices, on_example, started)
         result.worker_restarts = runner.restarts

@@ -48,6 +48,7 @@ def _serve(connection, factory, name: str, model: ErrorModel) -> None:
     # by side (pytest -n, several campaigns), where more threads only wait on each other.
     torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
     implementation = Implementation(name=name, factory=factory)
+    connection.send(("ready", None))
     while True:
         try:
             request, payload = connection.recv()
@@ -101,6 +102,22 @@ class Worker:
         self.process.start()
         child_end.close()
         self.connection = parent_end
+        # A worker that dies before saying "ready" never reached the candidate: the
+        # harness could not start it, which is not the candidate's crash.
+        try:
+            if not parent_end.poll(120):
+                raise EOFError
+            parent_end.recv()
+        except (EOFError, OSError):
+            self.process.join(timeout=5)
+            code = self.process.exitcode
+            self._kill()
+            raise HarnessError(
+                f"the worker process for {self.implementation.name!r} did not start (exit code {code}). "
+                "If you call the harness from your own script, put the call under "
+                "`if __name__ == \"__main__\":` (worker processes re-import the main module), "
+                "and make sure the factory is importable by name (a module-level class or function)."
+            ) from None
 
     def _kill(self) -> None:
         if self.process is not None and self.process.is_alive():

@@ -129,6 +129,16 @@ class _Session:
         if self.dtype == torch.float64:
             self.low_probe = _quiet_construct(AtenRNN, case, torch.float32, case.device)
             _load(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
+        # relu's derivative jumps at 0: where a pre-activation sits within rounding of
+        # 0, a correct candidate may take the other side and change a gradient by
+        # O(1). Two float64 probes perturbed by +/- the same few ulps of the candidate's
+        # dtype find such kinks: for each, one of the two pushes it across.
+        self.kink_probes = []
+        if case.nonlinearity == "relu" and case.backward and not case.no_grad:
+            for sign in (1.0, -1.0):
+                module = _quiet_construct(AtenRNN, case, torch.float64, "cpu")
+                _load(module, self._kink_weights(self.materialized.weights, sign), "kink probe")
+                self.kink_probes.append((module, sign))
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -136,6 +146,20 @@ class _Session:
         except Exception as error:
             raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
         _load(self.candidate, self.materialized.weights, "candidate")
+
+    def _kink_noise(self, name: str, shape) -> Tensor:
+        generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
+        return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+
+    def _kink_weights(self, weights: dict[str, Tensor], sign: float) -> dict[str, Tensor]:
+        relative = sign * self.model.kink_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+        return {k: w * (1 + relative * self._kink_noise(k, w.shape)) for k, w in weights.items()}
+
+    def kink_inputs(self, sign: float) -> Materialized:
+        relative = sign * self.model.kink_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+        tensors = self.materialized
+        h0 = None if tensors.h0 is None else tensors.h0 * (1 + relative * self._kink_noise("h0", tensors.h0.shape))
+        return dataclasses.replace(tensors, padded_input=tensors.padded_input * (1 + relative * self._kink_noise("input", tensors.padded_input.shape)), h0=h0)
 
     def update_weights(self) -> None:
         """Change the weights between calls, the way the case says."""
@@ -145,6 +169,7 @@ class _Session:
         modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
         if self.low_probe is not None:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
+        modules += [(module, self._kink_weights(new, sign)) for module, sign in self.kink_probes]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -403,6 +428,9 @@ def _check_call(session: _Session, call: str) -> None:
     if session.low_probe is not None:
         low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
         probe = _combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
+    for module, sign in session.kink_probes:
+        kink = run_module(module, case, session.kink_inputs(sign), torch.float64, "cpu", "probe")
+        probe = _with_kink_gradients(reference, probe, kink)
     x, h0 = session.materialized.module_input(case, session.dtype, case.device)
     before = _input_snapshot(x, h0)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
@@ -443,6 +471,16 @@ def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scal
         h_n=combine(reference.h_n, probe.h_n, low.h_n),
         gradients=gradients,
     )
+
+
+def _with_kink_gradients(reference: RunResult, probe: RunResult, kink: RunResult) -> RunResult:
+    """The probe, with each gradient's error raised to a kink probe's where that is larger.
+    Values are left alone: relu itself is continuous, only its derivative jumps."""
+    gradients = {}
+    for name, grad in probe.gradients.items():
+        ref = reference.gradients[name]
+        gradients[name] = ref + torch.maximum((grad - ref).abs(), (kink.gradients[name] - ref).abs())
+    return dataclasses.replace(probe, gradients=gradients)
 
 
 def _probe_tensors(session: _Session) -> Materialized:

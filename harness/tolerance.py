@@ -44,6 +44,9 @@ class ErrorModel:
     """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
     probe_perturbation_ulps: float = 64.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
+    kink_perturbation_ulps: float = 16.0
+    """relu only: relative perturbation of the two gradient kink probes, in ulps of
+    the candidate's dtype (docs/error-model.md)."""
 
     def scaled(self, budget: float) -> "ErrorModel":
         """The model for an implementation that declares an error budget (1 = none)."""

@@ -115,6 +115,10 @@ FORMER_FALSE_ALARMS = {
         input_size=4, hidden_size=25, dtype="float64", bidirectional=True, layout="packed_sorted",
         seq_len=65, batch=2, lengths=(65, 8), weight_gain=8.0, seed=0,
     ),
+    "relu bfloat16 gradient at a kink": Case(
+        input_size=4, hidden_size=7, num_layers=2, nonlinearity="relu", bidirectional=True, dtype="bfloat16",
+        layout="packed_sorted", seq_len=5, batch=1, lengths=(5,), h0_given=True, h0_scale=0.5, weight_gain=1.5, seed=9,
+    ),
 }
 
 
