@@ -99,7 +99,17 @@ class Worker:
             name=f"rnn-harness worker: {self.implementation.name}",
             daemon=True,
         )
-        self.process.start()
+        try:
+            self.process.start()
+        except Exception as error:  # noqa: BLE001 - pickling the factory failed
+            child_end.close()
+            parent_end.close()
+            self.process = None
+            raise HarnessError(
+                f"the factory of {self.implementation.name!r} cannot be sent to a worker process "
+                f"({type(error).__name__}: {error}); make it importable by name (a module-level "
+                "class or function), or run with --no-isolation"
+            ) from None
         child_end.close()
         self.connection = parent_end
         # A worker that dies before saying "ready" never reached the candidate: the

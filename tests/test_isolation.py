@@ -70,3 +70,15 @@ def test_ctrl_c_writes_the_report_so_far(tmp_path):
     document = json.loads(report.read_text())
     assert document["implementations"]["torch"]["verdict"] == "pass"
     assert "loop" in document["implementations"]
+
+
+def test_factory_the_worker_cannot_import_is_an_error_not_a_crash():
+    from harness import Implementation
+    from impls.loop import LoopRNN
+
+    class DefinedInAFunction(LoopRNN):  # not importable by name in a worker
+        pass
+
+    result = fuzz_implementation(Implementation(name="local", factory=DefinedInAFunction), profile="ci", seed=0, repro_dir=None, database_dir=None)
+    assert result.verdict == "error"
+    assert "importable by name" in result.reason
