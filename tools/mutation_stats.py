@@ -31,7 +31,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="default", help="fuzzing profile (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Hypothesis seeds to run each mutant with (default: 0)")
     parser.add_argument("-k", dest="select", metavar="TEXT", help="only mutants and variants whose name contains TEXT")
-    parser.add_argument("--variant-examples", type=int, default=60, help="max_examples for the correct variants (default: %(default)s)")
+    parser.add_argument("--variant-examples", type=int, help="max_examples for the correct variants (default: the profile's)")
     parser.add_argument("--no-variants", action="store_true", help="skip the correct variants")
     return parser.parse_args(argv)
 
@@ -60,15 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     variants = [] if arguments.no_variants else [v for v in CORRECT_VARIANTS if not arguments.select or arguments.select in v.name]
     repro_dir = Path(tempfile.mkdtemp(prefix="mutation-stats-"))
 
-    def fuzz(implementation, **overrides):
+    def fuzz(implementation, max_examples=None):
         return [
-            fuzz_implementation(implementation, profile=arguments.profile, seed=seed, repro_dir=repro_dir, database_dir=None, **overrides)
+            fuzz_implementation(
+                implementation, profile=arguments.profile, seed=seed, max_examples=max_examples, repro_dir=repro_dir, database_dir=None
+            )
             for seed in arguments.seeds
         ]
 
-    print(f"Mutation catalogue: profile {arguments.profile}, seeds {' '.join(map(str, arguments.seeds))}\n")
-    print("| mutant | killed | examples to detection | seconds to detection | seconds with shrinking | reported as | mistake |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"Mutation catalogue: profile {arguments.profile}, seeds {' '.join(map(str, arguments.seeds))}")
+    if mutants:
+        print("\n| mutant | killed | examples to detection | seconds to detection | seconds with shrinking | reported as | mistake |")
+        print("|---|---|---|---|---|---|---|")
     all_examples: list[float] = []
     all_seconds: list[float] = []
     killed_runs = runs = 0
