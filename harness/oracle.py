@@ -129,16 +129,19 @@ class _Session:
         if self.dtype == torch.float64:
             self.low_probe = _quiet_construct(AtenRNN, case, torch.float32, case.device)
             _load(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
-        # relu's derivative jumps at 0: where a pre-activation sits within rounding of
-        # 0, a correct candidate may take the other side and change a gradient by
-        # O(1). Two float64 probes perturbed by +/- the same few ulps of the candidate's
-        # dtype find such kinks: for each, one of the two pushes it across.
-        self.kink_probes = []
-        if case.nonlinearity == "relu" and case.backward and not case.no_grad:
+        # Gradients can be ill-conditioned with respect to rounding where values are
+        # not: relu's derivative jumps at 0, and in float16/bfloat16 a saturated tanh
+        # stores h so close to +/-1 that 1 - h^2 loses all its digits. Torch's own run is
+        # one sample of that; two more runs in the candidate's dtype, with weights and
+        # input perturbed by +/- the same few ulps, sample the spread (for a kink, one
+        # of the two always pushes it across). Used for gradients only.
+        self.sensitivity_probes = []
+        ill_conditioned = case.nonlinearity == "relu" or self.dtype in (torch.float16, torch.bfloat16)
+        if ill_conditioned and case.backward and not case.no_grad:
             for sign in (1.0, -1.0):
-                module = _quiet_construct(AtenRNN, case, torch.float64, "cpu")
-                _load(module, self._kink_weights(self.materialized.weights, sign), "kink probe")
-                self.kink_probes.append((module, sign))
+                module = _quiet_construct(AtenRNN, case, self.dtype, case.device)
+                _load(module, self._sensitivity_weights(self.materialized.weights, sign), "sensitivity probe")
+                self.sensitivity_probes.append((module, sign))
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -147,19 +150,20 @@ class _Session:
             raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
         _load(self.candidate, self.materialized.weights, "candidate")
 
-    def _kink_noise(self, name: str, shape) -> Tensor:
+    def _sensitivity_noise(self, name: str, shape) -> Tensor:
         generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
         return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
 
-    def _kink_weights(self, weights: dict[str, Tensor], sign: float) -> dict[str, Tensor]:
-        relative = sign * self.model.kink_perturbation_ulps * self.model.unit_roundoff(self.dtype)
-        return {k: w * (1 + relative * self._kink_noise(k, w.shape)) for k, w in weights.items()}
+    def _sensitivity_weights(self, weights: dict[str, Tensor], sign: float) -> dict[str, Tensor]:
+        relative = sign * self.model.sensitivity_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+        return {k: (w * (1 + relative * self._sensitivity_noise(k, w.shape))).to(self.dtype).double() for k, w in weights.items()}
 
-    def kink_inputs(self, sign: float) -> Materialized:
-        relative = sign * self.model.kink_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+    def sensitivity_inputs(self, sign: float) -> Materialized:
+        relative = sign * self.model.sensitivity_perturbation_ulps * self.model.unit_roundoff(self.dtype)
         tensors = self.materialized
-        h0 = None if tensors.h0 is None else tensors.h0 * (1 + relative * self._kink_noise("h0", tensors.h0.shape))
-        return dataclasses.replace(tensors, padded_input=tensors.padded_input * (1 + relative * self._kink_noise("input", tensors.padded_input.shape)), h0=h0)
+        h0 = None if tensors.h0 is None else tensors.h0 * (1 + relative * self._sensitivity_noise("h0", tensors.h0.shape))
+        x = tensors.padded_input * (1 + relative * self._sensitivity_noise("input", tensors.padded_input.shape))
+        return dataclasses.replace(tensors, padded_input=x, h0=h0)
 
     def update_weights(self) -> None:
         """Change the weights between calls, the way the case says."""
@@ -169,7 +173,7 @@ class _Session:
         modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
         if self.low_probe is not None:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
-        modules += [(module, self._kink_weights(new, sign)) for module, sign in self.kink_probes]
+        modules += [(module, self._sensitivity_weights(new, sign)) for module, sign in self.sensitivity_probes]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -307,13 +311,15 @@ def compare_values(case: Case, subject: str, reference: RunResult, probe: RunRes
             valid[:length, row] = True
     else:
         valid[:] = True
-    K = max(case.input_size, case.num_directions * case.hidden_size) + case.hidden_size
     causal = case.num_layers == 1 or not case.bidirectional
-    bound, compare = model.value_bound(reference.output, probe.output, valid, case.torch_dtype, K, causal)
+    bound, compare = model.value_bound(reference.output, probe.output, valid, case.torch_dtype, causal)
     _check_elements(case, "output", reference.output, probe.output, candidate.output, bound, compare, call, valid)
     hn_shape = (reference.h_n.shape[0], reference.h_n.shape[1], 1, reference.h_n.shape[2])
     hn_valid = torch.ones(hn_shape[0], hn_shape[1], dtype=torch.bool)
-    bound, compare = model.value_bound(reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), hn_valid, case.torch_dtype, K * case.seq_len, causal=False)
+    output_error = (probe.output - reference.output).abs().nan_to_num(nan=math.inf)
+    output_error = torch.where(valid.reshape(*valid.shape, 1, 1), output_error, torch.zeros_like(output_error))
+    row_error = output_error.amax(dim=(0, 2, 3)) if output_error.numel() else None
+    bound, compare = model.value_bound(reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), hn_valid, case.torch_dtype, causal=False, row_error=row_error)
     _check_elements(case, "h_n", reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), candidate.h_n.reshape(hn_shape), bound, compare, call, hn_valid)
 
 
@@ -428,9 +434,9 @@ def _check_call(session: _Session, call: str) -> None:
     if session.low_probe is not None:
         low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
         probe = _combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
-    for module, sign in session.kink_probes:
-        kink = run_module(module, case, session.kink_inputs(sign), torch.float64, "cpu", "probe")
-        probe = _with_kink_gradients(reference, probe, kink)
+    for module, sign in session.sensitivity_probes:
+        perturbed = run_module(module, case, session.sensitivity_inputs(sign), session.dtype, case.device, "probe")
+        probe = _with_sensitivity_gradients(reference, probe, perturbed)
     x, h0 = session.materialized.module_input(case, session.dtype, case.device)
     before = _input_snapshot(x, h0)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
@@ -473,13 +479,14 @@ def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scal
     )
 
 
-def _with_kink_gradients(reference: RunResult, probe: RunResult, kink: RunResult) -> RunResult:
-    """The probe, with each gradient's error raised to a kink probe's where that is larger.
-    Values are left alone: relu itself is continuous, only its derivative jumps."""
+def _with_sensitivity_gradients(reference: RunResult, probe: RunResult, perturbed: RunResult) -> RunResult:
+    """The probe, with each gradient's error raised to a sensitivity probe's where that
+    is larger. Values keep the plain probe: they are well-conditioned (relu and tanh
+    are continuous), and perturbing them would only loosen their bound."""
     gradients = {}
     for name, grad in probe.gradients.items():
         ref = reference.gradients[name]
-        gradients[name] = ref + torch.maximum((grad - ref).abs(), (kink.gradients[name] - ref).abs())
+        gradients[name] = ref + torch.maximum((grad - ref).abs(), (perturbed.gradients[name] - ref).abs().nan_to_num(nan=math.inf))
     return dataclasses.replace(probe, gradients=gradients)
 
 

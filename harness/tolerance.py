@@ -44,9 +44,9 @@ class ErrorModel:
     """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
     probe_perturbation_ulps: float = 64.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
-    kink_perturbation_ulps: float = 16.0
-    """relu only: relative perturbation of the two gradient kink probes, in ulps of
-    the candidate's dtype (docs/error-model.md)."""
+    sensitivity_perturbation_ulps: float = 16.0
+    """relu, float16 and bfloat16: relative perturbation of the two gradient
+    sensitivity probes, in ulps of the candidate's dtype (docs/error-model.md)."""
 
     def scaled(self, budget: float) -> "ErrorModel":
         """The model for an implementation that declares an error budget (1 = none)."""
@@ -63,15 +63,17 @@ class ErrorModel:
         probe: Tensor,
         valid: Tensor,
         dtype: torch.dtype,
-        reduction_length: int,
         causal: bool,
+        row_error: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Allowed |candidate - reference| for a layer output, and where to compare.
 
         ``reference``/``probe`` are float64 ``(T, B, D, H)``; ``valid`` is ``(T, B)``,
         False past a packed sequence's end. With ``causal`` the probe error is a running
         maximum along each direction's own time order (step t only depends on steps the
-        recurrence already saw); otherwise the maximum over the whole row.
+        recurrence already saw); otherwise the maximum over the whole row, raised to
+        ``row_error`` (per batch row) where given: h_n is one sample per row, so it
+        borrows the probe error the row's outputs showed at every step.
         Returns (bound with the shape of reference, compare-mask of the same shape).
         """
         probe_error = (probe - reference).abs().nan_to_num(nan=math.inf).amax(dim=-1)  # (T, B, D)
@@ -81,7 +83,10 @@ class ErrorModel:
             reverse = probe_error[..., 1:].flip(0).cummax(dim=0).values.flip(0)
             amplified = torch.cat([forward, reverse], dim=-1)
         else:
-            amplified = probe_error.amax(dim=(0, 2), keepdim=True).expand_as(probe_error)
+            amplified = probe_error.amax(dim=(0, 2), keepdim=True)
+            if row_error is not None:
+                amplified = torch.maximum(amplified, row_error.reshape(1, -1, 1))
+            amplified = amplified.expand_as(probe_error)
         magnitude = reference.abs()
         row_scale = 1 + magnitude.amax(dim=(0, 2, 3), keepdim=True)  # (1, B, 1, 1)
         floor = self.floor_ulps * self.unit_roundoff(dtype) * (1 + magnitude)
