@@ -1,6 +1,11 @@
-"""`torchscript`: the recurrence compiled with ``torch.jit.script``.
+"""`torchscript`: the recurrence's forward compiled with ``torch.jit.script``.
 
-TorchScript is deprecated since torch 2.10-ish and ``torch.jit.script`` warns with a
+The per-step loop (one in-place ``addmm_`` and activation per step on the hoisted
+projection) is a TorchScript function; gradients come from the same hand-written
+backward through time as `vectorized` (`BackpropThroughTime`), so the two differ
+exactly in how the forward loop is executed.
+
+TorchScript is deprecated in recent torch, and ``torch.jit.script`` warns with a
 DeprecationWarning each time it is called. We call it once per process, silence
 exactly that warning at that call (it is expected, and we chose it), and turn any
 failure to compile into `harness.Unavailable`, so a torch without TorchScript makes
@@ -9,49 +14,60 @@ this implementation "skipped" rather than broken.
 
 import functools
 import warnings
-from typing import List, Tuple
+from typing import List
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from harness import DropInRNN, Implementation, Unavailable
+from impls.vectorized import BackpropThroughTime, StepPlan, step_plan, take
 
 
-def _recurrence(
-    projected: Tensor, w_hh: Tensor, h0: Tensor, batch_sizes: List[int], reverse: bool, relu: bool
-) -> Tuple[Tensor, Tensor]:
-    steps = len(batch_sizes)
-    offsets: List[int] = []
-    start = 0
-    for rows in batch_sizes:
-        offsets.append(start)
-        start += rows
+def _recur_(
+    projected: Tensor, w_hh: Tensor, h0: Tensor, batch_sizes: List[int], offsets: List[int],
+    order: List[int], relu: bool, round_product: bool,
+) -> Tensor:
+    """Turn ``projected`` into the output in place (see impls.vectorized.recur_)."""
     w_hh_t = w_hh.t()
-    outputs: List[Tensor] = [projected] * steps  # placeholders, each overwritten below
     h = h0
-    for i in range(steps):
-        t = steps - 1 - i if reverse else i
+    for t in order:
         rows = batch_sizes[t]
-        pre_activation = torch.addmm(projected[offsets[t] : offsets[t] + rows], h[:rows], w_hh_t)
-        h_t = torch.relu(pre_activation) if relu else torch.tanh(pre_activation)
-        outputs[t] = h_t
-        if rows == h.size(0):
-            h = h_t
+        start = offsets[t]
+        if h.size(0) > rows:  # forward direction: some sequences have ended
+            h = h[:rows]
+        elif h.size(0) < rows:  # reverse direction: some sequences start here, from h0
+            h = torch.cat([h, h0[h.size(0) : rows]])
+        step = projected[start : start + rows]
+        if round_product:
+            step.add_(torch.mm(h, w_hh_t))
         else:
-            h = torch.cat([h_t, h[rows:]])
-    return torch.cat(outputs), h
+            step.addmm_(h, w_hh_t)
+        if relu:
+            step.relu_()
+        else:
+            step.tanh_()
+        h = step
+    return projected
 
 
 @functools.cache
 def compiled_recurrence():
-    """Script `_recurrence` once per process."""
+    """Script `_recur_` once per process."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
-            return torch.jit.script(_recurrence)
+            return torch.jit.script(_recur_)
     except Exception as error:  # any failure means TorchScript is unusable here
         raise Unavailable(f"torch.jit.script failed: {type(error).__name__}: {error}") from error
+
+
+def scripted_kernel(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bool) -> Tensor:
+    """`recur_`'s signature, running the scripted loop."""
+    round_product = projected.dtype in (torch.float16, torch.bfloat16)  # as torch rounds; see vectorized
+    return compiled_recurrence()(
+        projected, w_hh, h0, list(plan.batch_sizes), list(plan.offsets), list(plan.order), relu, round_product
+    )
 
 
 class TorchScriptRNN(DropInRNN):
@@ -62,12 +78,18 @@ class TorchScriptRNN(DropInRNN):
     def run_direction(self, data, batch_sizes, h0, layer, direction):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
         projected = F.linear(data, w_ih, None if b_ih is None else b_ih + b_hh)
-        return compiled_recurrence()(projected, w_hh, h0, list(batch_sizes), direction == 1, self.nonlinearity == "relu")
+        plan = step_plan(batch_sizes, direction == 1, data.device)
+        relu = self.nonlinearity == "relu"
+        if torch.is_grad_enabled() and (projected.requires_grad or w_hh.requires_grad or h0.requires_grad):
+            output = BackpropThroughTime.apply(projected, w_hh, h0, plan, relu, scripted_kernel)
+        else:
+            output = scripted_kernel(projected, w_hh, h0, plan, relu)
+        return output, take(output, plan.final_rows)
 
 
 IMPLEMENTATION = Implementation(
     name="torchscript",
     factory=TorchScriptRNN,
     family="RNN",
-    description="recurrence compiled with torch.jit.script (deprecated in torch, kept while it works)",
+    description="forward recurrence compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
 )
