@@ -129,19 +129,29 @@ class _Session:
         if self.dtype == torch.float64:
             self.low_probe = _quiet_construct(AtenRNN, case, torch.float32, case.device)
             _load(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
-        # Gradients can be ill-conditioned with respect to rounding where values are
-        # not: relu's derivative jumps at 0, and in float16/bfloat16 a saturated tanh
-        # stores h so close to +/-1 that 1 - h^2 loses all its digits. Torch's own run is
-        # one sample of that; two more runs in the candidate's dtype, with weights and
-        # input perturbed by +/- the same few ulps, sample the spread (for a kink, one
-        # of the two always pushes it across). Used for gradients only.
-        self.sensitivity_probes = []
-        ill_conditioned = case.nonlinearity == "relu" or self.dtype in (torch.float16, torch.bfloat16)
-        if ill_conditioned and case.backward and not case.no_grad:
+        # Torch's own run is one sample of how rounding moves this case; sometimes the
+        # spread is wider than that sample shows. In float16/bfloat16 a trajectory near
+        # a tipping point can go either way, and a saturated tanh stores h so close to
+        # +/-1 that 1 - h^2 loses its digits; relu's derivative jumps at 0, so where a
+        # pre-activation sits within rounding of 0 a gradient can change by O(1).
+        # Pairs of runs in the candidate's dtype with weights and input perturbed by
+        # +/- the same noise sample that spread (for a kink, one of the two always
+        # pushes it across): 1 ulp for half-precision values and gradients, 16 ulps
+        # for relu gradients. Values elsewhere are well-conditioned and keep the plain
+        # probe, which keeps their bound tight.
+        self.half_precision = self.dtype in (torch.float16, torch.bfloat16)
+        with_gradients = case.backward and not case.no_grad
+        self.sensitivity_probes = []  # (module, sign, ulps, widens values too)
+        plans = []
+        if self.half_precision:
+            plans.append((model.half_precision_perturbation_ulps, True))
+        if case.nonlinearity == "relu" and with_gradients:
+            plans.append((model.kink_perturbation_ulps, False))
+        for ulps, values in plans:
             for sign in (1.0, -1.0):
                 module = _quiet_construct(AtenRNN, case, self.dtype, case.device)
-                _load(module, self._sensitivity_weights(self.materialized.weights, sign), "sensitivity probe")
-                self.sensitivity_probes.append((module, sign))
+                _load(module, self._sensitivity_weights(self.materialized.weights, sign * ulps), "sensitivity probe")
+                self.sensitivity_probes.append((module, sign * ulps, values))
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -154,12 +164,12 @@ class _Session:
         generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
         return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
 
-    def _sensitivity_weights(self, weights: dict[str, Tensor], sign: float) -> dict[str, Tensor]:
-        relative = sign * self.model.sensitivity_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+    def _sensitivity_weights(self, weights: dict[str, Tensor], ulps: float) -> dict[str, Tensor]:
+        relative = ulps * self.model.unit_roundoff(self.dtype)
         return {k: (w * (1 + relative * self._sensitivity_noise(k, w.shape))).to(self.dtype).double() for k, w in weights.items()}
 
-    def sensitivity_inputs(self, sign: float) -> Materialized:
-        relative = sign * self.model.sensitivity_perturbation_ulps * self.model.unit_roundoff(self.dtype)
+    def sensitivity_inputs(self, ulps: float) -> Materialized:
+        relative = ulps * self.model.unit_roundoff(self.dtype)
         tensors = self.materialized
         h0 = None if tensors.h0 is None else tensors.h0 * (1 + relative * self._sensitivity_noise("h0", tensors.h0.shape))
         x = tensors.padded_input * (1 + relative * self._sensitivity_noise("input", tensors.padded_input.shape))
@@ -173,7 +183,7 @@ class _Session:
         modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
         if self.low_probe is not None:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
-        modules += [(module, self._sensitivity_weights(new, sign)) for module, sign in self.sensitivity_probes]
+        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -434,9 +444,9 @@ def _check_call(session: _Session, call: str) -> None:
     if session.low_probe is not None:
         low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
         probe = _combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
-    for module, sign in session.sensitivity_probes:
-        perturbed = run_module(module, case, session.sensitivity_inputs(sign), session.dtype, case.device, "probe")
-        probe = _with_sensitivity_gradients(reference, probe, perturbed)
+    for module, ulps, values in session.sensitivity_probes:
+        perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
+        probe = _widened(reference, probe, perturbed, values=values)
     x, h0 = session.materialized.module_input(case, session.dtype, case.device)
     before = _input_snapshot(x, h0)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
@@ -479,15 +489,22 @@ def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scal
     )
 
 
-def _with_sensitivity_gradients(reference: RunResult, probe: RunResult, perturbed: RunResult) -> RunResult:
-    """The probe, with each gradient's error raised to a sensitivity probe's where that
-    is larger. Values keep the plain probe: they are well-conditioned (relu and tanh
-    are continuous), and perturbing them would only loosen their bound."""
-    gradients = {}
-    for name, grad in probe.gradients.items():
-        ref = reference.gradients[name]
-        gradients[name] = ref + torch.maximum((grad - ref).abs(), (perturbed.gradients[name] - ref).abs().nan_to_num(nan=math.inf))
-    return dataclasses.replace(probe, gradients=gradients)
+def _widened(reference: RunResult, probe: RunResult, perturbed: RunResult, values: bool) -> RunResult:
+    """The probe, with its error raised elementwise to a sensitivity probe's where that
+    is larger: always for gradients, for output and h_n only when ``values``."""
+
+    def widen(ref: Tensor, current: Tensor, other: Tensor) -> Tensor:
+        return ref + torch.maximum((current - ref).abs(), (other - ref).abs().nan_to_num(nan=math.inf))
+
+    gradients = {name: widen(reference.gradients[name], grad, perturbed.gradients[name]) for name, grad in probe.gradients.items()}
+    if not values:
+        return dataclasses.replace(probe, gradients=gradients)
+    return dataclasses.replace(
+        probe,
+        output=widen(reference.output, probe.output, perturbed.output),
+        h_n=widen(reference.h_n, probe.h_n, perturbed.h_n),
+        gradients=gradients,
+    )
 
 
 def _probe_tensors(session: _Session) -> Materialized:

@@ -44,9 +44,12 @@ class ErrorModel:
     """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
     probe_perturbation_ulps: float = 64.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
-    sensitivity_perturbation_ulps: float = 16.0
-    """relu, float16 and bfloat16: relative perturbation of the two gradient
-    sensitivity probes, in ulps of the candidate's dtype (docs/error-model.md)."""
+    half_precision_perturbation_ulps: float = 1.0
+    """float16/bfloat16: relative perturbation of the two sensitivity probes that widen
+    value and gradient bounds, in ulps of the candidate's dtype (docs/error-model.md)."""
+    kink_perturbation_ulps: float = 16.0
+    """relu with gradients: relative perturbation of the two kink probes, in ulps of
+    the candidate's dtype."""
 
     def scaled(self, budget: float) -> "ErrorModel":
         """The model for an implementation that declares an error budget (1 = none)."""

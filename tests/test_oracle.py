@@ -118,6 +118,9 @@ FORMER_FALSE_ALARMS = {
     "saturating bfloat16, h_n after 16 steps": Case(
         input_size=11, hidden_size=11, dtype="bfloat16", layout="unbatched", seq_len=16, weight_gain=8.0, seed=0,
     ),
+    "saturating bfloat16, 65 steps, a unit tips over": Case(
+        input_size=11, hidden_size=11, dtype="bfloat16", layout="unbatched", seq_len=65, weight_gain=8.0, seed=0,
+    ),
     "relu bfloat16 gradient at a kink": Case(
         input_size=4, hidden_size=7, num_layers=2, nonlinearity="relu", bidirectional=True, dtype="bfloat16",
         layout="packed_sorted", seq_len=5, batch=1, lengths=(5,), h0_given=True, h0_scale=0.5, weight_gain=1.5, seed=9,

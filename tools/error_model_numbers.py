@@ -32,6 +32,20 @@ def probe(case: Case, tensors, dtype):
     """What the oracle measures amplification with: torch in the case's dtype, or for
     float64 the larger of two errors: the reference with weights and input perturbed
     by a few ulps, and torch float32's error scaled down to float64 roundoff."""
+    if dtype in (torch.float16, torch.bfloat16):
+        # Half precision: also the two sensitivity probes, perturbed by +/-1 ulp.
+        reference = outputs(torch.nn.RNN, case, torch.float64, tensors)
+        error = (outputs(torch.nn.RNN, case, dtype, tensors) - reference).abs()
+        relative = DEFAULT_MODEL.half_precision_perturbation_ulps * DEFAULT_MODEL.unit_roundoff(dtype)
+        for sign in (1.0, -1.0):
+            generator = torch.Generator().manual_seed(case.seed + 3)
+            perturbed = dataclasses.replace(
+                tensors,
+                weights={k: _perturbed(w, generator, sign * relative) for k, w in tensors.weights.items()},
+                padded_input=_perturbed(tensors.padded_input, generator, sign * relative),
+            )
+            error = torch.maximum(error, (outputs(torch.nn.RNN, case, dtype, perturbed) - reference).abs())
+        return reference + error
     if dtype != torch.float64:
         return outputs(torch.nn.RNN, case, dtype, tensors)
     generator = torch.Generator().manual_seed(case.seed + 1)
@@ -57,8 +71,7 @@ def report(title: str, case: Case) -> None:
     T, B, F = reference.shape
     shape = (T, B, 1, F)
     valid = torch.ones(T, B, dtype=torch.bool)
-    K = case.input_size + case.hidden_size
-    bound, compare = DEFAULT_MODEL.value_bound(reference.reshape(shape), torch_low.reshape(shape), valid, dtype, K, causal=True)
+    bound, compare = DEFAULT_MODEL.value_bound(reference.reshape(shape), torch_low.reshape(shape), valid, dtype, causal=True)
     print(f"\n{title}: {case.dtype}, H={case.hidden_size}, weights x{case.weight_gain}, {T} steps")
     print(f"{'step':>5} {'|probe-ref|':>12} {'|loop-ref|':>12} {'bound':>10} {'compared':>9}")
     for t in STEPS_SHOWN:
@@ -83,3 +96,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
