@@ -8,7 +8,6 @@ reproduces and 0 when it does not, so it can go straight into a bug report or CI
 
 from __future__ import annotations
 
-import json
 import pprint
 from pathlib import Path
 

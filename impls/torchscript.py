@@ -17,11 +17,10 @@ import warnings
 from typing import List
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from harness import DropInRNN, Implementation, Unavailable
-from impls.vectorized import BackpropThroughTime, StepPlan, step_plan, take
+from harness import Implementation, Unavailable
+from impls.vectorized import StepPlan, VectorizedRNN
 
 
 def _recur_(
@@ -70,21 +69,14 @@ def scripted_kernel(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan,
     )
 
 
-class TorchScriptRNN(DropInRNN):
+class TorchScriptRNN(VectorizedRNN):
+    """`vectorized` with its forward loop run by TorchScript."""
+
+    kernel = staticmethod(scripted_kernel)
+
     def __init__(self, *args, **kwargs):
         compiled_recurrence()  # fail at construction, as Unavailable, not mid-forward
         super().__init__(*args, **kwargs)
-
-    def run_direction(self, data, batch_sizes, h0, layer, direction):
-        w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
-        projected = F.linear(data, w_ih, None if b_ih is None else b_ih + b_hh)
-        plan = step_plan(batch_sizes, direction == 1, data.device)
-        relu = self.nonlinearity == "relu"
-        if torch.is_grad_enabled() and (projected.requires_grad or w_hh.requires_grad or h0.requires_grad):
-            output = BackpropThroughTime.apply(projected, w_hh, h0, plan, relu, scripted_kernel)
-        else:
-            output = scripted_kernel(projected, w_hh, h0, plan, relu)
-        return output, take(output, plan.final_rows)
 
 
 IMPLEMENTATION = Implementation(

@@ -200,15 +200,18 @@ class BackpropThroughTime(torch.autograd.Function):
 
 
 class VectorizedRNN(DropInRNN):
+    kernel = staticmethod(recur_)
+    """The forward loop (`recur_`'s contract); a subclass may run it another way."""
+
     def run_direction(self, data, batch_sizes, h0, layer, direction):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
         projected = F.linear(data, w_ih, None if b_ih is None else b_ih + b_hh)
         plan = step_plan(batch_sizes, direction == 1, data.device)
         relu = self.nonlinearity == "relu"
         if torch.is_grad_enabled() and (projected.requires_grad or w_hh.requires_grad or h0.requires_grad):
-            output = BackpropThroughTime.apply(projected, w_hh, h0, plan, relu, recur_)
+            output = BackpropThroughTime.apply(projected, w_hh, h0, plan, relu, self.kernel)
         else:
-            output = recur_(projected, w_hh, h0, plan, relu)
+            output = self.kernel(projected, w_hh, h0, plan, relu)
         return output, take(output, plan.final_rows)
 
 
