@@ -129,22 +129,22 @@ class _Session:
         if self.dtype == torch.float64:
             self.low_probe = _quiet_construct(AtenRNN, case, torch.float32, case.device)
             _load(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
-        # Torch's own run is one sample of how rounding moves this case; sometimes the
-        # spread is wider than that sample shows. In float16/bfloat16 a trajectory near
-        # a tipping point can go either way, and a saturated tanh stores h so close to
-        # +/-1 that 1 - h^2 loses its digits; relu's derivative jumps at 0, so where a
-        # pre-activation sits within rounding of 0 a gradient can change by O(1).
-        # Pairs of runs in the candidate's dtype with weights and input perturbed by
-        # +/- the same noise sample that spread (for a kink, one of the two always
-        # pushes it across): 1 ulp for half-precision values and gradients, 16 ulps
-        # for relu gradients. Values elsewhere are well-conditioned and keep the plain
-        # probe, which keeps their bound tight.
-        self.half_precision = self.dtype in (torch.float16, torch.bfloat16)
+        # Torch's own run is one sample of how rounding moves this case, and in
+        # saturating or chaotic regimes the spread is wider than one sample shows: a
+        # float32 candidate that merely rounds differently was measured at 15x torch's
+        # own error on a case where torch happened to land close; in half precision a
+        # trajectory near a tipping point can go either way, and a saturated tanh
+        # stores h so close to +/-1 that 1 - h^2 loses its digits; relu's derivative
+        # jumps at 0, so where a pre-activation sits within rounding of 0 a gradient
+        # can change by O(1). Pairs of torch runs in the candidate's dtype, with weights
+        # and input perturbed by +/- the same noise, sample that spread (for a kink one
+        # of the two always pushes it across): 1 ulp for values and gradients, 16 ulps
+        # more for relu gradients. (float64 has its perturbed probe above.)
         with_gradients = case.backward and not case.no_grad
-        self.sensitivity_probes = []  # (module, sign, ulps, widens values too)
+        self.sensitivity_probes = []  # (module, signed ulps, widens values too)
         plans = []
-        if self.half_precision:
-            plans.append((model.half_precision_perturbation_ulps, True))
+        if self.dtype != torch.float64:
+            plans.append((model.sensitivity_perturbation_ulps, True))
         if case.nonlinearity == "relu" and with_gradients:
             plans.append((model.kink_perturbation_ulps, False))
         for ulps, values in plans:

@@ -44,9 +44,10 @@ class ErrorModel:
     """Stop comparing where the probe's error exceeds this fraction of (1 + |signal|)."""
     probe_perturbation_ulps: float = 64.0
     """Relative size of the float64 probe's perturbation, in float64 ulps."""
-    half_precision_perturbation_ulps: float = 1.0
-    """float16/bfloat16: relative perturbation of the two sensitivity probes that widen
-    value and gradient bounds, in ulps of the candidate's dtype (docs/error-model.md)."""
+    sensitivity_perturbation_ulps: float = 1.0
+    """float32 and half precision: relative perturbation of the two sensitivity probes
+    that widen value and gradient bounds, in ulps of the candidate's dtype
+    (docs/error-model.md)."""
     kink_perturbation_ulps: float = 16.0
     """relu with gradients: relative perturbation of the two kink probes, in ulps of
     the candidate's dtype."""

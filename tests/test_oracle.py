@@ -121,6 +121,10 @@ FORMER_FALSE_ALARMS = {
     "saturating bfloat16, 65 steps, a unit tips over": Case(
         input_size=11, hidden_size=11, dtype="bfloat16", layout="unbatched", seq_len=65, weight_gain=8.0, seed=0,
     ),
+    "saturating float32, second call, torch lands close by luck": Case(
+        input_size=18, hidden_size=40, num_layers=2, dtype="float32", layout="packed_sorted", seq_len=18, batch=4,
+        lengths=(18, 10, 2, 2), weight_gain=8.0, exact_zeros=True, seed=10, second_call="optimizer_step",
+    ),
     "relu bfloat16 gradient at a kink": Case(
         input_size=4, hidden_size=7, num_layers=2, nonlinearity="relu", bidirectional=True, dtype="bfloat16",
         layout="packed_sorted", seq_len=5, batch=1, lengths=(5,), h0_given=True, h0_scale=0.5, weight_gain=1.5, seed=9,
@@ -129,6 +133,7 @@ FORMER_FALSE_ALARMS = {
 
 
 @pytest.mark.parametrize("case", list(FORMER_FALSE_ALARMS.values()), ids=list(FORMER_FALSE_ALARMS))
-@pytest.mark.parametrize("name", ["linear", "loop", "vectorized"])
+@pytest.mark.parametrize("name", ["linear", "loop", "vectorized", "correct-hoisted-pretransposed", "correct-einsum-other-order"])
 def test_former_false_alarm_passes(name, case):
-    check(implementation(name), case)
+    candidate = by_name(CORRECT_VARIANTS, name) if name.startswith("correct-") else implementation(name)
+    check(candidate, case)
