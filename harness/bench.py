@@ -101,6 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
                         help="forward (no_grad), backward (forward+backward), or both (default)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while timing (default: 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where to run (default: cpu). On cuda the timer synchronizes the device around each block")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape and mode (default: 3)")
     parser.add_argument("--min-run-time", type=float, default=0.2, metavar="SECONDS",
                         help="blocked autorange time per implementation per round (default: 0.2)")
@@ -120,6 +122,8 @@ def run_command(args: argparse.Namespace, registry: Registry, selected_names: li
             raise UsageError(f"implementation {name!r} failed to load; `python -m harness list` shows why")
     if args.threads < 1 or args.rounds < 1 or args.min_run_time <= 0:
         raise UsageError("--threads and --rounds must be at least 1 and --min-run-time positive")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UsageError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
     names = [BASELINE] + [name for name in selected_names if name != BASELINE]
@@ -147,7 +151,7 @@ def progress(message: str) -> None:
 
 def measure(registry, names, shapes, modes, args):
     results: list[BenchResult] = []
-    matmul, matmul_flops = matmul_call(args.matmul_size)
+    matmul, matmul_flops = matmul_call(args.matmul_size, args.device)
     skipped: list[tuple[str, Shape, str, str]] = []
     total, done = len(shapes) * len(modes), 0
     with thread_count(args.threads):
@@ -158,7 +162,7 @@ def measure(registry, names, shapes, modes, args):
                 workloads = {}
                 for name in names:
                     try:
-                        workloads[name] = build_workload(registry.implementation(name), shape, mode)
+                        workloads[name] = build_workload(registry.implementation(name), shape, mode, device=args.device)
                     except UnsupportedCase as reason:
                         skipped.append((name, shape, mode, str(reason)))
                 medians = time_interleaved({**workloads, ROOFLINE: matmul}, shape, mode, args)

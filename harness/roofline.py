@@ -23,12 +23,12 @@ def thread_count(threads: int):
         torch.set_num_threads(previous)
 
 
-def matmul_call(size: int = 1024):
+def matmul_call(size: int = 1024, device: str = "cpu"):
     """A ready-to-time square float32 matmul and its FLOPs (2·size³)."""
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator)
-    b = torch.randn(size, size, generator=generator)
-    out = torch.empty(size, size)
+    a = torch.randn(size, size, generator=generator).to(device)
+    b = torch.randn(size, size, generator=generator).to(device)
+    out = torch.empty(size, size, device=device)
 
     def matmul() -> None:
         torch.mm(a, b, out=out)

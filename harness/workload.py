@@ -84,27 +84,29 @@ def reference_weights(shape: Shape, seed: int) -> dict[str, Tensor]:
         return nn.RNN(**shape.constructor(), dtype=torch.float64).state_dict()
 
 
-def make_input(shape: Shape, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
+def make_input(shape: Shape, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Tensor:
     generator = torch.Generator().manual_seed(seed + 1)
-    return torch.randn(shape.steps, shape.batch, shape.input_size, generator=generator, dtype=torch.float64).to(dtype)
+    return torch.randn(shape.steps, shape.batch, shape.input_size, generator=generator, dtype=torch.float64).to(dtype).to(device)
 
 
-def build_module(implementation: Implementation, shape: Shape, *, dtype=torch.float32, seed: int = 0, mode: str = "forward") -> nn.Module:
+def build_module(
+    implementation: Implementation, shape: Shape, *, dtype=torch.float32, seed: int = 0, mode: str = "forward", device: str = "cpu"
+) -> nn.Module:
     """The implementation's module for the shape with the seeded reference weights.
 
     Raises `UnsupportedCase` where the implementation declares the case out of scope
     or its factory raises `Unavailable`.
     """
     reason = implementation.unsupported_reason(
-        {**shape.constructor(), "dtype": dtype}, backward=mode == "backward"
+        {**shape.constructor(), "dtype": dtype}, device=device, backward=mode == "backward"
     )
     if reason is not None:
         raise UnsupportedCase(f"{implementation.name} does not support {shape.label} {mode}: {reason}")
     try:
-        module = implementation.factory(**shape.constructor(), dtype=dtype)
+        module = implementation.factory(**shape.constructor(), dtype=dtype, device=device)
     except Unavailable as error:
         raise UnsupportedCase(f"{implementation.name} is unavailable here: {error}") from error
-    module.load_state_dict({key: value.to(dtype) for key, value in reference_weights(shape, seed).items()})
+    module.load_state_dict({key: value.to(dtype).to(device) for key, value in reference_weights(shape, seed).items()})
     return module
 
 
@@ -132,13 +134,14 @@ def build_workload(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     warmup_calls: int = 3,
+    device: str = "cpu",
 ) -> Workload:
     """Build the module and input, make the call, and warm it up (compiling, if the
     implementation compiles) so that timing starts from the steady state."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    module = build_module(implementation, shape, dtype=dtype, seed=seed, mode=mode)
-    x = make_input(shape, seed, dtype)
+    module = build_module(implementation, shape, dtype=dtype, seed=seed, mode=mode, device=device)
+    x = make_input(shape, seed, dtype, device)
     if mode == "forward":
 
         def call() -> None:

@@ -137,3 +137,10 @@ def test_asv_setup_skips_what_is_not_installed():
         RNNForward().setup("no-such-implementation", shape, 1)
     assert torch.get_num_threads() == before
 
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_on_cuda_without_cuda_is_a_usage_error():
+    from harness import cli
+
+    assert cli.main(["bench", "--device", "cuda", "--impl", "loop", "--shape", "2,1,2,2"]) == cli.EXIT_USAGE
