@@ -313,7 +313,7 @@ def _input_snapshot(x, h0) -> list[Tensor]:
     return [data.detach().clone()] + ([h0.detach().clone()] if h0 is not None else [])
 
 
-def compare_values(case: Case, subject: str, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
+def compare_values(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
     """Output and h_n within the error model; NaN/Inf only where torch has them."""
     valid = torch.zeros(case.seq_len, reference.output.shape[1], dtype=torch.bool)
     if case.lengths is not None:
@@ -467,7 +467,7 @@ def _check_call(session: _Session, call: str) -> None:
     if new_aliases:
         pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
         raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
-    compare_values(case, "values", reference, probe, candidate, session.model, call)
+    compare_values(case, reference, probe, candidate, session.model, call)
     if candidate.gradients or reference.gradients:
         compare_gradients(case, reference, probe, candidate, session.model, call)
 
