@@ -213,7 +213,7 @@ def run_module(module, case: Case, tensors: Materialized, dtype, device, who: st
     with grad_mode:
         raw = module(x, h0)
     if who == "candidate":
-        check_structure(case, raw, tensors)
+        check_structure(case, raw, x)
     output, h_n = raw
     if isinstance(output, PackedSequence):
         padded, _ = pad_packed_sequence(output, total_length=case.seq_len)
@@ -243,7 +243,7 @@ def run_module(module, case: Case, tensors: Materialized, dtype, device, who: st
     return RunResult(raw, output4, h_n.detach().double().cpu(), gradients, x, h0)
 
 
-def check_structure(case: Case, raw: Any, tensors: Materialized) -> None:
+def check_structure(case: Case, raw: Any, given_input) -> None:
     """Types, shapes, dtypes, devices and PackedSequence metadata, exactly as torch returns them."""
     if not isinstance(raw, tuple) or len(raw) != 2:
         raise Discrepancy("type", "return value", f"forward returned {type(raw).__name__}{'' if not isinstance(raw, tuple) else f' of length {len(raw)}'}, but torch returns a tuple (output, h_n)")
@@ -272,9 +272,8 @@ def check_structure(case: Case, raw: Any, tensors: Materialized) -> None:
         if tensor.device != torch.device(case.device) and tensor.device.type != torch.device(case.device).type:
             raise Discrepancy("device", name, f"{name} is on {tensor.device}, but torch returns it on {case.device}")
     if case.packed:
-        x, _ = tensors.module_input(case, case.torch_dtype, case.device)
         for field in ("batch_sizes", "sorted_indices", "unsorted_indices"):
-            got, want = getattr(output, field), getattr(x, field)
+            got, want = getattr(output, field), getattr(given_input, field)
             same = (got is None and want is None) or (got is not None and want is not None and torch.equal(got.cpu(), want.cpu()))
             if not same:
                 raise Discrepancy("packed_metadata", f"output.{field}", f"output.{field}={got}, but torch returns {want} (the input's)")
