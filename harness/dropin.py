@@ -1,11 +1,15 @@
-"""The torch-compatible shell around a single-direction recurrence.
+"""torch-compatible shells around a single-direction recurrence or a single step.
 
-`DropInRNN` does everything about ``torch.nn.RNN`` that is not the recurrence itself:
-constructor checks, parameters under torch's names, input layouts (time-major,
-batch_first, unbatched, PackedSequence), validation with torch's exception types,
-layer and direction stacking, dropout between layers, and putting the results back
-into torch's shapes. A subclass supplies `run_direction`; the built-ins do, and
-an outside plugin may too.
+`DropInRNN`, `DropInLSTM` and `DropInGRU` do everything about torch's layer modules
+that is not the recurrence itself: constructor checks, parameters under torch's names
+and shapes (gates stacked as torch stacks them, LSTM's ``weight_hr`` with
+``proj_size``), input layouts (time-major, batch_first, unbatched, PackedSequence),
+validation with torch's exception types, layer and direction stacking, dropout
+between layers, and putting the results back into torch's shapes. A subclass
+supplies `run_direction`; the built-ins do, and an outside plugin may too.
+
+`DropInRNNCell`, `DropInLSTMCell` and `DropInGRUCell` do the same for the cells; a
+subclass supplies `step`.
 
 Every layout is reduced to torch's packed form before the recurrence runs: a
 ``(sum(batch_sizes), features)`` matrix holding time step after time step, with
@@ -20,27 +24,30 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from harness.cells import torch_elementwise
+from harness.families import FAMILIES, Family, parameter_names
+
+State = Tensor | tuple[Tensor, Tensor]
+"""A recurrent state: ``h``, or ``(h, c)`` for the LSTM family."""
+
 
 class DirectionWeights(NamedTuple):
-    """The parameters of one layer in one direction, ``b_ih``/``b_hh`` None without bias."""
+    """The parameters of one layer in one direction, ``b_ih``/``b_hh`` None without bias.
+
+    Gate blocks are stacked in the rows as torch stacks them (LSTM i,f,g,o; GRU r,z,n).
+    """
 
     w_ih: Tensor
     w_hh: Tensor
     b_ih: Tensor | None
     b_hh: Tensor | None
-
-
-def parameter_names(layer: int, direction: int) -> tuple[str, str, str, str]:
-    """torch's state_dict keys for (w_ih, w_hh, b_ih, b_hh) of one layer and direction."""
-    suffix = f"l{layer}" + ("_reverse" if direction == 1 else "")
-    return (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}", f"bias_hh_{suffix}")
 
 
 def step_offsets(batch_sizes: Sequence[int]) -> list[int]:
@@ -53,9 +60,9 @@ def step_offsets(batch_sizes: Sequence[int]) -> list[int]:
 
 
 def check_constructor_arguments(
-    input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout
+    input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, proj_size=0
 ) -> None:
-    """Reject what torch.nn.RNN's constructor rejects, with the same exception types."""
+    """Reject what torch's constructors reject, with the same exception types."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
     if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
@@ -68,7 +75,7 @@ def check_constructor_arguments(
             "dropout option adds dropout after all but last recurrent layer, so non-zero "
             f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
             f"num_layers={num_layers}",
-            stacklevel=3,
+            stacklevel=4,
         )
     for name, value in (("bias", bias), ("batch_first", batch_first)):
         if not isinstance(value, bool):
@@ -80,41 +87,46 @@ def check_constructor_arguments(
             raise ValueError(f"{name} must be greater than zero, got {value}")
     if num_layers <= 0:
         raise ValueError(f"num_layers must be greater than zero, got {num_layers}")
+    if proj_size < 0:
+        raise ValueError("proj_size should be a positive integer or zero to disable projections")
+    if proj_size >= hidden_size:
+        raise ValueError("proj_size has to be smaller than hidden_size")
 
 
 class _PreparedInput(NamedTuple):
     data: Tensor  # (sum(batch_sizes), input_size), time step after time step
     batch_sizes: tuple[int, ...]
-    hx: Tensor  # (num_layers * num_directions, batch, hidden), in data's row order
+    states: tuple[Tensor, ...]  # h (and c), each (num_layers * num_directions, batch, width), in data's row order
     packed: PackedSequence | None
     unbatched: bool
 
 
-class DropInRNN(nn.Module):
-    """Base class for drop-in replacements of ``torch.nn.RNN``.
+def _torch_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]], factory_kwargs: dict) -> None:
+    for name, shape in shapes.items():
+        module.register_parameter(name, nn.Parameter(torch.empty(shape, **factory_kwargs)))
+
+
+def _uniform_init(module: nn.Module, hidden_size: int) -> None:
+    """torch's init: every parameter uniform in ±1/sqrt(hidden_size)."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.uniform_(-bound, bound)
+
+
+class DropInRecurrent(nn.Module):
+    """Base of the layer shells; use `DropInRNN`, `DropInLSTM` or `DropInGRU`.
 
     Subclasses implement `run_direction`. Those that keep their parameters somewhere
-    other than torch-named attributes also override `_create_parameters` and
-    `direction_weights` (see ``impls/linear.py``).
+    other than torch-named attributes also override `_create_parameters`,
+    `direction_weights` and (LSTM with projections) `projection_weight`
+    (see ``impls/linear.py``).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        check_constructor_arguments(
-            input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout
-        )
+    family: ClassVar[Family]
+
+    def _setup(self, input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, bidirectional, proj_size, device, dtype) -> None:
+        check_constructor_arguments(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, proj_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -123,6 +135,7 @@ class DropInRNN(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
+        self.proj_size = proj_size
         self._create_parameters({"device": device, "dtype": dtype})
         self.reset_parameters()
 
@@ -132,42 +145,58 @@ class DropInRNN(nn.Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def output_size(self) -> int:
+        """The width of h (and of each direction's output): proj_size when set."""
+        return self.proj_size or self.hidden_size
+
     def layer_input_size(self, layer: int) -> int:
-        return self.input_size if layer == 0 else self.hidden_size * self.num_directions
+        return self.input_size if layer == 0 else self.output_size * self.num_directions
+
+    def constructor_keywords(self) -> dict:
+        every = {
+            "input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+            "nonlinearity": self.nonlinearity, "bias": self.bias, "batch_first": self.batch_first,
+            "dropout": self.dropout, "bidirectional": self.bidirectional, "proj_size": self.proj_size,
+        }
+        return {k: v for k, v in every.items() if k in self.family.keywords}
 
     def _create_parameters(self, factory_kwargs: dict) -> None:
         """Register torch-named parameters, in torch's order (so state_dicts line up)."""
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                w_ih, w_hh, b_ih, b_hh = parameter_names(layer, direction)
-                H = self.hidden_size
-                self.register_parameter(w_ih, nn.Parameter(torch.empty(H, self.layer_input_size(layer), **factory_kwargs)))
-                self.register_parameter(w_hh, nn.Parameter(torch.empty(H, H, **factory_kwargs)))
-                if self.bias:
-                    self.register_parameter(b_ih, nn.Parameter(torch.empty(H, **factory_kwargs)))
-                    self.register_parameter(b_hh, nn.Parameter(torch.empty(H, **factory_kwargs)))
+        _torch_parameters(self, self.family.parameter_shapes(self.constructor_keywords()), factory_kwargs)
 
     def reset_parameters(self) -> None:
-        """torch's init: every parameter uniform in ±1/sqrt(hidden_size)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        with torch.no_grad():
-            for parameter in self.parameters():
-                parameter.uniform_(-bound, bound)
+        _uniform_init(self, self.hidden_size)
 
     def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
-        w_ih, w_hh, b_ih, b_hh = parameter_names(layer, direction)
+        names = parameter_names(layer, direction)
         if self.bias:
-            return DirectionWeights(getattr(self, w_ih), getattr(self, w_hh), getattr(self, b_ih), getattr(self, b_hh))
-        return DirectionWeights(getattr(self, w_ih), getattr(self, w_hh), None, None)
+            return DirectionWeights(getattr(self, names.w_ih), getattr(self, names.w_hh), getattr(self, names.b_ih), getattr(self, names.b_hh))
+        return DirectionWeights(getattr(self, names.w_ih), getattr(self, names.w_hh), None, None)
+
+    def projection_weight(self, layer: int, direction: int) -> Tensor | None:
+        """LSTM's W_hr ``(proj_size, hidden_size)``, None without projections."""
+        return getattr(self, parameter_names(layer, direction).w_hr) if self.proj_size else None
+
+    def elementwise(self, name: str, x: Tensor) -> Tensor:
+        """tanh, sigmoid or relu. Every cell formula in harness.cells goes through this
+        hook, so a subclass can swap the activation functions' arithmetic."""
+        return torch_elementwise(name, x)
 
     def activation(self, pre_activation: Tensor) -> Tensor:
-        return torch.tanh(pre_activation) if self.nonlinearity == "tanh" else torch.relu(pre_activation)
+        """nn.RNN's nonlinearity."""
+        return self.elementwise(self.nonlinearity, pre_activation)
+
+    def flatten_parameters(self) -> None:
+        """torch's modules compact their weights for cuDNN here; a drop-in has nothing to do."""
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
-        if self.nonlinearity != "tanh":
+        if self.family.nonlinearity and self.nonlinearity != "tanh":
             text += f", nonlinearity={self.nonlinearity!r}"
         if not self.bias:
             text += ", bias=False"
@@ -185,83 +214,99 @@ class DropInRNN(nn.Module):
         self,
         data: Tensor,
         batch_sizes: tuple[int, ...],
-        h0: Tensor,
+        state: State,
         layer: int,
         direction: int,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, State]:
         """Run one layer in one direction (1 = reverse) over packed-form ``data``.
 
-        ``data`` is ``(sum(batch_sizes), layer_input_size)``; ``h0`` is ``(batch_sizes[0],
-        hidden)``. Return the packed-form output ``(sum(batch_sizes), hidden)`` and the
-        final state ``(batch_sizes[0], hidden)``: for the forward direction each row's
-        state after its own last step, for the reverse direction after step 0.
+        ``data`` is ``(sum(batch_sizes), layer_input_size)``; ``state`` is the initial
+        state, ``h0`` of shape ``(batch_sizes[0], output_size)``, or for LSTM a tuple
+        ``(h0, c0)`` with ``c0`` of shape ``(batch_sizes[0], hidden_size)``. Return the
+        packed-form output ``(sum(batch_sizes), output_size)`` and the final state in
+        the same structure: for the forward direction each row's state after its own
+        last step, for the reverse direction after step 0.
         """
         raise NotImplementedError
 
     # -- forward ------------------------------------------------------------------
 
-    def forward(self, input, hx: Tensor | None = None):
+    def forward(self, input, hx: State | None = None):
         prepared = self._prepare(input, hx)
         layer_input = prepared.data
-        final_states = []
+        final_states: list[tuple[Tensor, ...]] = []
         for layer in range(self.num_layers):
             direction_outputs = []
             for direction in range(self.num_directions):
-                h0 = prepared.hx[layer * self.num_directions + direction]
-                output, h_last = self.run_direction(layer_input, prepared.batch_sizes, h0, layer, direction)
+                index = layer * self.num_directions + direction
+                initial = tuple(state[index] for state in prepared.states)
+                output, final = self.run_direction(layer_input, prepared.batch_sizes, initial if self.family.cell_state else initial[0], layer, direction)
                 direction_outputs.append(output)
-                final_states.append(h_last)
+                final_states.append(tuple(final) if self.family.cell_state else (final,))
             layer_input = torch.cat(direction_outputs, dim=1) if self.bidirectional else direction_outputs[0]
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        return self._restore(prepared, layer_input, torch.stack(final_states))
+        stacked = tuple(torch.stack(component) for component in zip(*final_states))
+        return self._restore(prepared, layer_input, stacked)
 
-    def _expected_hidden_size(self, batch: int) -> tuple[int, int, int]:
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+    def _expected_state_sizes(self, batch: int) -> tuple[tuple[int, int, int], ...]:
+        layers_directions = self.num_layers * self.num_directions
+        sizes = ((layers_directions, batch, self.output_size),)
+        if self.family.cell_state:
+            sizes += ((layers_directions, batch, self.hidden_size),)
+        return sizes
 
-    def _prepare(self, input, hx: Tensor | None) -> _PreparedInput:
+    def _split_state(self, hx) -> list[Tensor]:
+        # Indexed the way torch indexes it, so a malformed hx fails as it does in torch.
+        return [hx[0], hx[1]] if self.family.cell_state else [hx]
+
+    def _prepare(self, input, hx: State | None) -> _PreparedInput:
         """Bring any accepted layout to packed form, checking it the way torch does."""
         weight_dtype = self.direction_weights(0, 0).w_ih.dtype
+        states = None if hx is None else self._split_state(hx)
         if isinstance(input, PackedSequence):
             data, batch_sizes_tensor, sorted_indices, _ = input
             batch_sizes = tuple(int(b) for b in batch_sizes_tensor.tolist())
             batch = batch_sizes[0]
-            if hx is not None:
-                hx = hx.index_select(1, sorted_indices) if sorted_indices is not None else hx
+            if states is not None and sorted_indices is not None:
+                states = [state.index_select(1, sorted_indices) for state in states]
             self._check_input(data, weight_dtype, expected_dim=2)
             packed, unbatched = input, False
         else:
             if not isinstance(input, Tensor):
                 raise TypeError(f"input must be a Tensor or a PackedSequence, got {type(input).__name__}")
             if input.dim() not in (2, 3):
-                raise ValueError(f"RNN: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+                raise ValueError(f"{self.family.name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
             unbatched = input.dim() == 2
+            rank = 2 if unbatched else 3
+            if states is not None and any(state.dim() != rank for state in states):
+                ranks = ", ".join(f"{state.dim()}-D" for state in states)
+                layout = "unbatched 2-D" if unbatched else "batched 3-D"
+                raise RuntimeError(f"For {layout} input, hx{' and cx' if self.family.cell_state else ''} should also be {rank}-D but got ({ranks}) tensors")
             if unbatched:
                 input = input.unsqueeze(0 if self.batch_first else 1)
-                if hx is not None:
-                    if hx.dim() != 2:
-                        raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
-                    hx = hx.unsqueeze(1)
-            elif hx is not None and hx.dim() != 3:
-                raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+                if states is not None:
+                    states = [state.unsqueeze(1) for state in states]
             self._check_input(input, weight_dtype, expected_dim=3)
             time_major = input.transpose(0, 1) if self.batch_first else input
             steps, batch = time_major.shape[0], time_major.shape[1]
             if steps == 0:
-                raise RuntimeError("Expected sequence length to be larger than 0 in RNN (got an input with 0 time steps)")
+                raise RuntimeError(f"Expected sequence length to be larger than 0 in {self.family.name} (got an input with 0 time steps)")
             data = time_major.reshape(steps * batch, self.input_size)
             batch_sizes = (batch,) * steps
             packed = None
-        expected = self._expected_hidden_size(batch)
-        if hx is None:
-            hx = torch.zeros(expected, dtype=data.dtype, device=data.device)
-        elif tuple(hx.shape) != expected:
-            raise RuntimeError(f"Expected hidden size {expected}, got {list(hx.shape)}")
-        elif hx.dtype != data.dtype:
-            raise RuntimeError(f"hx dtype ({hx.dtype}) does not match input dtype ({data.dtype})")
-        elif hx.device != data.device:
-            raise RuntimeError(f"hx is on {hx.device} but input is on {data.device}; move both to one device")
-        return _PreparedInput(data, batch_sizes, hx, packed, unbatched)
+        expected = self._expected_state_sizes(batch)
+        if states is None:
+            states = [torch.zeros(size, dtype=data.dtype, device=data.device) for size in expected]
+        for index, (state, size) in enumerate(zip(states, expected)):
+            label = f"hidden[{index}]" if self.family.cell_state else "hidden"
+            if tuple(state.shape) != size:
+                raise RuntimeError(f"Expected {label} size {size}, got {list(state.shape)}")
+            if state.dtype != data.dtype:
+                raise RuntimeError(f"{label} dtype ({state.dtype}) does not match input dtype ({data.dtype})")
+            if state.device != data.device:
+                raise RuntimeError(f"{label} is on {state.device} but input is on {data.device}; move both to one device")
+        return _PreparedInput(data, batch_sizes, tuple(states), packed, unbatched)
 
     def _check_input(self, input: Tensor, weight_dtype: torch.dtype, expected_dim: int) -> None:
         if input.dtype != weight_dtype and not torch.is_autocast_enabled():
@@ -276,18 +321,189 @@ class DropInRNN(nn.Module):
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {input.size(-1)}"
             )
 
-    def _restore(self, prepared: _PreparedInput, output: Tensor, h_n: Tensor):
+    def _restore(self, prepared: _PreparedInput, output: Tensor, finals: tuple[Tensor, ...]):
         """Put packed-form results back into the layout the caller gave."""
         if prepared.packed is not None:
             packed = prepared.packed
             if packed.unsorted_indices is not None:
-                h_n = h_n.index_select(1, packed.unsorted_indices)
-            return PackedSequence(output, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), h_n
-        steps = len(prepared.batch_sizes)
-        output = output.view(steps, prepared.hx.shape[1], output.shape[-1])
-        if self.batch_first:
-            output = output.transpose(0, 1)
-        if prepared.unbatched:
-            output = output.squeeze(0 if self.batch_first else 1)
-            h_n = h_n.squeeze(1)
-        return output, h_n
+                finals = tuple(state.index_select(1, packed.unsorted_indices) for state in finals)
+            result = PackedSequence(output, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        else:
+            steps = len(prepared.batch_sizes)
+            result = output.view(steps, prepared.states[0].shape[1], output.shape[-1])
+            if self.batch_first:
+                result = result.transpose(0, 1)
+            if prepared.unbatched:
+                result = result.squeeze(0 if self.batch_first else 1)
+                finals = tuple(state.squeeze(1) for state in finals)
+        return result, (finals if self.family.cell_state else finals[0])
+
+
+class DropInRNN(DropInRecurrent):
+    """Drop-in for ``torch.nn.RNN``: a subclass implements `run_direction`."""
+
+    family = FAMILIES["RNN"]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, bidirectional, 0, device, dtype)
+
+
+class DropInLSTM(DropInRecurrent):
+    """Drop-in for ``torch.nn.LSTM`` (with ``proj_size``): a subclass implements `run_direction`."""
+
+    family = FAMILIES["LSTM"]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout, bidirectional, proj_size, device, dtype)
+
+
+class DropInGRU(DropInRecurrent):
+    """Drop-in for ``torch.nn.GRU``: a subclass implements `run_direction`."""
+
+    family = FAMILIES["GRU"]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout, bidirectional, 0, device, dtype)
+
+
+class DropInCell(nn.Module):
+    """Base of the cell shells; use `DropInRNNCell`, `DropInLSTMCell` or `DropInGRUCell`.
+
+    Subclasses implement `step` on a batch; the shell handles unbatched 1-D input, a
+    missing state, torch's checks and torch's parameter names (weight_ih, weight_hh,
+    bias_ih, bias_hh).
+    """
+
+    family: ClassVar[Family]
+
+    def _setup(self, input_size, hidden_size, bias, nonlinearity, device, dtype) -> None:
+        check_constructor_arguments(input_size, hidden_size, 1, nonlinearity, bias, False, 0.0)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.nonlinearity = nonlinearity
+        self._create_parameters({"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def constructor_keywords(self) -> dict:
+        every = {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias, "nonlinearity": self.nonlinearity}
+        return {k: v for k, v in every.items() if k in self.family.keywords}
+
+    def _create_parameters(self, factory_kwargs: dict) -> None:
+        _torch_parameters(self, self.family.parameter_shapes(self.constructor_keywords()), factory_kwargs)
+
+    def reset_parameters(self) -> None:
+        _uniform_init(self, self.hidden_size)
+
+    def cell_weights(self) -> DirectionWeights:
+        if self.bias:
+            return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return DirectionWeights(self.weight_ih, self.weight_hh, None, None)
+
+    def elementwise(self, name: str, x: Tensor) -> Tensor:
+        """tanh, sigmoid or relu; see `DropInRecurrent.elementwise`."""
+        return torch_elementwise(name, x)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.family.nonlinearity and self.nonlinearity != "tanh":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        return text
+
+    def step(self, input: Tensor, state: State) -> State:
+        """One step on a batch: ``input`` ``(N, input_size)``, ``state`` ``h`` ``(N,
+        hidden_size)`` or for LSTMCell ``(h, c)``; return the next state, same structure."""
+        raise NotImplementedError
+
+    def forward(self, input: Tensor, hx: State | None = None):
+        name = self.family.name
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None:
+            if self.family.cell_state:
+                for index, value in enumerate(hx):
+                    if value.dim() not in (1, 2):
+                        raise ValueError(f"{name}: Expected hx[{index}] to be 1D or 2D, got {value.dim()}D instead")
+            elif hx.dim() not in (1, 2):
+                raise ValueError(f"{name}: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
+        batched = input.dim() == 2
+        if not batched:
+            input = input.unsqueeze(0)
+        if hx is None:
+            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
+            states = [zeros, zeros] if self.family.cell_state else [zeros]
+        elif self.family.cell_state:
+            if isinstance(hx, Tensor):
+                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of Tensors, not a Tensor")
+            if batched and len(hx) != 2:
+                raise RuntimeError(f"{name} expects two hidden states, got {len(hx)}")
+            states = [hx[0], hx[1]] if batched else [hx[0].unsqueeze(0), hx[1].unsqueeze(0)]
+        else:
+            states = [hx if batched else hx.unsqueeze(0)]
+        self._check(input, states)
+        result = self.step(input, tuple(states) if self.family.cell_state else states[0])
+        if not batched:
+            result = tuple(state.squeeze(0) for state in result) if self.family.cell_state else result.squeeze(0)
+        return result
+
+    def _check(self, input: Tensor, states: list[Tensor]) -> None:
+        # What ATen checks in the cell kernels, with the same exception types.
+        weight_dtype = self.cell_weights().w_ih.dtype
+        if input.size(1) != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {self.input_size}")
+        for index, state in enumerate(states):
+            if state.dim() != 2 or state.size(0) != input.size(0):
+                raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden{index} batch size {state.size(0) if state.dim() else 0}")
+            if state.size(1) != self.hidden_size:
+                raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.size(1)}, expected {self.hidden_size}")
+        for tensor in [input, *states]:
+            if tensor.dtype != weight_dtype:
+                raise RuntimeError(f"{self.family.name}: input and state dtype must match the weights' ({weight_dtype}), got {tensor.dtype}")
+
+
+class DropInRNNCell(DropInCell):
+    """Drop-in for ``torch.nn.RNNCell``: a subclass implements `step`."""
+
+    family = FAMILIES["RNNCell"]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, bias, nonlinearity, device, dtype)
+
+    def activation(self, pre_activation: Tensor) -> Tensor:
+        return self.elementwise(self.nonlinearity, pre_activation)
+
+
+class DropInLSTMCell(DropInCell):
+    """Drop-in for ``torch.nn.LSTMCell``: a subclass implements `step`."""
+
+    family = FAMILIES["LSTMCell"]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, bias, "tanh", device, dtype)
+
+
+class DropInGRUCell(DropInCell):
+    """Drop-in for ``torch.nn.GRUCell``: a subclass implements `step`."""
+
+    family = FAMILIES["GRUCell"]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self._setup(input_size, hidden_size, bias, "tanh", device, dtype)
+
+
+SHELLS: dict[str, type[nn.Module]] = {
+    shell.family.name: shell
+    for shell in (DropInRNN, DropInLSTM, DropInGRU, DropInRNNCell, DropInLSTMCell, DropInGRUCell)
+}
+"""The drop-in shell of each family, by family name."""

@@ -14,8 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-FAMILIES = ("RNN",)
-"""Families the harness can check today. LSTM and GRU are planned."""
+from harness.families import FAMILY_NAMES, family as family_record
+
+FAMILIES = FAMILY_NAMES
+"""The families the harness checks: torch's class names (harness/families.py)."""
 
 ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 ALL_NONLINEARITIES = frozenset({"tanh", "relu"})
@@ -60,6 +62,8 @@ class Implementation:
     bidirectional: bool = True
     packed: bool = True
     unbatched: bool = True
+    projections: bool = True
+    """LSTM only: supports ``proj_size > 0``."""
     backward: bool = True
     error_budget: float = 1.0
     """Multiplies the error model's bound; above 1 declares an approximate implementation,
@@ -77,8 +81,8 @@ class Implementation:
             )
         if self.family not in FAMILIES:
             raise ValueError(
-                f"Implementation {self.name!r}: family {self.family!r} is not supported; "
-                f"expected one of {', '.join(FAMILIES)}"
+                f"Implementation {self.name!r}: family {self.family!r} is not one of torch's recurrent modules; "
+                f"expected one of {', '.join(FAMILIES)} (torch's class names, exactly)"
             )
         # Freeze the collections so two records compare and hash by value.
         for field in ("dtypes", "devices", "nonlinearities"):
@@ -128,9 +132,16 @@ class Implementation:
             return "PackedSequence input not supported"
         if unbatched and not self.unbatched:
             return "unbatched (2-D) input not supported"
+        if constructor.get("proj_size", 0) and not self.projections:
+            return "proj_size > 0 (projections) not supported"
         if backward and not self.backward:
             return "backward not supported"
         return None
+
+    @property
+    def family_record(self):
+        """The `harness.families.Family` record of this implementation's family."""
+        return family_record(self.family)
 
     def limits(self) -> dict[str, str]:
         """The declared capability limits, for display; empty when it claims everything."""
@@ -143,7 +154,7 @@ class Implementation:
             shown["nonlinearities"] = ",".join(sorted(self.nonlinearities))
         if self.max_layers is not None:
             shown["max_layers"] = str(self.max_layers)
-        for flag in ("bidirectional", "packed", "unbatched", "backward"):
+        for flag in ("bidirectional", "packed", "unbatched", "projections", "backward"):
             if not getattr(self, flag):
                 shown[flag] = "no"
         if self.error_budget != 1.0:

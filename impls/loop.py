@@ -1,39 +1,85 @@
-"""`loop`: the textbook recurrence, one time step at a time.
+"""`loop`: the textbook recurrence, one time step at a time, for every family.
 
-h_t = f(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), written to be obviously right
+Each step computes ``gi = x_t W_ih^T + b_ih`` and ``gh = h_{t-1} W_hh^T + b_hh`` and
+hands them to the family's formula in harness/cells.py. Written to be obviously right
 rather than fast: no hoisting, no fusing, no in-place writes.
 """
 
 import torch
 
-from harness import DropInRNN, Implementation
-from harness.dropin import step_offsets
+from harness import Implementation
+from harness.cells import family_step
+from harness.dropin import DropInGRU, DropInGRUCell, DropInLSTM, DropInLSTMCell, DropInRNN, DropInRNNCell, step_offsets
 
 
-class LoopRNN(DropInRNN):
-    def run_direction(self, data, batch_sizes, h0, layer, direction):
-        w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
+def _projections(x, h, weights):
+    w_ih, w_hh, b_ih, b_hh = weights
+    gi, gh = x @ w_ih.T, h @ w_hh.T
+    if b_ih is not None:
+        gi, gh = gi + b_ih, gh + b_hh
+    return gi, gh
+
+
+class LoopLayer:
+    """`run_direction` for any layer family (mixed into a drop-in shell)."""
+
+    def run_direction(self, data, batch_sizes, state, layer, direction):
+        weights = self.direction_weights(layer, direction)
+        w_hr = self.projection_weight(layer, direction)
+        states = list(state) if self.family.cell_state else [state]
         offsets = step_offsets(batch_sizes)
         steps = range(len(batch_sizes))
         outputs = [None] * len(batch_sizes)
-        h = h0
         for t in reversed(steps) if direction == 1 else steps:
             rows = batch_sizes[t]
-            x_t = data[offsets[t] : offsets[t] + rows]
-            pre_activation = x_t @ w_ih.T + h[:rows] @ w_hh.T
-            if b_ih is not None:
-                pre_activation = pre_activation + b_ih + b_hh
-            h_t = self.activation(pre_activation)
-            outputs[t] = h_t
+            gi, gh = _projections(data[offsets[t] : offsets[t] + rows], states[0][:rows], weights)
+            new = family_step(self.family.name, gi, gh, tuple(s[:rows] for s in states), self.nonlinearity, w_hr, self.elementwise)
+            outputs[t] = new[0]
             # Rows past `rows` have finished (forward) or not started (reverse):
             # their state carries over unchanged.
-            h = torch.cat([h_t, h[rows:]])
-        return torch.cat(outputs), h
+            states = [torch.cat([n, s[rows:]]) for n, s in zip(new, states)]
+        final = tuple(states) if self.family.cell_state else states[0]
+        return torch.cat(outputs), final
 
 
-IMPLEMENTATION = Implementation(
-    name="loop",
-    factory=LoopRNN,
-    family="RNN",
-    description="per-step Python loop over the textbook formula (the readable reference)",
-)
+class LoopCell:
+    """`step` for any cell family (mixed into a drop-in cell shell)."""
+
+    def step(self, input, state):
+        states = tuple(state) if self.family.cell_state else (state,)
+        gi, gh = _projections(input, states[0], self.cell_weights())
+        new = family_step(self.family.name, gi, gh, states, self.nonlinearity, None, self.elementwise)
+        return new if self.family.cell_state else new[0]
+
+
+class LoopRNN(LoopLayer, DropInRNN):
+    pass
+
+
+class LoopLSTM(LoopLayer, DropInLSTM):
+    pass
+
+
+class LoopGRU(LoopLayer, DropInGRU):
+    pass
+
+
+class LoopRNNCell(LoopCell, DropInRNNCell):
+    pass
+
+
+class LoopLSTMCell(LoopCell, DropInLSTMCell):
+    pass
+
+
+class LoopGRUCell(LoopCell, DropInGRUCell):
+    pass
+
+
+_DESCRIPTION = "per-step Python loop over the textbook formula (the readable reference)"
+IMPLEMENTATION = Implementation(name="loop", factory=LoopRNN, family="RNN", description=_DESCRIPTION)
+LSTM = Implementation(name="loop-lstm", factory=LoopLSTM, family="LSTM", description=_DESCRIPTION)
+GRU = Implementation(name="loop-gru", factory=LoopGRU, family="GRU", description=_DESCRIPTION)
+RNN_CELL = Implementation(name="loop-rnncell", factory=LoopRNNCell, family="RNNCell", description=_DESCRIPTION)
+LSTM_CELL = Implementation(name="loop-lstmcell", factory=LoopLSTMCell, family="LSTMCell", description=_DESCRIPTION)
+GRU_CELL = Implementation(name="loop-grucell", factory=LoopGRUCell, family="GRUCell", description=_DESCRIPTION)

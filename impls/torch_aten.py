@@ -30,17 +30,31 @@ def vendor_backends_disabled():
         torch.backends.mkldnn.enabled = mkldnn_was
 
 
-class AtenRNN(nn.RNN):
-    """nn.RNN whose forward runs with the vendor backends disabled."""
+class _VendorBackendsOff:
+    """Runs the module's forward with the vendor backends disabled."""
 
     def forward(self, input, hx=None):
         with vendor_backends_disabled():
             return super().forward(input, hx)
 
 
-IMPLEMENTATION = Implementation(
-    name="torch-aten",
-    factory=AtenRNN,
-    family="RNN",
-    description="torch.nn.RNN with cuDNN and oneDNN disabled (ATen's native kernel)",
-)
+class AtenRNN(_VendorBackendsOff, nn.RNN):
+    pass
+
+
+class AtenLSTM(_VendorBackendsOff, nn.LSTM):
+    pass
+
+
+class AtenGRU(_VendorBackendsOff, nn.GRU):
+    pass
+
+
+ATEN_MODULES = {"RNN": AtenRNN, "LSTM": AtenLSTM, "GRU": AtenGRU}
+"""The layer families on ATen's native kernel. The cells have no vendor kernel on the
+CPU, so torch's own cell modules are already ATen's there."""
+
+_DESCRIPTION = "torch.nn.{} with cuDNN and oneDNN disabled (ATen's native kernel)"
+IMPLEMENTATION = Implementation(name="torch-aten", factory=AtenRNN, family="RNN", description=_DESCRIPTION.format("RNN"))
+LSTM = Implementation(name="torch-aten-lstm", factory=AtenLSTM, family="LSTM", description=_DESCRIPTION.format("LSTM"))
+GRU = Implementation(name="torch-aten-gru", factory=AtenGRU, family="GRU", description=_DESCRIPTION.format("GRU"))

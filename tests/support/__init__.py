@@ -32,9 +32,13 @@ def registry():
     return discover()
 
 
-def builtin_names() -> list[str]:
-    """Every registered built-in, sorted, for parametrising (ids are the names)."""
-    return [name for name, plugin in registry().loaded.items() if plugin.found.builtin]
+def builtin_names(family: str | None = "RNN") -> list[str]:
+    """The registered built-ins of one family (every family with None), sorted, for
+    parametrising (ids are the names)."""
+    return [
+        name for name, plugin in registry().loaded.items()
+        if plugin.found.builtin and (family is None or plugin.implementation.family == family)
+    ]
 
 
 def implementation(name: str) -> Implementation:
