@@ -199,8 +199,10 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     if max_examples is not None:
         overrides["max_examples"] = max_examples
 
-    @hypothesis_seed(seed)
+    # settings outside seed: @seed alone switches the database off (for an exactly
+    # repeatable run), and stored failures must be replayed first whatever the seed.
     @settings(settings.get_profile(f"rnn-harness-{profile}"), **overrides)
+    @hypothesis_seed(seed)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
         known = implementation.known_failure(case)
