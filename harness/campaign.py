@@ -303,7 +303,7 @@ def check_arguments(args) -> examples_database.Location:
 def run_command(args, registry, names: list[str]) -> int:
     from harness.cli import UsageError
 
-    if args.scheduler is not None:
+    if args.scheduler is not None or args.shards is not None:
         from harness import cluster
 
         return cluster.run_command(args, registry, names)

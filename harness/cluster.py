@@ -321,6 +321,14 @@ def connect(address: str):
         raise _usage_error(f"cannot reach the dask scheduler at {address}: {error}") from None
 
 
+def _workers_info(client) -> dict[str, dict]:
+    """Every worker's state as the scheduler sees it (newer Dask lists five unless asked)."""
+    try:
+        return client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # a Dask from before n_workers: it lists them all
+        return client.scheduler_info()["workers"]
+
+
 @dataclasses.dataclass
 class Cluster:
     address: str
@@ -334,15 +342,15 @@ class Cluster:
 
 def survey(client, address: str, names: list[str], database: Location | None, isolate: bool) -> Cluster:
     """Check, before any work, that the cluster has workers that can run the campaign."""
-    info = client.scheduler_info(n_workers=-1)
-    if not info["workers"]:
+    workers = _workers_info(client)
+    if not workers:
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT)
         except TimeoutError:
             raise _usage_error(
                 f"the dask scheduler at {address} has no workers (waited {WORKER_WAIT:g}s); start some with `dask worker {address}`"
             ) from None
-        info = client.scheduler_info(n_workers=-1)
+        workers = _workers_info(client)
     try:
         probes = client.run(_probe_worker, names, database, isolate, on_error="return")
     except Exception as error:  # noqa: BLE001 - e.g. the scheduler went away
@@ -355,9 +363,8 @@ def survey(client, address: str, names: list[str], database: Location | None, is
             problems += [f"worker {worker}: {problem}" for problem in probe["problems"]]
     if problems:
         raise _usage_error(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
-    workers = {worker: dict(state.get("resources") or {}) for worker, state in info["workers"].items()}
-    threads = sum(state.get("nthreads", 1) for state in info["workers"].values())
-    return Cluster(address, workers, threads)
+    threads = sum(state.get("nthreads", 1) for state in workers.values())
+    return Cluster(address, {worker: dict(state.get("resources") or {}) for worker, state in workers.items()}, threads)
 
 
 def _devices(args, cluster: Cluster) -> list[str]:
@@ -459,7 +466,7 @@ class Execution:
         processing = self.client.processing()
         live = set(processing)
         if live != set(self.cluster.workers):
-            info = self.client.scheduler_info(n_workers=-1)["workers"]
+            info = _workers_info(self.client)
             self.cluster.workers = {worker: dict(state.get("resources") or {}) for worker, state in info.items()}
             live |= set(info)
         where = {key: worker for worker, keys in processing.items() for key in keys}
