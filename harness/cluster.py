@@ -210,11 +210,10 @@ def _cancellation_check(key: str):
 
     def check(count: int) -> None:
         try:
-            task = worker.state.tasks.get(key)
-            state = None if task is None else task.state
-        except AttributeError:  # another Dask's worker internals: run to the end
+            state = worker.state.tasks[key].state
+        except (AttributeError, KeyError):  # another Dask's worker internals: run to the end
             return
-        if state in (None, "cancelled", "released", "forgotten"):
+        if state in ("cancelled", "released", "forgotten"):
             raise UnitCancelled(key)
 
     return check
@@ -503,7 +502,11 @@ class Execution:
             for key in [key for key, running in self.running.items() if running.future.done()]:
                 self._finished(key)
             if self.running:
-                self._watch_workers()
+                try:
+                    self._watch_workers()
+                except (OSError, TimeoutError) as error:  # the scheduler is gone: nothing will finish
+                    for key, running in list(self.running.items()):
+                        self._record(key, _error(running.unit, f"lost the dask scheduler while this unit ran: {error}"), ran=False)
         left = [running.unit for running in self.running.values()]
         if left:
             self.client.cancel([running.future for running in self.running.values()])
