@@ -42,12 +42,19 @@ RUN_LIMIT = 240  # seconds any one campaign here may take before the test calls 
 
 PLUGIN = {
     "rnn_harness_cluster_mutant-0.0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: rnn-harness-cluster-mutant\nVersion: 0.0.1\n",
-    "rnn_harness_cluster_mutant-0.0.1.dist-info/entry_points.txt": f"[rnn_harness.impls]\n{MUTANT} = cluster_mutant:IMPLEMENTATION\n",
+    "rnn_harness_cluster_mutant-0.0.1.dist-info/entry_points.txt": textwrap.dedent(f"""\
+        [rnn_harness.impls]
+        {MUTANT} = cluster_mutant:IMPLEMENTATION
+        faulty-aborts = cluster_mutant:ABORTS
+        """),
     "cluster_mutant.py": textwrap.dedent(f'''\
-        """{MUTANT} from the mutation catalogue, registered like an installed plugin."""
+        """{MUTANT} from the mutation catalogue, and a plugin that calls abort(),
+        registered like installed plugins."""
+        from faulty import FAULTY
         from mutants import MUTANTS
 
         IMPLEMENTATION = next(mutant for mutant in MUTANTS if mutant.name == "{MUTANT}")
+        ABORTS = next(faulty for faulty in FAULTY if faulty.name == "faulty-aborts")
         '''),
 }
 
@@ -119,7 +126,7 @@ def cluster_run(cluster, plugin_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(plugin_dir))
         code = fuzz(
-            "--scheduler", cluster.address, "--impl", "loop", "--impl", MUTANT, "--device", "cpu",
+            "--scheduler", cluster.address, "--impl", "loop", "--impl", MUTANT, "--impl", "faulty-aborts", "--device", "cpu",
             "--max-examples", "40", "--shards", "2", "--seed", str(FINDING_SEED),
             "--report", str(directory / "report.json"), "--repro-dir", str(directory / "repros"),
             "--database", str(directory / "database"),
@@ -174,6 +181,15 @@ def test_a_failure_found_on_the_cluster_is_replayed_first_by_a_local_run_with_an
     )
     cold = fuzz_implementation(mutant, max_examples=1, seed=OTHER_SEED, repro_dir=None, database=tmp_path / "empty")
     assert cold.verdict == "pass", "without the database the same seed's one example passes: the replay came from it"
+
+
+def test_a_candidate_that_aborts_is_a_finding_and_the_dask_worker_survives(cluster_run, cluster):
+    _, directory = cluster_run
+    entry = entries(directory / "report.json")["faulty-aborts"]
+    assert (entry["verdict"], entry["failure"]["kind"]) == ("fail", "crash"), f"isolation works inside a dask worker: {entry}"
+    assert entry["worker_deaths"] == [] and set(entry["workers"]) <= set(cluster.workers()), (
+        f"abort() killed the isolation process, not the dask worker: {entry['worker_deaths']}"
+    )
 
 
 # -- where units run ----------------------------------------------------------------------------
