@@ -1,7 +1,7 @@
 """Measure campaigns on a Dask cluster: examples/s on 1 vs 2 workers, and what one
 unit costs for going through the scheduler. docs/benchmarks.md quotes it:
 
-    python tools/cluster_throughput.py                          # vectorized, 1200 examples of the long profile, 2 rounds
+    python tools/cluster_throughput.py                          # torch, 1200 examples of the long profile, 2 rounds
     python tools/cluster_throughput.py --impl loop --examples 600 --rounds 3
 
 It starts its own scheduler and two single-threaded workers on 127.0.0.1 (the same
@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impl", default="vectorized", help="implementation to fuzz (default: %(default)s)")
+    parser.add_argument("--impl", default="torch", help="implementation to fuzz (default: %(default)s)")
     parser.add_argument("--profile", default="long", help="whose distribution (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=1200, help="examples per campaign (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=2, help="1-worker/2-worker pairs (default: %(default)s)")
