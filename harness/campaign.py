@@ -271,7 +271,7 @@ def add_arguments(parser) -> None:
 
 
 def run_command(args, registry, names: list[str]) -> int:
-    from harness.cli import EXIT_DISCREPANCY, EXIT_OK, UsageError
+    from harness.usage import EXIT_DISCREPANCY, EXIT_OK, UsageError
 
     devices = args.device or strategies.available_devices()
     for device in devices:

@@ -10,12 +10,9 @@ import argparse
 import sys
 
 from harness.registry import DuplicateImplementationError, Registry, discover
+from harness.usage import EXIT_DISCREPANCY, EXIT_OK, EXIT_USAGE, UsageError
 
-EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Something the user asked for cannot be done; exit 2 with this message."""
+__all__ = ["EXIT_DISCREPANCY", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
