@@ -31,7 +31,7 @@ import sys
 import torch
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from {module} import {qualname} as candidate_factory
+{factory_import}
 
 CONSTRUCTOR = {constructor}
 DTYPE, DEVICE = torch.{dtype}, {device!r}
@@ -220,13 +220,18 @@ def _literal(tensor: torch.Tensor | None):
     return pprint.pformat(tensor.detach().double().cpu().tolist(), width=110, compact=True)
 
 
-def write_repro(path: Path, implementation_name: str, factory, case: Case, discrepancy: Discrepancy) -> Path:
-    """Write the script for one finding and return its path."""
+def write_repro(path: Path, implementation_name: str, factory, case: Case, discrepancy: Discrepancy, *, factory_import: str | None = None) -> Path:
+    """Write the script for one finding and return its path. ``factory_import`` is the
+    Python that binds ``candidate_factory`` (default: import the factory by its module
+    and qualified name)."""
+    if factory_import is None:
+        factory_import = f"from {factory.__module__} import {factory.__qualname__} as candidate_factory"
     materialized = materialize(case)
     x, h0 = materialized.module_input(case, torch.float64, "cpu")
     if case.defect is not None:
         x, h0 = _with_defect(case, x, h0, case.torch_dtype)
-        if x.dtype != case.torch_dtype:  # a dtype defect: keep the wrong dtype in the literal
+        data = x.data if isinstance(x, PackedSequence) else x
+        if data.dtype != case.torch_dtype:  # a dtype defect: literals are float64, the script converts
             x = x.to(torch.float64)
     packed = None
     if isinstance(x, PackedSequence):
@@ -241,8 +246,8 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
     text = _TEMPLATE.format(
         name=implementation_name,
         headline=discrepancy.summary.splitlines()[0].replace('"""', "'''"),
-        module=factory.__module__,
-        qualname=factory.__qualname__,
+        module=getattr(factory, "__module__", "the implementation's package"),
+        factory_import=factory_import,
         filename=path.name,
         case_text=case.describe(),
         constructor=case.constructor(),

@@ -53,7 +53,7 @@ def test_unavailable_device_is_a_usage_error():
 def test_discrepancy_exits_1_with_minimal_case_and_repro(tmp_path, monkeypatch, capsys):
     mutant = next(m for m in MUTANTS if m.name == "mutant-h-n-batch-first")
     found = FoundPlugin(mutant.name, "test-mutants", "0", "mutants", entry_point=None)
-    monkeypatch.setattr(cli, "discover", lambda: Registry({mutant.name: LoadedPlugin(found, mutant)}, []))
+    monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry({mutant.name: LoadedPlugin(found, mutant)}, []))
     report = tmp_path / "report.json"
     code = cli.main(["fuzz", "--impl", mutant.name, "--seed", "0", "--report", str(report), "--repro-dir", str(tmp_path / "repros")])
     assert code == 1
