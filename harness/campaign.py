@@ -384,12 +384,18 @@ def run_command(args, registry, names: list[str]) -> int:
             if name in broken:
                 results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
                 continue
-            progress.start(name)
-            result = fuzz_implementation(
-                registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
-                seed=seed, repro_dir=args.repro_dir, devices=devices, on_example=progress.example,
-                isolate=not args.no_isolation, timeout=args.timeout,
-            )
+            progress.start(name, total=args.max_examples or PROFILES[args.profile][0])
+            try:
+                result = fuzz_implementation(
+                    registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
+                    seed=seed, repro_dir=args.repro_dir, devices=devices, on_example=progress.example,
+                    isolate=not args.no_isolation, timeout=args.timeout,
+                )
+            except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
+                result = ImplementationResult(
+                    name, "error", progress.count, time.perf_counter() - progress.started, seed, args.profile,
+                    reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
+                )
             progress.done(result)
             results.append(result)
     except KeyboardInterrupt:

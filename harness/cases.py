@@ -25,6 +25,27 @@ DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+class DtypeName(str):
+    """A dtype's name, ``"float32"``, that also equals the torch.dtype itself, so a
+    `KnownFailure` predicate may write ``case.dtype == torch.float64`` or
+    ``case.dtype == "float64"``. Still a str: JSON, repr and hashing are the name's."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        if isinstance(other, torch.dtype):
+            return DTYPES.get(str(self)) == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
 LAYOUTS = ("batched", "unbatched", "packed_sorted", "packed_unsorted")
 NONCONTIGUOUS = ("none", "transposed", "strided", "offset")
 SECOND_CALLS = ("none", "optimizer_step", "load_state_dict")
@@ -75,6 +96,10 @@ class Case:
     second_call: str = "none"  # change the weights, call again, compare again
     # invalid on purpose: the candidate must raise what torch raises
     defect: str | None = None
+
+    def __post_init__(self) -> None:
+        dtype = str(self.dtype).removeprefix("torch.") if isinstance(self.dtype, torch.dtype) else self.dtype
+        object.__setattr__(self, "dtype", DtypeName(dtype))
 
     @property
     def num_directions(self) -> int:
