@@ -142,6 +142,8 @@ def runs(tmp_path_factory) -> dict[str, Run]:
         "without --rnn-impl": start_pytest(workspace / "plain", {"test_plain.py": PLAIN_TEST}, ["test_plain.py"]),
         "--rnn-family RNN": start_pytest(workspace / "family", WRONG_DISTRIBUTION, ["--pyargs", "harness.suite", "--rnn-family", "RNN", "--collect-only", "-q"]),
         "unknown family": start_pytest(workspace / "no-family", {}, ["--pyargs", "harness.suite", "--rnn-family", "NoSuchFamily"]),
+        # This project's own tests with an outside plugin installed: they check the built-ins only.
+        "project suite": start_pytest(workspace / "project", WRONG_DISTRIBUTION, [str(Path(__file__).parent / "test_fuzz_builtins.py"), "--collect-only", "-q"]),
         "misspelt profile": start_pytest(workspace / "profile", {"test_plain.py": PLAIN_TEST}, ["--rnn-profile", "nightly", "test_plain.py"]),
     }
     results = {}
@@ -260,6 +262,14 @@ def test_an_unknown_family_is_a_usage_error_listing_the_families(runs):
     run = runs["unknown family"]
     assert run.returncode == EXIT_USAGE, f"exit {run.returncode}:\n{run.output}"
     assert "--rnn-family 'NoSuchFamily' is not a family; known families: RNN" in run.output, run.output
+
+
+def test_the_projects_own_tests_fuzz_only_the_builtins(runs):
+    run = runs["project suite"]
+    assert run.returncode == EXIT_OK, run.output
+    collected = sorted(re.findall(r"test_implementation_matches_torch_on_generated_cases\[([^\]]+)\]", run.output))
+    assert collected == ["linear", "loop", "torch", "torch-aten", "torchscript", "vectorized"], f"collected {collected}:\n{run.output}"
+    assert not (run.directory / "marks-import.imported").exists(), "the project's tests imported an outside plugin"
 
 
 def test_results_travel_as_the_real_result_type():
