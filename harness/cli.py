@@ -60,7 +60,7 @@ def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
         for name in names:
             if family is not None and name in registry.loaded and registry.implementation(name).family != family:
                 raise UsageError(
-                    f"--impl {name} is a {registry.implementation(name).family} implementation, not {family}; "
+                    f"--impl {name} is of family {registry.implementation(name).family}, not {family}; "
                     f"drop --family {family} or pick an implementation of that family (`python -m harness list` shows each one's family)"
                 )
         return registry, names

@@ -108,7 +108,7 @@ def _check_family(family: str, names: list[str]) -> None:
         actual = getattr(implementation, "family", family)  # unknown or broken: its own test says why
         if actual != family:
             raise pytest.UsageError(
-                f"--rnn-impl {name} is a {actual} implementation, not {family}; drop --rnn-family {family} "
+                f"--rnn-impl {name} is of family {actual}, not {family}; drop --rnn-family {family} "
                 "or pick an implementation of that family (`python -m harness list` shows each one's family)"
             )
 
