@@ -29,7 +29,8 @@ def test_a_hang_is_shrunk_to_its_minimal_case_without_waiting_out_the_timeout_ea
 
 
 def test_a_slow_correct_implementation_passes():
-    result = campaign.fuzz_implementation(SLOW_WHEN_WIDE, profile="ci", max_examples=6, seed=1, timeout=TIMEOUT, repro_dir=None, database_dir=None)
+    # The default timeout: it is the user's definition of a hang, and nothing here exceeds it.
+    result = campaign.fuzz_implementation(SLOW_WHEN_WIDE, profile="ci", max_examples=6, seed=1, repro_dir=None, database_dir=None)
     assert result.verdict == "pass", result.failure.summary if result.failure else result.reason
 
 
