@@ -133,15 +133,12 @@ class ImplementationResult:
 
     @classmethod
     def from_json(cls, name: str, document: dict) -> "ImplementationResult":
-        """The result `to_json` wrote (as a report, or sent from a pytest-xdist worker)."""
-        return cls(
-            name, document["verdict"], document["examples"], document["seconds"], document["seed"], document["profile"],
-            examples_to_failure=document["examples_to_failure"], seconds_to_failure=document["seconds_to_failure"],
-            failure=None if document["failure"] is None else Failure.from_json(document["failure"]),
-            reason=document["reason"], error_budget=document["error_budget"],
-            known_failure_cases=dict(document["known_failure_cases"]), isolated=document["isolated"],
-            worker_restarts=document["worker_restarts"],
-        )
+        """The result `to_json` wrote (as a report, or sent from a pytest-xdist worker):
+        every field `to_json` writes under its own name, and the failure rebuilt."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"name", "failure"}
+        values = {key: value for key, value in document.items() if key in fields}
+        failure = None if document.get("failure") is None else Failure.from_json(document["failure"])
+        return cls(name=name, failure=failure, **values)
 
 
 def _slug(text: str) -> str:
