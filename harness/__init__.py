@@ -16,6 +16,9 @@ _PUBLIC = {
     "KnownFailure": "harness.implementation",
     "Unavailable": "harness.implementation",
     "discover": "harness.registry",
+    "packed_from_padded": "harness.packing",
+    "padded_from_packed": "harness.packing",
+    "reverse_padded": "harness.packing",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from harness.cases import Case
     from harness.dropin import DirectionWeights, DropInRNN
     from harness.implementation import Implementation, KnownFailure, Unavailable
+    from harness.packing import packed_from_padded, padded_from_packed, reverse_padded
     from harness.registry import discover
 
 

@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> int:
-    from harness.cli import EXIT_OK, UsageError
+    from harness.usage import EXIT_OK, UsageError
 
     if BASELINE not in registry.loaded:
         raise UsageError(f"the baseline implementation {BASELINE!r} is not installed; reinstall rnn-harness")

@@ -22,10 +22,10 @@ import torch
 from hypothesis import HealthCheck, Phase, given, reject, seed as hypothesis_seed, settings
 from hypothesis.errors import Flaky
 
-from harness import database as examples_database, oracle, report, strategies
+from harness import database as examples_database, locate, oracle, report, strategies
 from harness.cases import Case
 from harness.database import slug as _slug
-from harness.implementation import Implementation
+from harness.implementation import Implementation, KnownFailure
 from harness.isolation import HarnessError, InProcess, Worker
 from harness.repro import write_repro
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
@@ -69,6 +69,8 @@ class Failure:
     case: Case
     repro_path: Path | None
     layer: int | None = None
+    explainer_errors: list[str] = dataclasses.field(default_factory=list)
+    """What went wrong while localising the finding or writing its repro: the finding stands."""
 
     def to_json(self) -> dict:
         return {
@@ -79,7 +81,19 @@ class Failure:
             "case_text": self.case.describe(),
             "first_divergent_layer": self.layer,
             "repro": None if self.repro_path is None else str(self.repro_path),
+            "explainer_errors": self.explainer_errors,
         }
+
+    @classmethod
+    def from_json(cls, document: dict) -> "Failure":
+        case = dict(document["case"])
+        if case.get("lengths") is not None:
+            case["lengths"] = tuple(case["lengths"])
+        return cls(
+            document["kind"], document["subject"], document["summary"], Case(**case),
+            None if document["repro"] is None else Path(document["repro"]),
+            document.get("first_divergent_layer"), list(document.get("explainer_errors", [])),
+        )
 
 
 @dataclasses.dataclass
@@ -124,6 +138,16 @@ class ImplementationResult:
         """The command that runs this campaign again."""
         return f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}"
 
+    @classmethod
+    def from_json(cls, name: str, document: dict) -> "ImplementationResult":
+        """The result `to_json` wrote (as a report, or sent from a pytest-xdist worker):
+        every field `to_json` writes under its own name, and the failure rebuilt."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"name", "failure"}
+        values = {key: value for key, value in document.items() if key in fields}
+        failure = None if document.get("failure") is None else Failure.from_json(document["failure"])
+        return cls(name=name, failure=failure, **values)
+
+
 
 @contextlib.contextmanager
 def _exact_cuda_math():
@@ -167,6 +191,7 @@ def fuzz_implementation(
     location = database if database is None or isinstance(database, examples_database.Location) else examples_database.parse(database)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    locate.refuse_campaign_in_worker()
     register_profiles()
     seed = random.randrange(2**31) if seed is None else seed
     model = model.scaled(implementation.error_budget)
@@ -207,7 +232,7 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     @hypothesis_seed(seed)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
-        known = implementation.known_failure(case)
+        known = _known_failure(implementation, case)
         if known is not None:
             result.known_failure_cases[known.reason] = result.known_failure_cases.get(known.reason, 0) + 1
             reject()
@@ -236,25 +261,68 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     result.verdict = "pass"
 
 
+class KnownFailurePredicateError(BaseException):
+    """A `KnownFailure.when` raised. A BaseException, so Hypothesis does not shrink
+    it: the mistake is in the plugin's declaration, not in a case; the campaign stops."""
+
+    def __init__(self, implementation: Implementation, index: int, known: KnownFailure, error: Exception):
+        frames = traceback.format_exception(type(error), error, error.__traceback__)
+        text = (
+            f"{implementation.name}: known_failures[{index}] (reason {known.reason!r}): its `when` predicate raised "
+            "on a case instead of returning True or False. `when` receives a harness.Case; "
+            "docs/plugins.md lists its fields.\n" + "".join(frames[1:]).rstrip()
+        )
+        super().__init__(text)
+        self.text = text
+
+
+def _known_failure(implementation: Implementation, case: Case) -> KnownFailure | None:
+    """`Implementation.known_failure`, with a predicate that raises named as such."""
+    for index, known in enumerate(implementation.known_failures):
+        try:
+            if known.when(case):
+                return known
+        except Exception as error:  # noqa: BLE001 - the plugin's predicate; reported as its error
+            raise KnownFailurePredicateError(implementation, index, known, error) from None
+    return None
+
+
 def _failed(implementation, runner, result, last_failure, error, repro_dir) -> None:
+    if isinstance(error, KnownFailurePredicateError):
+        result.verdict, result.reason = "error", error.text
+        return
     case = last_failure.get("case")
     found = last_failure.get("error")
+    if getattr(runner, "first_hang", None) is not None and (isinstance(error, Flaky) or "Flaky" in type(error).__name__):
+        # A case that exceeded a shortened limit once and finished on replay was slow
+        # under load, not nondeterministic: report the case that exceeded the full timeout.
+        case, found = runner.first_hang, _full_timeout(runner)
     if isinstance(found, oracle.Discrepancy) and case is not None:
+        # Everything after this point explains the finding; nothing that goes wrong
+        # while explaining may lose it, so each step's own error is kept beside it.
+        explainer_errors: list[str] = []
+        if found.kind == "timeout" and not found.evidence.get("full_timeout", True):
+            case, found = _confirm_hang(runner, case, found)
         layer = None
         if found.kind == "value":
             try:
                 layer = runner.request("localize", case)
-            except Exception:  # noqa: BLE001 - localisation is best effort
-                layer = None
+            except Exception as localize_error:  # noqa: BLE001 - localisation is best effort
+                explainer_errors.append(f"localising the first divergent layer failed: {type(localize_error).__name__}: {localize_error}")
         summary = case.describe() + "\n" + found.summary
         if layer is not None:
             summary += f"\n  first layer whose output already differs: layer {layer} (stack cut after each layer and re-checked)"
         repro_path = None
         if repro_dir is not None:
             path = Path(repro_dir) / f"repro_{_slug(implementation.name)}.py"
-            repro_path = write_repro(path, implementation.name, implementation.factory, case, found)
-            summary += f"\n  repro: python {repro_path}"
-        result.failure = Failure(found.kind, found.subject, summary, case, repro_path, layer)
+            try:
+                repro_path = write_repro(path, implementation.name, implementation.factory, case, found, factory_import=_factory_import(implementation))
+                summary += f"\n  repro: python {repro_path}"
+            except Exception as repro_error:  # noqa: BLE001 - the finding stands without its script
+                explainer_errors.append("writing the repro script failed: " + "".join(traceback.format_exception_only(type(repro_error), repro_error)).strip())
+        for text in explainer_errors:
+            summary += f"\n  (harness: {text}; the finding above stands)"
+        result.failure = Failure(found.kind, found.subject, summary, case, repro_path, layer, explainer_errors)
         result.verdict = "fail"
         return
     # Not a difference from torch: the harness or the reference itself broke, or
@@ -265,6 +333,34 @@ def _failed(implementation, runner, result, last_failure, error, repro_dir) -> N
     result.reason = ("the candidate is nondeterministic: the same case passed and failed\n" if flaky else "") + detail
     if case is not None:
         result.failure = Failure("nondeterministic" if flaky else "error", "", case.describe() + "\n" + result.reason, case, None)
+
+
+def _confirm_hang(runner, case: Case, found: oracle.Discrepancy) -> tuple[Case, oracle.Discrepancy]:
+    """A minimal case that exceeded a shortened limit is run again with a longer one.
+    If it still hangs, it is reported; if it finishes, it was only slow, and the case
+    that exceeded the full timeout is reported instead."""
+    longer = runner.confirm_hang(case, found.evidence["limit"])
+    if longer is not None:
+        summary = found.summary + f"\n  run again with a {longer:.3g}s limit, it still did not finish"
+        return case, oracle.Discrepancy(found.kind, found.subject, summary, {**found.evidence, "confirmed_limit": longer})
+    return runner.first_hang or case, _full_timeout(runner)
+
+
+def _full_timeout(runner) -> oracle.Discrepancy:
+    summary = (
+        f"the candidate did not finish within {runner.timeout:g}s on this case (a hang or an infinite loop). "
+        "Shrinking it found smaller cases that exceeded their shortened limits, but the smallest of them finished "
+        "when given longer, so this is the first case that exceeded the full limit, not a minimal one."
+    )
+    return oracle.Discrepancy("timeout", "forward", summary, {"limit": runner.timeout, "full_timeout": True})
+
+
+def _factory_import(implementation: Implementation) -> str | None:
+    """The repro script's line that imports the factory, by the name a worker uses."""
+    try:
+        return locate.import_source(locate.address_of(implementation), implementation.factory)
+    except locate.Unreachable:
+        return None
 
 
 # -- command line --------------------------------------------------------------------
@@ -303,7 +399,7 @@ def check_arguments(args) -> examples_database.Location:
 
 
 def run_command(args, registry, names: list[str]) -> int:
-    from harness.cli import UsageError
+    from harness.usage import EXIT_DISCREPANCY, EXIT_OK, UsageError
 
     if args.scheduler is not None or args.shards is not None:
         from harness import cluster
@@ -326,12 +422,18 @@ def run_command(args, registry, names: list[str]) -> int:
             if name in broken:
                 results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
                 continue
-            progress.start(name)
-            result = fuzz_implementation(
-                registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
-                seed=seed, repro_dir=args.repro_dir, database=location, devices=devices, on_example=progress.example,
-                isolate=not args.no_isolation, timeout=args.timeout,
-            )
+            progress.start(name, total=args.max_examples or PROFILES[args.profile][0])
+            try:
+                result = fuzz_implementation(
+                    registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
+                    seed=seed, repro_dir=args.repro_dir, database=location, devices=devices, on_example=progress.example,
+                    isolate=not args.no_isolation, timeout=args.timeout,
+                )
+            except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
+                result = ImplementationResult(
+                    name, "error", progress.count, time.perf_counter() - progress.started, seed, args.profile,
+                    reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
+                )
             progress.done(result)
             results.append(result)
     except KeyboardInterrupt:

@@ -27,6 +27,27 @@ DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+class DtypeName(str):
+    """A dtype's name, ``"float32"``, that also equals the torch.dtype itself, so a
+    `KnownFailure` predicate may write ``case.dtype == torch.float64`` or
+    ``case.dtype == "float64"``. Still a str: JSON, repr and hashing are the name's."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        if isinstance(other, torch.dtype):
+            return DTYPES.get(str(self)) == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
 LAYOUTS = ("batched", "unbatched", "packed_sorted", "packed_unsorted")
 NONCONTIGUOUS = ("none", "transposed", "strided", "offset")
 SECOND_CALLS = ("none", "optimizer_step", "load_state_dict")
@@ -134,6 +155,8 @@ class Case:
     defect: str | None = None
 
     def __post_init__(self) -> None:
+        dtype = str(self.dtype).removeprefix("torch.") if isinstance(self.dtype, torch.dtype) else self.dtype
+        object.__setattr__(self, "dtype", DtypeName(dtype))
         if self.family not in FAMILIES:
             raise ValueError(f"Case.family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.family_record.cell and (self.seq_len != 1 or self.num_layers != 1 or self.bidirectional or self.layout not in ("batched", "unbatched")):

@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.registry import DuplicateImplementationError, Registry, discover
+from harness.registry import DuplicateImplementationError, Registry, UnknownImplementationError, discover
+from harness.usage import EXIT_DISCREPANCY, EXIT_OK, EXIT_USAGE, UsageError
 
-EXIT_OK, EXIT_DISCREPANCY, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Something the user asked for cannot be done; exit 2 with this message."""
+__all__ = ["EXIT_DISCREPANCY", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,40 +25,67 @@ def build_parser() -> argparse.ArgumentParser:
     from harness import campaign
 
     campaign.add_arguments(fuzz)
+    add_family_argument(fuzz)
 
     bench = commands.add_parser("bench", help="time implementations against torch")
     from harness import bench as bench_module
 
     bench_module.add_arguments(bench)
+    add_family_argument(bench)
     return parser
 
 
-def select(registry: Registry, names: list[str] | None) -> list[str]:
-    """The implementations named on the command line (all when none), checked."""
-    if not names:
-        return registry.names
-    broken = {plugin.name: plugin for plugin in registry.broken}
-    for name in names:
-        if name in registry.loaded or name in broken:
-            continue
-        raise UsageError(
-            f"unknown implementation {name!r}; registered: {', '.join(registry.names + list(broken)) or 'none'}. "
-            "Run `python -m harness list` to see them."
-        )
-    return list(dict.fromkeys(names))
+def add_family_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", metavar="FAMILY", help="only implementations of this family (RNN, ...); with --impl, checks that each is one")
+
+
+def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
+    """Load what the command line names and return the registry and the names to run.
+
+    ``--impl`` imports only those plugins (and ``always``, say the bench baseline);
+    without it every installed plugin loads, and ``--family`` keeps those of one family.
+    """
+    names = list(dict.fromkeys(args.impl or []))
+    family = getattr(args, "family", None)
+    if family is not None:
+        from harness.implementation import FAMILIES
+
+        if family not in FAMILIES:
+            raise UsageError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
+    if names:
+        try:
+            registry = discover(names + [name for name in always if name not in names])
+        except UnknownImplementationError as error:
+            raise UsageError(str(error)) from None
+        for name in names:
+            if family is not None and name in registry.loaded and registry.implementation(name).family != family:
+                raise UsageError(
+                    f"--impl {name} is of family {registry.implementation(name).family}, not {family}; "
+                    f"drop --family {family} or pick an implementation of that family (`python -m harness list` shows each one's family)"
+                )
+        return registry, names
+    registry = discover()
+    if family is None:
+        return registry, registry.names
+    chosen = [name for name in registry.names if registry.implementation(name).family == family]
+    if registry.broken:
+        print(f"note: --family {family} leaves out plugins that failed to load: {', '.join(p.name for p in registry.broken)}", file=sys.stderr)
+    if not chosen:
+        raise UsageError(f"no installed implementation is of family {family}; `python -m harness list` shows each one's family")
+    return registry, chosen
 
 
 def command_list(registry: Registry) -> int:
-    rows = [("name", "family", "origin", "limits")]
+    rows = [("name", "family", "origin", "limits", "description")]
     for plugin in registry.loaded.values():
         implementation = plugin.implementation
         limits = ", ".join(f"{key}={value}" for key, value in implementation.limits().items()) or "-"
-        rows.append((plugin.name, implementation.family, plugin.found.origin, limits))
+        rows.append((plugin.name, implementation.family, plugin.found.origin, limits, implementation.description))
     for plugin in registry.broken:
-        rows.append((plugin.name, "?", plugin.found.origin, f"BROKEN: {plugin.error}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        rows.append((plugin.name, "?", plugin.found.origin, f"BROKEN: {plugin.error}", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
     return EXIT_OK
 
 
@@ -69,17 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        registry = discover()
         if args.command == "list":
-            return command_list(registry)
+            return command_list(discover())
         if args.command == "fuzz":
             from harness import campaign
 
-            return campaign.run_command(args, registry, select(registry, args.impl))
+            registry, names = select(args)
+            return campaign.run_command(args, registry, names)
         if args.command == "bench":
             from harness import bench
 
-            return bench.run_command(args, registry, select(registry, args.impl))
+            registry, names = select(args, always=(bench.BASELINE,))
+            return bench.run_command(args, registry, names)
     except (UsageError, DuplicateImplementationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -5,7 +5,14 @@ the worker runs `oracle.check` and answers. A worker that dies (a broken native
 extension calling abort(), a segfault) or does not answer within the per-example
 timeout is killed and reported as a discrepancy of kind ``crash`` or ``timeout`` on
 that case; the next case starts a fresh worker. Workers fork from a forkserver that
-has already imported torch, so a restart costs milliseconds, not an import.
+has already imported torch, so a restart costs milliseconds, not an import. A worker
+obtains the implementation by name (`harness.locate`), as its parent did.
+
+Hangs are made cheap: the full timeout is waited out once, for the first case that
+hangs. After that, each case gets a limit predicted from the implementation's own
+measured time on the cases that passed, scaled by the case's size (`case_cost`), so
+shrinking a hang takes seconds; `confirm_hang` re-checks the minimal case with a
+longer limit before it is reported, so a merely slow case is never called a hang.
 """
 
 from __future__ import annotations
@@ -14,14 +21,34 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import sys
+import time
 import traceback
 
+from harness import locate
 from harness.cases import Case
 from harness.implementation import Implementation, Unavailable
 from harness.oracle import Discrepancy
 from harness.tolerance import ErrorModel
 
-_PRELOAD = ["torch", "harness.oracle", "harness.cases"]
+SHORT_LIMIT_FACTOR = 10.0
+"""After a hang: a case may take this many times what its size predicts."""
+SHORT_LIMIT_FLOOR = 0.3
+"""After a hang: never less than this many seconds per case (a busy machine)."""
+CONFIRM_FACTOR, CONFIRM_FLOOR = 3.0, 3.0
+"""The minimal hanging case is re-run with 3x its limit, at least 3 s, before it is reported."""
+
+
+def case_cost(case: Case) -> float:
+    """How much work a case is, in arbitrary units: steps run times the size of one step.
+    Only ratios matter: they scale the measured seconds of passing cases to a new case."""
+    steps = (case.seq_len + 1) * case.num_layers * case.num_directions * (2 if case.second_call != "none" else 1)
+    width = max(case.batch, 1) * case.hidden_size * (case.hidden_size + case.input_size)
+    return steps * (1.0 + width / 4096.0)
+
+# "__main__" as multiprocessing's own default does: a script is imported once, in the
+# forkserver, instead of again in every worker it forks.
+_PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
 
 
 def _context():
@@ -36,7 +63,7 @@ class HarnessError(RuntimeError):
     """The harness or the reference failed in the worker: not the candidate's fault."""
 
 
-def _serve(connection, factory, name: str, model: ErrorModel) -> None:
+def _serve(connection, address: locate.Address, name: str, model: ErrorModel, parent_path: list[str]) -> None:
     """The worker's loop: one request in, one answer out, until told to stop."""
     import torch
 
@@ -47,7 +74,14 @@ def _serve(connection, factory, name: str, model: ErrorModel) -> None:
     # One thread by default: fuzzing tensors are small, and workers often run side
     # by side (pytest -n, several campaigns), where more threads only wait on each other.
     torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
-    implementation = Implementation(name=name, factory=factory)
+    # Import by name from where the parent imports (pytest's rootdir, a script's folder).
+    sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
+    try:
+        factory = locate.resolve(address)
+        implementation = Implementation(name=name, factory=factory)
+    except BaseException as error:  # noqa: BLE001 - told to the parent, which reports it
+        connection.send(("failed", "".join(traceback.format_exception_only(type(error), error)).strip()))
+        return
     connection.send(("ready", None))
     while True:
         try:
@@ -89,13 +123,42 @@ class Worker:
         self.process = None
         self.connection = None
         self.restarts = 0
+        self.address: locate.Address | None = None
+        self.fixed_seconds = None  # the fastest passing case: the cost of a call at all
+        self.seconds_per_cost = 0.0  # the steepest passing case above that, per unit of case_cost
+        self.first_hang: Case | None = None  # the case that exceeded the full timeout
+        self.warm = False  # a fresh worker's first case pays for lazy setup: not measured
+
+    def predicted_seconds(self, case: Case) -> float | None:
+        """What this case should take, from the passing cases: fixed + slope x size."""
+        if self.fixed_seconds is None:
+            return None
+        return self.fixed_seconds + self.seconds_per_cost * case_cost(case)
+
+    def _measured(self, case: Case, seconds: float) -> None:
+        if self.fixed_seconds is None or seconds < self.fixed_seconds:
+            self.fixed_seconds = seconds
+        self.seconds_per_cost = max(self.seconds_per_cost, (seconds - self.fixed_seconds) / case_cost(case))
+
+    def limit_for(self, case: Case | None) -> float:
+        """Seconds this case may take: the full timeout until a case has hung, then
+        what the case's size predicts, times SHORT_LIMIT_FACTOR."""
+        predicted = None if self.first_hang is None or case is None else self.predicted_seconds(case)
+        if predicted is None:
+            return self.timeout
+        return min(self.timeout, max(SHORT_LIMIT_FLOOR, SHORT_LIMIT_FACTOR * predicted))
 
     def _start(self) -> None:
+        if self.address is None:
+            try:
+                self.address = locate.address_of(self.implementation)
+            except locate.Unreachable as error:
+                raise HarnessError(str(error)) from None
         context = _context()
         parent_end, child_end = context.Pipe()
         self.process = context.Process(
             target=_serve,
-            args=(child_end, self.implementation.factory, self.implementation.name, self.model),
+            args=(child_end, self.address, self.implementation.name, self.model, list(sys.path)),
             name=f"rnn-harness worker: {self.implementation.name}",
             daemon=True,
         )
@@ -117,8 +180,16 @@ class Worker:
         try:
             if not parent_end.poll(120):
                 raise EOFError
-            parent_end.recv()
+            status, message = parent_end.recv()
         except (EOFError, OSError):
+            status, message = None, None
+        if status == "failed":
+            self._kill()
+            raise HarnessError(
+                f"the worker process could not obtain {self.implementation.name!r} the way this process did "
+                f"({self.address.describe()}): {message}"
+            )
+        if status is None:
             self.process.join(timeout=5)
             code = self.process.exitcode
             self._kill()
@@ -138,22 +209,31 @@ class Worker:
             self.connection.close()
         self.process = self.connection = None
         self.restarts += 1
+        self.warm = False
 
-    def request(self, request: str, case: Case | None = None):
+    def request(self, request: str, case: Case | None = None, *, limit: float | None = None):
         if self.process is None:
             self._start()
+        limit = self.limit_for(case) if limit is None else limit
+        started = time.perf_counter()
         try:
             self.connection.send((request, None if case is None else case.to_json()))
-            ready = self.connection.poll(self.timeout)
+            ready = self.connection.poll(limit)
         except (BrokenPipeError, EOFError, OSError):
             ready = True  # the worker is gone; recv below says how
         if not ready:
             self._kill()
-            raise Discrepancy(
-                "timeout", "forward",
-                f"the candidate did not finish within {self.timeout:g}s on this case (a hang or an infinite loop); "
-                "the worker was killed. Raise the limit with --timeout if the case is merely slow.",
-            )
+            full = limit >= self.timeout
+            if full and self.first_hang is None and case is not None:
+                self.first_hang = case
+            if full:
+                text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
+                        "the worker was killed. Raise the limit with --timeout if the case is merely slow.")
+            else:
+                text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
+                        f"the worker was killed. A larger case had already taken more than the full {self.timeout:g}s, "
+                        f"so this case's limit was {SHORT_LIMIT_FACTOR:g}x what its size predicts from the cases that passed.")
+            raise Discrepancy("timeout", "forward", text, {"limit": limit, "full_timeout": full})
         try:
             status, payload = self.connection.recv()
         except (EOFError, OSError):
@@ -171,7 +251,24 @@ class Worker:
             raise Discrepancy(kind, subject, summary, evidence)
         if status == "error":
             raise HarnessError(payload)
+        if request == "check" and case is not None:
+            if self.warm or self.fixed_seconds is None:
+                self._measured(case, time.perf_counter() - started)
+            self.warm = True
         return payload
+
+    def confirm_hang(self, case: Case, limit: float) -> float | None:
+        """Re-run a case that exceeded a shortened limit with a longer one (at most the
+        full timeout). Returns that longer limit if the case still does not finish, None
+        if it does: then it was slow, not hung."""
+        longer = min(self.timeout, max(CONFIRM_FLOOR, CONFIRM_FACTOR * limit))
+        try:
+            self.request("check", case, limit=longer)
+        except Discrepancy as found:
+            return longer if found.kind == "timeout" else None
+        except HarnessError:
+            return None
+        return None
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():
@@ -201,8 +298,9 @@ class InProcess:
         self.implementation = dataclasses.replace(implementation)
         self.model = model
         self.restarts = 0
+        self.first_hang = None  # nothing times out in-process
 
-    def request(self, request: str, case: Case | None = None):
+    def request(self, request: str, case: Case | None = None, *, limit: float | None = None):
         from harness import oracle
 
         if request == "available":

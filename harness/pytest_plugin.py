@@ -14,7 +14,6 @@ controller merges them into one ``--rnn-report`` file, in the format of
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -37,6 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rnn-impl", action="append", default=[], metavar="NAME", dest="rnn_impl",
         help="implementation for harness.suite to fuzz (repeatable); `python -m harness list` shows the names",
+    )
+    group.addoption(
+        "--rnn-family", default=None, metavar="FAMILY", dest="rnn_family",
+        help="fuzz every installed implementation of this family (RNN, ...) in harness.suite; with --rnn-impl, checks that each is one",
     )
     group.addoption(
         "--rnn-profile", default=None, metavar="PROFILE", dest="rnn_profile",
@@ -93,6 +96,8 @@ def pytest_configure(config: pytest.Config) -> None:
             database.check_reachable(database.parse(config.getoption("rnn_database")))
         except database.DatabaseError as error:
             raise pytest.UsageError(f"--rnn-database: {error}") from None
+    if config.getoption("rnn_family") is not None:
+        _check_family(config.getoption("rnn_family"), config.getoption("rnn_impl"))
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _SEED_KEY in workerinput:
         seed = workerinput[_SEED_KEY]  # one seed for the whole session, across workers
@@ -104,32 +109,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(campaign, "rnn-harness-campaign")
 
 
-@dataclasses.dataclass(frozen=True)
-class RecordedFailure:
-    kind: str
-    subject: str
+def _check_family(family: str, names: list[str]) -> None:
+    """--rnn-family names a known family, and every --rnn-impl is of it."""
+    from harness.implementation import FAMILIES
+
+    if family not in FAMILIES:
+        raise pytest.UsageError(f"--rnn-family {family!r} is not a family; known families: {', '.join(FAMILIES)}")
+    for name in dict.fromkeys(names):
+        implementation = _resolve(name, fail=lambda message: None)
+        actual = getattr(implementation, "family", family)  # unknown or broken: its own test says why
+        if actual != family:
+            raise pytest.UsageError(
+                f"--rnn-impl {name} is of family {actual}, not {family}; drop --rnn-family {family} "
+                "or pick an implementation of that family (`python -m harness list` shows each one's family)"
+            )
 
 
-@dataclasses.dataclass(frozen=True)
-class RecordedResult:
-    """One implementation's result as it came back in a test report: the fields
-    `harness.report` reads, rebuilt from the JSON of `ImplementationResult.to_json`."""
-
-    name: str
-    document: dict[str, Any]
-
-    verdict = property(lambda self: self.document["verdict"])
-    examples = property(lambda self: self.document["examples"])
-    seconds = property(lambda self: self.document["seconds"])
-    reason = property(lambda self: self.document["reason"])
-
-    @property
-    def failure(self) -> RecordedFailure | None:
-        failure = self.document["failure"]
-        return None if failure is None else RecordedFailure(failure["kind"], failure["subject"])
-
-    def to_json(self) -> dict[str, Any]:
-        return self.document
+def implementations_of_family(family: str) -> list[str]:
+    """Every installed implementation of one family (imports every plugin to read it)."""
+    registry = _registry_of_everything()
+    return [name for name in registry.names if registry.implementation(name).family == family]
 
 
 class Campaign:
@@ -139,7 +138,7 @@ class Campaign:
     def __init__(self, config: pytest.Config, seed: int) -> None:
         self.config = config
         self.seed = seed
-        self.results: dict[str, RecordedResult] = {}
+        self.results: dict[str, Any] = {}  # name -> ImplementationResult
         self.devices: list[str] = []
         self.report_path: Path | None = None
 
@@ -164,8 +163,10 @@ class Campaign:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RESULT_PROPERTY:
+                from harness.campaign import ImplementationResult
+
                 recorded = json.loads(value)
-                self.results[recorded["name"]] = RecordedResult(recorded["name"], recorded["result"])
+                self.results[recorded["name"]] = ImplementationResult.from_json(recorded["name"], recorded["result"])
                 self.devices += [device for device in recorded["devices"] if device not in self.devices]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -195,32 +196,35 @@ class Campaign:
 
 
 @functools.cache
-def _registry():
+def _registry_of_everything():
     from harness.registry import discover
 
     return discover()
 
 
-def _resolve(name: str):
+@functools.cache
+def _registry_of(name: str):
+    """Only this plugin is imported: another plugin's import-time code never runs here."""
+    from harness.registry import discover
+
+    return discover([name])
+
+
+def _resolve(name: str, *, fail=None):
     """The registered implementation called `name`, or a test failure saying why not;
     a plugin that fails to load comes back as its `BrokenPlugin`."""
-    from harness.registry import DuplicateImplementationError
+    from harness.registry import DuplicateImplementationError, UnknownImplementationError
 
+    fail = fail or (lambda message: pytest.fail(message, pytrace=False))
     try:
-        registry = _registry()
+        registry = _registry_of(name)
     except DuplicateImplementationError as error:
-        pytest.fail(str(error), pytrace=False)
+        return fail(str(error))
+    except UnknownImplementationError as error:
+        return fail(f"{error} Is the package that registers it installed in this environment?")
     if name in registry.loaded:
         return registry.implementation(name)
-    for broken in registry.broken:
-        if broken.name == name:
-            return broken
-    known = ", ".join(registry.names + [broken.name for broken in registry.broken]) or "none"
-    pytest.fail(
-        f"unknown implementation {name!r}; registered here: {known}. Is the package that registers it "
-        "installed in this environment? `python -m harness list` shows what is.",
-        pytrace=False,
-    )
+    return next(broken for broken in registry.broken if broken.name == name)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import sys
 import torch
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from {module} import {qualname} as candidate_factory
+{factory_import}
 
 TORCH_CLASS = torch.nn.{family}  # the reference, on ATen's own kernels (see main)
 CELL, CELL_STATE = {cell}, {cell_state}  # a one-step cell; a state (h, c) rather than h
@@ -265,8 +265,12 @@ def _literal(tensor: torch.Tensor | None):
     return pprint.pformat(tensor.detach().double().cpu().tolist(), width=110, compact=True)
 
 
-def write_repro(path: Path, implementation_name: str, factory, case: Case, discrepancy: Discrepancy) -> Path:
-    """Write the script for one finding and return its path."""
+def write_repro(path: Path, implementation_name: str, factory, case: Case, discrepancy: Discrepancy, *, factory_import: str | None = None) -> Path:
+    """Write the script for one finding and return its path. ``factory_import`` is the
+    Python that binds ``candidate_factory`` (default: import the factory by its module
+    and qualified name)."""
+    if factory_import is None:
+        factory_import = f"from {factory.__module__} import {factory.__qualname__} as candidate_factory"
     family = case.family_record
     materialized = materialize(case)
     if case.defect is not None:
@@ -294,8 +298,8 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
     text = _TEMPLATE.format(
         name=implementation_name,
         headline=discrepancy.summary.splitlines()[0].replace('"""', "'''"),
-        module=factory.__module__,
-        qualname=factory.__qualname__,
+        module=getattr(factory, "__module__", "the implementation's package"),
+        factory_import=factory_import,
         filename=path.name,
         case_text=case.describe(),
         family=case.family,

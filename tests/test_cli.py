@@ -53,7 +53,7 @@ def test_unavailable_device_is_a_usage_error():
 def test_discrepancy_exits_1_with_minimal_case_and_repro(tmp_path, monkeypatch, capsys):
     mutant = next(m for m in MUTANTS if m.name == "mutant-h-n-batch-first")
     found = FoundPlugin(mutant.name, "test-mutants", "0", "mutants", entry_point=None)
-    monkeypatch.setattr(cli, "discover", lambda: Registry({mutant.name: LoadedPlugin(found, mutant)}, []))
+    monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry({mutant.name: LoadedPlugin(found, mutant)}, []))
     report = tmp_path / "report.json"
     code = cli.main(["fuzz", "--impl", mutant.name, "--seed", "0", "--report", str(report), "--repro-dir", str(tmp_path / "repros")])
     assert code == 1
@@ -63,3 +63,36 @@ def test_discrepancy_exits_1_with_minimal_case_and_repro(tmp_path, monkeypatch, 
     assert entry["verdict"] == "fail"
     assert entry["failure"]["kind"] in ("shape", "value")
     assert (tmp_path / "repros" / f"repro_{mutant.name}.py").exists()
+
+
+# -- selecting implementations by family ------------------------------------------------
+
+
+@pytest.fixture
+def two_families(monkeypatch):
+    """An RNN and a GRU implementation registered, as soon as the harness knows GRU."""
+    from harness import implementation as implementation_module
+    from harness import Implementation
+
+    monkeypatch.setattr(implementation_module, "FAMILIES", ("RNN", "GRU"))
+    records = [Implementation(name="an-rnn", factory=torch.nn.RNN), Implementation(name="a-gru", factory=torch.nn.GRU, family="GRU")]
+    plugins = {record.name: LoadedPlugin(FoundPlugin(record.name, "families", "0", "families", entry_point=None), record) for record in records}
+    monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry(plugins, []))
+
+
+@pytest.mark.parametrize("command", ["fuzz", "bench"])
+def test_family_selects_the_implementations_of_that_family(two_families, command):
+    registry, names = cli.select(cli.build_parser().parse_args([command, "--family", "GRU"]))
+    assert names == ["a-gru"]
+
+
+@pytest.mark.parametrize("command", ["fuzz", "bench"])
+def test_unknown_family_is_a_usage_error_listing_the_known_ones(two_families, command, capsys):
+    assert cli.main([command, "--family", "Transformer"]) == cli.EXIT_USAGE
+    assert "unknown family 'Transformer'; known families: RNN, GRU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fuzz", "bench"])
+def test_impl_of_another_family_is_a_usage_error(two_families, command, capsys):
+    assert cli.main([command, "--impl", "an-rnn", "--family", "GRU"]) == cli.EXIT_USAGE
+    assert "--impl an-rnn is of family RNN, not GRU" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def pip_install(fixture: str, workspace: Path) -> Path:
 def installed(tmp_path_factory) -> dict[str, Path]:
     """Each fixture distribution installed once for this module, in parallel."""
     workspace = tmp_path_factory.mktemp("plugins")
-    fixtures = ["good_plugin", "broken_plugins", "duplicate_plugin"]
+    fixtures = ["good_plugin", "broken_plugins", "duplicate_plugin", "side_effect_plugins"]
     with ThreadPoolExecutor(len(fixtures)) as pool:
         targets = list(pool.map(lambda fixture: pip_install(fixture, workspace), fixtures))
     return dict(zip(fixtures, targets))
@@ -68,40 +68,61 @@ class ListResult:
     stderr: str
 
     def rows(self) -> dict[str, list[str]]:
-        """The table's rows by implementation name: [family, origin, limits]."""
+        """The table's rows by implementation name: [family, origin, limits, description]
+        (without the description when it is empty)."""
         lines = self.stdout.strip().splitlines()
         rows = {}
         for line in lines[1:]:
-            name, *cells = re.split(r"\s{2,}", line.strip(), maxsplit=3)
+            name, *cells = re.split(r"\s{2,}", line.strip(), maxsplit=4)
             rows[name] = cells
         return rows
 
 
-def harness_list_in_parallel(scenarios: dict[str, list[Path]]) -> dict[str, ListResult]:
-    """Run ``python -m harness list`` once per scenario, with that scenario's plugin
-    directories on PYTHONPATH; the runs overlap because each spends seconds importing torch."""
+def harness_in_parallel(scenarios: dict[str, tuple[list[str], list[Path], dict[str, str]]]) -> dict[str, ListResult]:
+    """Run ``python -m harness ARGUMENTS`` once per scenario, with that scenario's plugin
+    directories on PYTHONPATH and its environment variables; the runs overlap because
+    each spends seconds importing torch."""
     processes = {}
-    for scenario, site_dirs in scenarios.items():
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, site_dirs))}
+    for scenario, (arguments, site_dirs, variables) in scenarios.items():
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, site_dirs)), **variables}
         processes[scenario] = subprocess.Popen(
-            [sys.executable, "-m", "harness", "list"],
+            [sys.executable, "-m", "harness", *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
         )
     results = {}
     for scenario, process in processes.items():
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=240)
         results[scenario] = ListResult(process.returncode, stdout, stderr)
     return results
 
 
+IMPORT_TIMEOUT = "3"  # seconds; fixture-sleeps-on-import sleeps for 60
+
+
+def marks(folder: Path) -> list[str]:
+    """The plugins whose import-time code ran, from their marker files."""
+    return sorted(path.name.removesuffix(".imported") for path in folder.glob("*.imported"))
+
+
 @pytest.fixture(scope="module")
-def listings(installed) -> dict[str, ListResult]:
-    # The good plugin is listed beside the broken ones: one run shows both that it is
-    # found and that the broken ones do not hide it.
-    return harness_list_in_parallel({
-        "good and broken plugins": [installed["good_plugin"], installed["broken_plugins"]],
-        "two plugins with one name": [installed["good_plugin"], installed["duplicate_plugin"]],
+def listings(installed, tmp_path_factory) -> dict[str, ListResult]:
+    # The good plugin is listed beside the broken ones, one of them an import that
+    # sleeps: one run shows both that it is found and that the others do not hide it.
+    # The other commands run at the same time, with the same plugins installed.
+    everything = [installed["good_plugin"], installed["broken_plugins"], installed["side_effect_plugins"]]
+    folders = {name: tmp_path_factory.mktemp(f"marks-{name}") for name in ("list", "fuzz", "bench")}
+
+    def variables(name):
+        return {"RNN_HARNESS_FIXTURE_MARKS": str(folders[name]), "RNN_HARNESS_IMPORT_TIMEOUT": IMPORT_TIMEOUT, "OMP_NUM_THREADS": "1"}
+
+    results = harness_in_parallel({
+        "good and broken plugins": (["list"], everything, variables("list")),
+        "two plugins with one name": (["list"], [installed["good_plugin"], installed["duplicate_plugin"]], {}),
+        "fuzz --impl": (["fuzz", "--impl", "fixture-good", "--max-examples", "2", "--seed", "0", "--repro-dir", str(folders["fuzz"])], everything, variables("fuzz")),
+        "bench --impl": (["bench", "--impl", "fixture-good", "--shape", "2,1,2,2", "--mode", "forward", "--rounds", "1", "--min-run-time", "0.01", "--matmul-size", "32"], everything, variables("bench")),
     })
+    results["marks"] = {name: marks(folder) for name, folder in folders.items()}
+    return results
 
 
 def test_fixture_install_is_a_real_distribution_with_an_entry_point(installed):
@@ -116,8 +137,8 @@ def test_outside_plugin_is_listed_with_its_distribution_and_version(listings):
     result = listings["good and broken plugins"]
     assert result.returncode == EXIT_OK, f"exit {result.returncode}; stderr:\n{result.stderr}"
     rows = result.rows()
-    assert rows.get("fixture-good") == ["RNN", "rnn-harness-fixture-good 1.2.3", "dtypes=float32, max_layers=2"], (
-        f"row for fixture-good is {rows.get('fixture-good')}, but should name its distribution, version and limits:\n{result.stdout}"
+    assert rows.get("fixture-good") == ["RNN", "rnn-harness-fixture-good 1.2.3", "dtypes=float32, max_layers=2", "test fixture"], (
+        f"row for fixture-good is {rows.get('fixture-good')}, but should name its distribution, version, limits and description:\n{result.stdout}"
     )
 
 
@@ -140,9 +161,9 @@ BROKEN_PLUGINS = {
 def test_broken_plugins_do_not_stop_the_listing(listings):
     result = listings["good and broken plugins"]
     assert result.returncode == EXIT_OK, f"exit {result.returncode}; stderr:\n{result.stderr}"
-    working = [name for name, cells in result.rows().items() if not cells[-1].startswith("BROKEN")]
-    assert working == sorted(BUILTINS + ["fixture-good"]), (
-        f"working implementations listed: {working}; expected the built-ins and fixture-good:\n{result.stdout}"
+    working = [name for name, cells in result.rows().items() if not cells[2].startswith("BROKEN")]
+    assert working == sorted(BUILTINS + ["fixture-good", "fixture-marks-import"]), (
+        f"working implementations listed: {working}; expected the built-ins, fixture-good and fixture-marks-import:\n{result.stdout}"
     )
 
 
@@ -151,10 +172,25 @@ def test_broken_plugin_is_reported_by_name_with_its_error(listings, name):
     result = listings["good and broken plugins"]
     rows = result.rows()
     assert name in rows, f"{name} is missing from the listing:\n{result.stdout}"
-    family, origin, status = rows[name]
+    family, origin, status = rows[name][:3]
     assert origin == "rnn-harness-fixture-broken 0.0.1", f"{name}: origin {origin!r}, but should name its distribution"
     assert status.startswith("BROKEN: "), f"{name}: status {status!r}, but should start with 'BROKEN: '"
     assert re.search(BROKEN_PLUGINS[name], status), f"{name}: error {status!r} does not say {BROKEN_PLUGINS[name]!r}"
+
+
+def test_a_plugin_whose_import_sleeps_is_broken_and_hides_nothing(listings):
+    result = listings["good and broken plugins"]
+    family, origin, status = result.rows()["fixture-sleeps-on-import"][:3]
+    assert status == f"BROKEN: importing rnn_harness_fixture_side_effects.sleeps:IMPLEMENTATION failed: TimeoutError: the import did not finish within {IMPORT_TIMEOUT}s (set $RNN_HARNESS_IMPORT_TIMEOUT to wait longer)", status
+    assert listings["marks"]["list"] == ["fixture-marks-import", "fixture-sleeps-on-import"], "list imports every plugin"
+
+
+@pytest.mark.parametrize("command", ["fuzz --impl", "bench --impl"])
+def test_a_named_implementation_is_the_only_plugin_imported(listings, command):
+    result = listings[command]
+    assert result.returncode == EXIT_OK, f"{command} fixture-good: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    folder = command.split()[0]
+    assert listings["marks"][folder] == [], f"{command} fixture-good imported other plugins: {listings['marks'][folder]}"
 
 
 def test_two_distributions_with_one_name_is_a_usage_error_naming_both(listings):

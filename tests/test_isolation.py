@@ -43,7 +43,7 @@ def test_campaign_goes_on_after_faulty_plugins_and_exits_1(tmp_path, monkeypatch
     plugins = {f.name: LoadedPlugin(FoundPlugin(f.name, "faulty", "0", "faulty", entry_point=None), f) for f in FAULTY}
     loop = implementation("loop")
     plugins["loop"] = LoadedPlugin(FoundPlugin("loop", "rnn-harness", "0", "impls.loop:IMPLEMENTATION", entry_point=None), loop)
-    monkeypatch.setattr(cli, "discover", lambda: Registry(plugins, []))
+    monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry(plugins, []))
     report = tmp_path / "report.json"
     started = time.perf_counter()
     code = cli.main(["fuzz", "--profile", "quick", "--max-examples", "25", "--seed", "1", "--timeout", "2", "--report", str(report), "--repro-dir", str(tmp_path)])
@@ -82,3 +82,53 @@ def test_factory_the_worker_cannot_import_is_an_error_not_a_crash():
     result = fuzz_implementation(Implementation(name="local", factory=DefinedInAFunction), profile="ci", seed=0, repro_dir=None, database_dir=None)
     assert result.verdict == "error"
     assert "importable by name" in result.reason
+
+
+# -- isolation by name ----------------------------------------------------------------
+
+from harness import locate  # noqa: E402
+from support import factory_kinds  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", factory_kinds.ALL, ids=[kind.name for kind in factory_kinds.ALL])
+def test_any_factory_that_works_in_process_works_isolated(kind):
+    address = locate.address_of(kind)
+    assert address.how == "module" and address.name == "support.factory_kinds", f"{kind.name}: reached by {address.describe()}"
+    result = fuzz_implementation(kind, profile="ci", max_examples=3, seed=0, repro_dir=None, database_dir=None)
+    assert (result.verdict, result.isolated, result.examples) == ("pass", True, 3), f"{kind.name}: {result.verdict}\n{result.reason}"
+
+
+SCRIPT = '''\
+from harness import Implementation
+from harness.campaign import fuzz_implementation
+from impls.loop import LoopRNN
+
+Built = type("Built", (LoopRNN,), {{}})
+IMPLEMENTATION = Implementation(name="from-a-script", factory=lambda **constructor: Built(**constructor))
+
+
+def main():
+    result = fuzz_implementation(IMPLEMENTATION, profile="ci", max_examples=2, seed=0, repro_dir=None, database_dir=None)
+    print("VERDICT", result.verdict)
+    print(result.reason)
+
+
+{call}
+'''
+
+
+def test_a_script_defines_its_implementation_at_module_level_with_and_without_the_main_guard(tmp_path):
+    scripts = {
+        "guarded": SCRIPT.format(call='if __name__ == "__main__":\n    main()'),
+        "unguarded": SCRIPT.format(call="main()"),
+    }
+    processes = {}
+    for label, text in scripts.items():
+        (tmp_path / f"{label}.py").write_text(text)
+        processes[label] = subprocess.Popen([sys.executable, f"{label}.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = {label: process.communicate(timeout=180)[0] for label, process in processes.items()}
+    assert "VERDICT pass" in outputs["guarded"], outputs["guarded"]
+    # Without the guard the worker, running the script again to find the implementation,
+    # would start a second campaign: that is the one unreachable case, an error saying what to do.
+    unguarded = outputs["unguarded"]
+    assert "VERDICT error" in unguarded and 'if __name__ == "__main__":' in unguarded, unguarded

@@ -30,7 +30,19 @@ WRONG_DISTRIBUTION = {
         [rnn_harness.impls]
         wrong-sign = wrong_rnn:IMPLEMENTATION
         broken-import = wrong_rnn_missing_module:IMPLEMENTATION
+        marks-import = marks_import:IMPLEMENTATION
         """),
+    "marks_import.py": textwrap.dedent('''\
+        """Leaves a file behind when imported: only sessions that ask for it may import it."""
+        from pathlib import Path
+
+        from torch import nn
+
+        from harness import Implementation
+
+        Path("marks-import.imported").write_text("")
+        IMPLEMENTATION = Implementation(name="marks-import", factory=nn.RNN)
+        '''),
     "wrong_rnn.py": textwrap.dedent('''\
         """The textbook loop with its sign flipped: wrong on every non-empty valid case,
         so even a three-example campaign finds it whatever the seed."""
@@ -128,6 +140,10 @@ def runs(tmp_path_factory) -> dict[str, Run]:
             "-n", "2", "--pyargs", "harness.suite", "--rnn-impl", "torch", "--rnn-impl", "torch-aten", *tiny, "--rnn-report", "report.json",
         ]),
         "without --rnn-impl": start_pytest(workspace / "plain", {"test_plain.py": PLAIN_TEST}, ["test_plain.py"]),
+        "--rnn-family RNN": start_pytest(workspace / "family", WRONG_DISTRIBUTION, ["--pyargs", "harness.suite", "--rnn-family", "RNN", "--collect-only", "-q"]),
+        "unknown family": start_pytest(workspace / "no-family", {}, ["--pyargs", "harness.suite", "--rnn-family", "NoSuchFamily"]),
+        # This project's own tests with an outside plugin installed: they check the built-ins only.
+        "project suite": start_pytest(workspace / "project", WRONG_DISTRIBUTION, [str(Path(__file__).parent / "test_fuzz_builtins.py"), "--collect-only", "-q"]),
         "misspelt profile": start_pytest(workspace / "profile", {"test_plain.py": PLAIN_TEST}, ["--rnn-profile", "nightly", "test_plain.py"]),
     }
     results = {}
@@ -226,6 +242,49 @@ def test_xdist_workers_results_are_merged_into_one_report(runs):
     assert verdicts == {"torch": "pass", "torch-aten": "pass"}, f"merged report verdicts {verdicts}"
     seeds = {name: entry["seed"] for name, entry in document["implementations"].items()}
     assert set(seeds.values()) == {document["seed"]}, f"every worker should fuzz with the session's seed {document['seed']}: {seeds}"
+
+
+def test_rnn_impl_imports_only_the_named_plugins(runs):
+    for scenario in ("serial", "xdist"):
+        leftover = runs[scenario].directory / "marks-import.imported"
+        assert not leftover.exists(), f"[{scenario}] a plugin that was not named was imported"
+
+
+def test_rnn_family_fuzzes_every_implementation_of_the_family(runs):
+    run = runs["--rnn-family RNN"]
+    assert run.returncode == EXIT_OK, run.output
+    collected = sorted(re.findall(r"test_matches_torch_nn_rnn\[([^\]]+)\]", run.output))
+    expected = sorted(["linear", "loop", "marks-import", "torch", "torch-aten", "torchscript", "vectorized", "wrong-sign"])
+    assert [name for name in collected if name in expected] == expected, f"collected {collected}:\n{run.output}"
+
+
+def test_an_unknown_family_is_a_usage_error_listing_the_families(runs):
+    run = runs["unknown family"]
+    assert run.returncode == EXIT_USAGE, f"exit {run.returncode}:\n{run.output}"
+    assert "--rnn-family 'NoSuchFamily' is not a family; known families: RNN" in run.output, run.output
+
+
+def test_the_projects_own_tests_fuzz_only_the_builtins(runs):
+    run = runs["project suite"]
+    assert run.returncode == EXIT_OK, run.output
+    collected = sorted(re.findall(r"test_implementation_matches_torch_on_generated_cases\[([^\]]+)\]", run.output))
+    assert collected == ["linear", "loop", "torch", "torch-aten", "torchscript", "vectorized"], f"collected {collected}:\n{run.output}"
+    assert not (run.directory / "marks-import.imported").exists(), "the project's tests imported an outside plugin"
+
+
+def test_results_travel_as_the_real_result_type():
+    from harness.campaign import Failure, ImplementationResult
+    from harness.cases import Case
+
+    case = Case(layout="packed_unsorted", lengths=(2, 1), batch=2, seq_len=2)
+    result = ImplementationResult(
+        "x", "fail", 9, 1.25, 7, "ci", examples_to_failure=3, seconds_to_failure=0.5,
+        failure=Failure("value", "h_n", "what differs", case, Path("repros/repro_x.py"), 1, ["the explainer broke"]),
+        error_budget=4.0, known_failure_cases={"bfloat16 accumulates in float32": 5},
+    )
+    rebuilt = ImplementationResult.from_json("x", json.loads(json.dumps(result.to_json())))
+    assert isinstance(rebuilt, ImplementationResult) and rebuilt.failure.case == case
+    assert rebuilt.to_json() == result.to_json()
 
 
 def test_a_session_without_rnn_options_is_untouched(runs):

@@ -29,6 +29,24 @@ class HangsOnReverse(LoopRNN):
         return super().run_direction(data, batch_sizes, h0, layer, direction)
 
 
+class HangsWhenWide(LoopRNN):
+    """A kernel that spins forever once hidden_size > 3: the hang a plugin author hits."""
+
+    def run_direction(self, data, batch_sizes, h0, layer, direction):
+        while self.hidden_size > 3:
+            time.sleep(0.05)
+        return super().run_direction(data, batch_sizes, h0, layer, direction)
+
+
+class SlowWhenWide(LoopRNN):
+    """Correct, but half a second slower on every case with hidden_size > 3: slow, not hung."""
+
+    def forward(self, input, hx=None):
+        if self.hidden_size > 3:
+            time.sleep(0.5)
+        return super().forward(input, hx)
+
+
 class RaisesOnPacked(LoopRNN):
     def forward(self, input, hx=None):
         if not hasattr(input, "dim"):
@@ -55,3 +73,7 @@ FAULTY = [
     Implementation(name="faulty-returns-list", factory=ReturnsAList),
     Implementation(name="faulty-not-a-module", factory=NotAModule),
 ]
+
+# Not in FAULTY: tests/test_hangs.py times these on their own.
+HANGS_WHEN_WIDE = Implementation(name="faulty-hangs-when-wide", factory=HangsWhenWide)
+SLOW_WHEN_WIDE = Implementation(name="slow-when-wide", factory=SlowWhenWide)

@@ -5,12 +5,15 @@ the constructor and its checks, parameters under torch's names (``weight_ih_l0``
 ``bias_hh_l1_reverse``, ...), every input layout (batch_first, unbatched,
 PackedSequence), stacking layers and directions, dropout between layers. A subclass
 writes `run_direction`: one layer in one direction. Replace its body with your own.
+
+This one works on a padded batch ``(T, B, F)`` with each sequence's length, the form
+most backends take (`harness.padded_from_packed` and friends convert); to work on the
+packed form directly, see `harness.dropin.step_offsets`.
 """
 
 import torch
 
-from harness import DropInRNN
-from harness.dropin import step_offsets
+from harness import DropInRNN, packed_from_padded, padded_from_packed, reverse_padded
 
 
 class MyRNN(DropInRNN):
@@ -23,22 +26,26 @@ class MyRNN(DropInRNN):
         and each sequence's final state.
         """
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
+        inputs, lengths = padded_from_packed(data, batch_sizes)  # (T, B, F), (B,)
+        if direction == 1:
+            # The reverse direction reads each sequence from its own last step.
+            inputs = reverse_padded(inputs, lengths)
         # The input's part does not depend on the state: one matmul for all steps.
-        input_part = data @ w_ih.T
+        input_part = inputs @ w_ih.T
         if b_ih is not None:
             input_part = input_part + b_ih
-        offsets = step_offsets(batch_sizes)
-        steps = range(len(batch_sizes))
-        outputs = [None] * len(batch_sizes)
+        outputs = []
         h = h0
-        for t in reversed(steps) if direction == 1 else steps:
-            rows = batch_sizes[t]
-            recurrent_part = h[:rows] @ w_hh.T
+        for t in range(inputs.shape[0]):
+            recurrent_part = h @ w_hh.T
             if b_hh is not None:
                 recurrent_part = recurrent_part + b_hh
-            h_t = self.activation(input_part[offsets[t] : offsets[t] + rows] + recurrent_part)
-            outputs[t] = h_t
-            # Sequences past `rows` have ended (forward) or not yet begun (reverse):
-            # their state is carried over unchanged.
-            h = torch.cat([h_t, h[rows:]])
-        return torch.cat(outputs), h
+            h_t = self.activation(input_part[t] + recurrent_part)
+            outputs.append(h_t)
+            # A sequence that has ended keeps its state; its outputs past the end
+            # are dropped by packed_from_padded.
+            h = torch.where((t < lengths).unsqueeze(1), h_t, h)
+        output = torch.stack(outputs) if outputs else input_part.new_zeros(0, h0.shape[0], h0.shape[1])
+        if direction == 1:
+            output = reverse_padded(output, lengths)
+        return packed_from_padded(output, batch_sizes), h

@@ -1,0 +1,56 @@
+"""A hang costs seconds, not minutes, and a slow implementation is never called hung.
+
+The full timeout is waited out once; shrinking then runs under limits predicted from
+the implementation's own measured time, and the minimal case is run again with a
+longer limit before it is reported (harness/isolation.py).
+"""
+
+from __future__ import annotations
+
+from faulty import HANGS_WHEN_WIDE, SLOW_WHEN_WIDE
+from harness import campaign
+from harness.cases import Case
+from harness.isolation import Worker
+from harness.oracle import Discrepancy
+from harness.tolerance import DEFAULT_MODEL
+
+TIMEOUT = 3.0
+
+
+def test_a_hang_is_shrunk_to_its_minimal_case_without_waiting_out_the_timeout_each_time():
+    result = campaign.fuzz_implementation(HANGS_WHEN_WIDE, profile="default", seed=0, timeout=TIMEOUT, repro_dir=None, database_dir=None)
+    assert result.verdict == "fail" and result.failure.kind == "timeout", result.reason or result.failure.summary
+    case = result.failure.case
+    assert case.hidden_size == 4, f"the hang starts at hidden_size > 3; minimal case:\n{result.failure.summary}"
+    assert (case.input_size, case.num_layers, case.seq_len) == (1, 1, 1), f"not minimal:\n{result.failure.summary}"
+    # Dozens of shrink steps hang; at the full timeout each, this would take minutes.
+    assert result.seconds < 20 * TIMEOUT, f"{result.seconds:.1f}s for {result.examples} examples and {result.worker_restarts} restarts"
+    assert "still did not finish" in result.failure.summary, result.failure.summary
+
+
+def test_a_slow_correct_implementation_passes():
+    # The default timeout: it is the user's definition of a hang, and nothing here exceeds it.
+    result = campaign.fuzz_implementation(SLOW_WHEN_WIDE, profile="ci", max_examples=6, seed=1, repro_dir=None, database_dir=None)
+    assert result.verdict == "pass", result.failure.summary if result.failure else result.reason
+
+
+def test_a_slow_case_after_a_hang_is_not_reported_as_the_hang():
+    wide = Case(input_size=2, hidden_size=5, seq_len=2, batch=2)
+    first = Case(input_size=7, hidden_size=9, seq_len=5, batch=3)
+    with Worker(SLOW_WHEN_WIDE, DEFAULT_MODEL, TIMEOUT) as worker:
+        for _ in range(3):  # the first call warms the worker up; the others are measured
+            worker.request("check", Case())
+        worker.first_hang = first  # as if a larger case had exceeded the full timeout
+        limit = worker.limit_for(wide)
+        assert limit < 1.0, f"after a hang, a small case's limit should follow its measured time, not stay at {limit}s"
+        try:
+            worker.request("check", wide)
+        except Discrepancy as found:
+            assert found.kind == "timeout" and not found.evidence["full_timeout"]
+            reported_case, reported = campaign._confirm_hang(worker, wide, found)
+        else:
+            raise AssertionError(f"a case that sleeps 0.5s should exceed the shortened limit {limit:.2f}s")
+    # Run again with a longer limit, the slow case finished: the case reported is the one
+    # that exceeded the full timeout, and the report says the limit was the full one.
+    assert reported_case is first and reported.evidence["full_timeout"], reported.summary
+    assert f"within {TIMEOUT:g}s" in reported.summary and "not a minimal one" in reported.summary, reported.summary
