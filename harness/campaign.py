@@ -39,6 +39,7 @@ PROFILES = {
 }
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
+TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
 DEFAULT_TIMEOUT = 30.0
 """Seconds one example may take in the worker before the candidate counts as hung."""
 _UNSET = object()
@@ -236,6 +237,17 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
         if known is not None:
             result.known_failure_cases[known.reason] = result.known_failure_cases.get(known.reason, 0) + 1
             reject()
+        if case.defect is not None and isinstance(runner, Worker):
+            # torch's reference runs first, on its own: a process that dies here died
+            # in torch, and the case says so instead of counting against the candidate.
+            try:
+                runner.request("reference_outcome", case)
+            except oracle.Discrepancy as found:
+                if found.kind != "crash":
+                    raise
+                reason = f"{TORCH_CRASHES}: {case.family} with {case.defect.replace('_', ' ')}{' (packed input)' if case.packed else ''}"
+                result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + 1
+                reject()
         result.examples += 1
         if on_example is not None:
             on_example(result.examples)

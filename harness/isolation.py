@@ -104,6 +104,8 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
                 answer = ("ok", None)
             elif request == "localize":
                 answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
+            elif request == "reference_outcome":
+                answer = ("ok", oracle.reference_outcome(Case.from_json(payload)))
             else:
                 answer = ("error", f"unknown request {request!r}")
         except Discrepancy as found:
@@ -315,6 +317,8 @@ class InProcess:
             return oracle.check(self.implementation, case, self.model)
         if request == "localize":
             return oracle.localize_layer(self.implementation, case, self.model)
+        if request == "reference_outcome":
+            return oracle.reference_outcome(case)
         raise ValueError(request)
 
     def close(self) -> None:

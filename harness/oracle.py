@@ -679,6 +679,21 @@ def _state_defect(case: Case) -> bool:
     return case.defect is not None and (case.defect.startswith(("h0", "c0")) or case.defect in ("c0_missing", "state_not_tuple"))
 
 
+def reference_outcome(case: Case) -> str | None:
+    """The exception type torch's reference raises on the case's invalid input, or None
+    if it returns. The campaign asks for this on its own, before the candidate runs,
+    so that when torch itself crashes on an input the crash is torch's finding (see
+    campaign.py), not the candidate's."""
+    module = _quiet_construct(reference_factory(case.family), case, case.torch_dtype, case.device)
+    _load(module, materialize(case).weights, "reference")
+    x, hx = defective_input(case, case.torch_dtype)
+    try:
+        module(x, hx)
+    except Exception as error:  # noqa: BLE001
+        return type(error).__name__
+    return None
+
+
 def check_invalid(implementation: Implementation, case: Case) -> None:
     """On an invalid input the candidate must raise the same exception type as torch."""
     materialized = materialize(case)
