@@ -1,5 +1,8 @@
 """``python -m harness bench``: every selected implementation against torch on a shape grid.
 
+Implementations are compared within their family (RNN, LSTM, GRU), each family
+against torch's own module of that family (``torch``, ``torch-lstm``, ``torch-gru``).
+
 For each shape and mode, the implementations are timed in interleaved rounds (each
 round times every implementation once with ``torch.utils.benchmark``'s blocked
 autorange, in a rotating order, and the rounds are merged), so a burst of load on a
@@ -23,9 +26,10 @@ import torch.utils.benchmark as benchmark
 
 from harness.registry import Registry
 from harness.roofline import matmul_call, thread_count
-from harness.workload import MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload
+from harness.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
 
 BASELINE = "torch"
+"""The baseline's base name; in family F it is ``builtin_name(BASELINE, F)``."""
 ROOFLINE = "(matmul)"  # the roofline's entry among the interleaved timings
 
 LATENCY_BOUND = Shape(50, 1, 32, 32)
@@ -50,6 +54,7 @@ GRIDS = {
 
 @dataclasses.dataclass(frozen=True)
 class BenchResult:
+    family: str
     implementation: str
     shape: Shape
     mode: str
@@ -93,7 +98,11 @@ def parse_shape(text: str) -> Shape:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", action="append", dest="impl", metavar="NAME",
-                        help="implementation to time (repeatable; default: all). torch is always timed as the baseline")
+                        help="implementation to time (repeatable; default: all of the family). torch's module of "
+                             "the family is always timed as the baseline")
+    parser.add_argument("--family", action="append", choices=LAYER_FAMILIES, metavar="FAMILY",
+                        help=f"time this family's implementations (repeatable; one of {', '.join(LAYER_FAMILIES)}; "
+                             "default: the families of the --impl names, else RNN)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
                         help="named shape grid (default: standard; 'reference' is the two target cases)")
     parser.add_argument("--shape", action="append", type=parse_shape, metavar="L,N,I,H[,layers=K][,bidir]",
@@ -112,25 +121,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PATH.png", help="also plot time against L and against H to PATH.png")
 
 
-def run_command(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> int:
-    from harness.cli import EXIT_OK, UsageError
+def families_to_time(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> dict[str, list[str]]:
+    """Family -> the implementations to time in it, its torch baseline first."""
+    from harness.cli import UsageError
 
-    if BASELINE not in registry.loaded:
-        raise UsageError(f"the baseline implementation {BASELINE!r} is not installed; reinstall rnn-harness")
     for name in selected_names:
         if name not in registry.loaded:
             raise UsageError(f"implementation {name!r} failed to load; `python -m harness list` shows why")
+    family_of = {name: registry.implementation(name).family for name in selected_names}
+    if args.family:
+        families = list(dict.fromkeys(args.family))
+    elif args.impl:
+        families = list(dict.fromkeys(family_of.values()))
+    else:
+        families = ["RNN"]
+    chosen = {}
+    for family in families:
+        if family not in LAYER_FAMILIES:
+            raise UsageError(f"bench times the layer families {', '.join(LAYER_FAMILIES)}; {family!r} is not one of them")
+        baseline = builtin_name(BASELINE, family)
+        if baseline not in registry.loaded:
+            raise UsageError(f"the baseline implementation {baseline!r} is not installed; reinstall rnn-harness")
+        chosen[family] = [baseline] + [name for name in selected_names if family_of[name] == family and name != baseline]
+    if args.impl:
+        left_out = [name for name in selected_names if family_of[name] not in chosen]
+        if left_out:
+            raise UsageError(
+                f"{', '.join(left_out)} {'is' if len(left_out) == 1 else 'are'} not in --family "
+                f"{' '.join(families)}; name the family too, or leave --family out"
+            )
+    return chosen
+
+
+def run_command(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> int:
+    from harness.cli import EXIT_OK, UsageError
+
+    chosen = families_to_time(args, registry, selected_names)
     if args.threads < 1 or args.rounds < 1 or args.min_run_time <= 0:
         raise UsageError("--threads and --rounds must be at least 1 and --min-run-time positive")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UsageError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
-    names = [BASELINE] + [name for name in selected_names if name != BASELINE]
     shapes = tuple(args.shape) if args.shape else GRIDS[args.grid]
     modes = MODES if args.mode == "both" else (args.mode,)
 
-    results, skipped = measure(registry, names, shapes, modes, args)
+    results, skipped = [], []
+    for family, names in chosen.items():
+        family_results, family_skipped = measure(registry, names, shapes, modes, args, family)
+        results += family_results
+        skipped += family_skipped
     print(format_table(results, args))
     for name, shape, mode, reason in skipped:
         print(f"skipped {name} {shape.label} {MODE_TITLES[mode]}: {reason}")
@@ -149,16 +189,18 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure(registry, names, shapes, modes, args):
+def measure(registry, names, shapes, modes, args, family="RNN"):
     results: list[BenchResult] = []
     matmul, matmul_flops = matmul_call(args.matmul_size, args.device)
     skipped: list[tuple[str, Shape, str, str]] = []
     total, done = len(shapes) * len(modes), 0
+    baseline_name = builtin_name(BASELINE, family)
+    gate_count = registry.implementation(baseline_name).family_record.gate_count
     with thread_count(args.threads):
         for shape in shapes:
             for mode in modes:
                 done += 1
-                progress(f"[{done}/{total}] {shape.label} {MODE_TITLES[mode]}: {', '.join(names)}")
+                progress(f"[{done}/{total}] {family} {shape.label} {MODE_TITLES[mode]}: {', '.join(names)}")
                 workloads = {}
                 for name in names:
                     try:
@@ -167,10 +209,11 @@ def measure(registry, names, shapes, modes, args):
                         skipped.append((name, shape, mode, str(reason)))
                 medians = time_interleaved({**workloads, ROOFLINE: matmul}, shape, mode, args)
                 roofline_gflops = matmul_flops / medians.pop(ROOFLINE).median / 1e9
-                baseline = medians.get(BASELINE)
+                baseline = medians.get(baseline_name)
                 for name, measurement in medians.items():
-                    gflops = shape.flops(mode) / measurement.median / 1e9
+                    gflops = shape.flops(mode, gate_count) / measurement.median / 1e9
                     results.append(BenchResult(
+                        family=family,
                         implementation=name,
                         shape=shape,
                         mode=mode,
@@ -183,7 +226,7 @@ def measure(registry, names, shapes, modes, args):
                         roofline_gflops=roofline_gflops,
                         roofline_fraction=gflops / roofline_gflops,
                     ))
-                    progress(f"    {name:<12} {format_seconds(measurement.median):>10}")
+                    progress(f"    {name:<18} {format_seconds(measurement.median):>10}")
     return results, skipped
 
 
@@ -214,10 +257,11 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_table(results: list[BenchResult], args) -> str:
-    header = ("shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul", "matmul GFLOP/s")
+    header = ("family", "shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul", "matmul GFLOP/s")
     rows = [header]
     for result in results:
         rows.append((
+            result.family,
             result.shape.label,
             MODE_TITLES[result.mode],
             result.implementation,
@@ -229,17 +273,18 @@ def format_table(results: list[BenchResult], args) -> str:
         ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
-        f"{args.threads} thread(s). 'vs torch': time / torch's time (lower is faster). 'of matmul': GFLOP/s as a "
+        f"{args.threads} thread(s). 'vs torch': time / the time of torch's module of the family (lower is faster). "
+        f"'of matmul': GFLOP/s as a "
         f"fraction of a {args.matmul_size}^3 float32 matmul's, timed in the same rounds (last column)."
     ]
     previous_group = None
     for index, row in enumerate(rows):
-        group = row[:2]
+        group = row[:3]
         if index > 1 and group != previous_group:
             lines.append("")
         previous_group = group
         lines.append("  ".join(
-            cell.ljust(width) if column < 3 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))
+            cell.ljust(width) if column < 4 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))
         ))
     compile_rows = [r for r in results if r.first_call_seconds > 10 * r.median_seconds + 0.5]
     for result in compile_rows:
