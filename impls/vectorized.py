@@ -263,16 +263,31 @@ def refuse_double_backward() -> None:
         )
 
 
+LSTM_INTERNAL_ORDER = (3, 0, 1, 2)
+"""torch stacks LSTM's gate blocks i, f, g, o; inside, vectorized stacks them o, i, f, g,
+so that the three sigmoid gates are one block (one sigmoid_ per step, not two) and
+the three gates whose gradient comes from dc are one block in the backward."""
+
+
+@functools.lru_cache(maxsize=64)
+def lstm_internal_rows(hidden: int, device: torch.device) -> Tensor:
+    """Row index that takes torch's (i, f, g, o) gate blocks to (o, i, f, g)."""
+    blocks = torch.arange(4 * hidden, device=device).view(4, hidden)
+    return blocks[list(LSTM_INTERNAL_ORDER)].flatten()
+
+
 def lstm_recurrence_(
-    gates: List[Tensor], input_forget: List[Tensor], i: List[Tensor], f: List[Tensor], g: List[Tensor], o: List[Tensor],
+    gates: List[Tensor], sigmoid_gates: List[Tensor], o: List[Tensor], i: List[Tensor], f: List[Tensor], g: List[Tensor],
     cells: List[Tensor], outputs: List[Tensor], h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Optional[Tensor],
     order: List[int], round_product: bool,
 ) -> None:
     """Run the LSTM over the steps in ``order``, writing into the views it is given.
 
-    ``gates[t]`` (rows, 4H) holds x_t W_ih^T + b_ih + b_hh and is activated in place
-    (``input_forget``, ``i``, ``f``, ``g``, ``o`` are views of its gate blocks);
-    ``cells[t]`` receives c_t and ``outputs[t]`` h_t (projected by W_hr when given).
+    ``gates[t]`` (rows, 4H) holds x_t W_ih^T + b_ih + b_hh with the gate blocks in
+    the order o, i, f, g (`LSTM_INTERNAL_ORDER`; ``w_hh``'s rows likewise) and is
+    activated in place (``sigmoid_gates`` is its o, i, f block, ``o``...``g`` each
+    gate's); ``cells[t]`` receives c_t and ``outputs[t]`` h_t (projected by W_hr
+    when given).
     """
     w_hh_t = w_hh.t()
     h = h0
@@ -289,9 +304,8 @@ def lstm_recurrence_(
             gates[t].add_(torch.mm(h, w_hh_t))
         else:
             gates[t].addmm_(h, w_hh_t)
-        input_forget[t].sigmoid_()
+        sigmoid_gates[t].sigmoid_()
         g[t].tanh_()
-        o[t].sigmoid_()
         c = torch.mul(f[t], c, out=cells[t])
         c.addcmul_(i[t], g[t])
         if w_hr is None:
@@ -329,18 +343,23 @@ def gru_recurrence_(
             torch.addmm(b_hh, h, w_hh_t, out=hidden[t])
         reset_update[t].add_(hidden_reset_update[t]).sigmoid_()
         n[t].addcmul_(r[t], hidden_n[t]).tanh_()
-        # n + z (h - n), the formula torch uses, in the order torch rounds it.
-        h = torch.sub(h, n[t], out=outputs[t])
-        h.mul_(z[t]).add_(n[t])
+        if round_product:
+            # n + z (h - n) in the order torch rounds it: in half precision a chaotic
+            # trajectory follows torch's rounding only (see recur_).
+            h = torch.sub(h, n[t], out=outputs[t])
+            h.mul_(z[t]).add_(n[t])
+        else:
+            h = torch.lerp(n[t], h, z[t], out=outputs[t])  # n + z (h - n), one op
 
 
 def lstm_forward(projected, w_hh, w_hr, h0, c0, plan: StepPlan, kernel) -> tuple[Tensor, Tensor]:
-    """Activate ``projected`` in place; return the output (h_t) and cell (c_t) matrices."""
+    """Activate ``projected`` (gate blocks o, i, f, g) in place; return the output (h_t)
+    and cell (c_t) matrices."""
     hidden = projected.shape[1] // 4
     output = projected.new_empty(projected.shape[0], w_hh.shape[1])
     cells = projected.new_empty(projected.shape[0], hidden)
     blocks = [projected[:, k * hidden : (k + 1) * hidden] for k in range(4)]
-    views = [step_views(matrix, plan) for matrix in (projected, projected[:, : 2 * hidden], *blocks, cells, output)]
+    views = [step_views(matrix, plan) for matrix in (projected, projected[:, : 3 * hidden], *blocks, cells, output)]
     round_product = projected.dtype in (torch.float16, torch.bfloat16)  # as torch rounds; see recur_
     kernel(*views, h0, c0, w_hh, w_hr, list(plan.order), round_product)
     return output, cells
@@ -372,6 +391,7 @@ class LSTMBackpropThroughTime(torch.autograd.Function):
     ``apply(projected, w_hh, w_hr, h0, c0, plan, kernel)`` returns ``(output, cells,
     gates)``: h_t and c_t for every packed row, and ``projected`` itself, activated
     in place (returned only because it was written to; its gradient is ignored).
+    ``projected`` and ``w_hh`` have their gate blocks in `LSTM_INTERNAL_ORDER`.
     """
 
     @staticmethod
@@ -398,25 +418,26 @@ class LSTMBackpropThroughTime(torch.autograd.Function):
         # h_n, c_n) and accumulate, step by step, what each step hands the one before.
         grad_h = torch.zeros_like(output) if grad_output is None else grad_output.clone(memory_format=torch.contiguous_format)
         grad_c = torch.zeros_like(cells) if grad_cells is None else grad_cells.clone(memory_format=torch.contiguous_format)
-        i, f, g, o = gates.chunk(4, dim=1)
+        o, i, f, g = gates.chunk(4, dim=1)
         previous_c = previous_states(cells, c0, plan)
         tanh_c = torch.tanh(cells)
+        unprojected = output if w_hr is None else torch.mul(o, tanh_c)  # o tanh(c)
         # What does not depend on the incoming gradient, for every step at once:
         # dz_o = dh * tanh(c) o (1-o); dc += dh * o (1 - tanh(c)^2);
         # dz_i, dz_f, dz_g = dc * (g i (1-i), c_{t-1} f (1-f), i (1-g^2)); dc_{t-1} = dc * f.
-        to_output_gate = o - o * o
-        to_output_gate.mul_(tanh_c)
-        to_cell = torch.mul(tanh_c, tanh_c).neg_().add_(1).mul_(o)
+        # (x - x*x and x - x*y*y as one addcmul each: fewer passes over the matrices.)
+        to_output_gate = torch.addcmul(o, o, o, value=-1).mul_(tanh_c)
+        to_cell = torch.addcmul(o, unprojected, tanh_c, value=-1)
         to_ifg = gates.new_empty(gates.shape[0], 3, hidden)
-        torch.mul(i - i * i, g, out=to_ifg[:, 0])
-        torch.mul(f - f * f, previous_c, out=to_ifg[:, 1])
-        to_ifg[:, 2] = torch.mul(g, g).neg_().add_(1).mul_(i)
-        grad_z = torch.empty_like(gates)  # d loss / d pre-activation gates, i f g o
+        torch.mul(torch.addcmul(i, i, i, value=-1), g, out=to_ifg[:, 0])
+        torch.mul(torch.addcmul(f, f, f, value=-1), previous_c, out=to_ifg[:, 1])
+        torch.addcmul(i, torch.mul(i, g), g, value=-1, out=to_ifg[:, 2])
+        grad_z = torch.empty_like(gates)  # d loss / d pre-activation gates, o i f g
 
         grad_h_steps, grad_c_steps = step_views(grad_h, plan), step_views(grad_c, plan)
         grad_z_steps = step_views(grad_z, plan)
-        grad_ifg_steps = step_views(grad_z[:, : 3 * hidden].unflatten(1, (3, hidden)), plan)
-        grad_o_steps = step_views(grad_z[:, 3 * hidden :], plan)
+        grad_o_steps = step_views(grad_z[:, :hidden], plan)
+        grad_ifg_steps = step_views(grad_z[:, hidden:].unflatten(1, (3, hidden)), plan)
         output_gate_steps, cell_steps = step_views(to_output_gate, plan), step_views(to_cell, plan)
         ifg_steps, forget_steps = step_views(to_ifg, plan), step_views(f, plan)
         backward_order = plan.order[::-1]
@@ -440,7 +461,7 @@ class LSTMBackpropThroughTime(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_w_hh = grad_z.t() @ previous_states(output, h0, plan)
         if w_hr is not None and ctx.needs_input_grad[2]:
-            grad_w_hr = grad_h.t() @ torch.mul(o, tanh_c)
+            grad_w_hr = grad_h.t() @ unprojected
         if ctx.needs_input_grad[3]:
             grad_h0 = take(grad_z, readers) @ w_hh
         if ctx.needs_input_grad[4]:
@@ -484,11 +505,14 @@ class GRUBackpropThroughTime(torch.autograd.Function):
         # For every step at once: with h' = n + z (h - n) and n = tanh(gi_n + r gh_n),
         # dn_pre = dh (1-z)(1-n^2), dz_pre = dh (h-n) z (1-z), then from dn_pre:
         # dr_pre = dn_pre gh_n r (1-r) and d gh_n = dn_pre r.
+        # (x - x*x as one addcmul, and no `1 - x`, whose scalar rsub is slow: fewer,
+        # cheaper passes over the matrices.)
         from_h = gates.new_empty(rows_total, 2, width)
-        from_h[:, 0] = torch.mul(n, n).neg_().add_(1).mul_(1 - z)
-        torch.mul(previous_h - n, z - z * z, out=from_h[:, 1])
+        keep = torch.neg(z).add_(1)
+        torch.addcmul(keep, torch.mul(keep, n), n, value=-1, out=from_h[:, 0])
+        torch.mul(previous_h - n, torch.addcmul(z, z, z, value=-1), out=from_h[:, 1])
         from_n = gates.new_empty(rows_total, 2, width)
-        torch.mul(hidden_n, r - r * r, out=from_n[:, 0])
+        torch.mul(hidden_n, torch.addcmul(r, r, r, value=-1), out=from_n[:, 0])
         from_n[:, 1] = r
         # Per row: dn_pre (= d gi_n), dz_pre, dr_pre, d gh_n. The last three are the
         # gradient of the hidden products in z, r, n order, so W_hh's blocks are
@@ -540,7 +564,12 @@ class VectorizedLSTM(DropInLSTM):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
         w_hr = self.projection_weight(layer, direction)
         h0, c0 = state
-        projected = F.linear(data, w_ih, None if b_ih is None else b_ih + b_hh)
+        # Gate blocks reordered to o, i, f, g (see LSTM_INTERNAL_ORDER); autograd takes
+        # the gradients back to torch's order.
+        rows = lstm_internal_rows(self.hidden_size, data.device)
+        bias = None if b_ih is None else (b_ih + b_hh).index_select(0, rows)
+        projected = F.linear(data, w_ih.index_select(0, rows), bias)
+        w_hh = w_hh.index_select(0, rows)
         plan = step_plan(batch_sizes, direction == 1, data.device)
         if _needs_graph(projected, w_hh, w_hr, h0, c0):
             output, cells, _ = LSTMBackpropThroughTime.apply(projected, w_hh, w_hr, h0, c0, plan, self.kernel)
