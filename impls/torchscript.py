@@ -1,8 +1,8 @@
 """`torchscript`: the recurrence's forward compiled with ``torch.jit.script``.
 
 The per-step loop (for RNN one in-place ``addmm_`` and activation per step on the
-hoisted projection; for LSTM and GRU vectorized's own `lstm_recurrence_` and
-`gru_recurrence_`, whose source is written to be scriptable) is a TorchScript
+hoisted projection; for LSTM and GRU vectorized's own `lstm_layer_` and
+`gru_layer_`, whose source is written to be scriptable) is a TorchScript
 function; gradients come from the same hand-written backward through time as
 `vectorized`, so the two differ exactly in how the forward loop is executed.
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from harness import Implementation, Unavailable
-from impls.vectorized import StepPlan, VectorizedGRU, VectorizedLSTM, VectorizedRNN, gru_recurrence_, lstm_recurrence_
+from impls.vectorized import StepPlan, VectorizedGRU, VectorizedLSTM, VectorizedRNN, gru_layer_, lstm_layer_
 
 
 def _recur_(
@@ -69,7 +69,7 @@ def compiled_recurrence():
 @functools.cache
 def compiled_kernels() -> dict:
     """Script vectorized's LSTM and GRU loops once per process, by family."""
-    return {"LSTM": _script(lstm_recurrence_), "GRU": _script(gru_recurrence_)}
+    return {"LSTM": _script(lstm_layer_), "GRU": _script(gru_layer_)}
 
 
 def scripted_kernel(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bool) -> Tensor:
@@ -91,12 +91,12 @@ class TorchScriptRNN(VectorizedRNN):
 
 
 def scripted_lstm_kernel(*arguments) -> None:
-    """`lstm_recurrence_`, scripted."""
+    """`lstm_layer_`, scripted."""
     compiled_kernels()["LSTM"](*arguments)
 
 
 def scripted_gru_kernel(*arguments) -> None:
-    """`gru_recurrence_`, scripted."""
+    """`gru_layer_`, scripted."""
     compiled_kernels()["GRU"](*arguments)
 
 

@@ -15,9 +15,9 @@ autograd function per family (`BackpropThroughTime` for RNN, `LSTMBackpropThroug
   (and W_hr) as one GEMM over all steps after it. Autograd recording every step
   (the price torch's own CPU RNN pays) is what this avoids.
 
-The LSTM and GRU forward loops (`lstm_recurrence_`, `gru_recurrence_`) are written
-in the subset of Python that TorchScript compiles, over per-step views prepared
-outside the loop; `torchscript` runs the same source scripted.
+The LSTM and GRU forward loops (`lstm_layer_`, `gru_layer_`: per-step views cut once,
+then `lstm_recurrence_`, `gru_recurrence_` over them) are written in the subset of
+Python that TorchScript compiles; `torchscript` runs the same source scripted.
 
 Double backward (create_graph=True) raises instead of being silently wrong.
 """
@@ -233,11 +233,16 @@ class VectorizedRNN(DropInRNN):
 # when every step has every row), so slicing costs nothing inside the loop.
 
 
-def step_views(matrix: Tensor, plan: StepPlan) -> list[Tensor]:
+def rows_by_step(matrix: Tensor, batch_sizes: List[int], offsets: List[int], uniform: bool) -> List[Tensor]:
     """Each time step's block of rows of a packed matrix (or of a column slice of one), by t."""
-    if plan.uniform:
-        return list(matrix.unflatten(0, (len(plan.batch_sizes), plan.batch_sizes[0])).unbind(0))
-    return [matrix[start : start + rows] for start, rows in zip(plan.offsets, plan.batch_sizes)]
+    if uniform:
+        return matrix.unflatten(0, [len(batch_sizes), batch_sizes[0]]).unbind(0)
+    return [matrix[offsets[k] : offsets[k] + batch_sizes[k]] for k in range(len(batch_sizes))]
+
+
+def step_views(matrix: Tensor, plan: StepPlan) -> List[Tensor]:
+    """`rows_by_step` with a plan's bookkeeping."""
+    return rows_by_step(matrix, list(plan.batch_sizes), list(plan.offsets), plan.uniform)
 
 
 def previous_states(states: Tensor, initial: Tensor, plan: StepPlan) -> Tensor:
@@ -315,6 +320,24 @@ def lstm_recurrence_(
             h = torch.mm(torch.tanh(c).mul_(o[t]), w_hr.t(), out=outputs[t])
 
 
+def lstm_layer_(
+    projected: Tensor, cells: Tensor, output: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Optional[Tensor],
+    batch_sizes: List[int], offsets: List[int], order: List[int], uniform: bool, round_product: bool,
+) -> None:
+    """`lstm_recurrence_` over whole packed matrices: cut them into per-step views, run it."""
+    hidden = cells.size(1)
+    gates = rows_by_step(projected, batch_sizes, offsets, uniform)
+    sigmoid_gates = rows_by_step(projected[:, : 3 * hidden], batch_sizes, offsets, uniform)
+    o = rows_by_step(projected[:, :hidden], batch_sizes, offsets, uniform)
+    i = rows_by_step(projected[:, hidden : 2 * hidden], batch_sizes, offsets, uniform)
+    f = rows_by_step(projected[:, 2 * hidden : 3 * hidden], batch_sizes, offsets, uniform)
+    g = rows_by_step(projected[:, 3 * hidden :], batch_sizes, offsets, uniform)
+    lstm_recurrence_(
+        gates, sigmoid_gates, o, i, f, g, rows_by_step(cells, batch_sizes, offsets, uniform),
+        rows_by_step(output, batch_sizes, offsets, uniform), h0, c0, w_hh, w_hr, order, round_product,
+    )
+
+
 def gru_recurrence_(
     reset_update: List[Tensor], r: List[Tensor], z: List[Tensor], n: List[Tensor],
     hidden: List[Tensor], hidden_reset_update: List[Tensor], hidden_n: List[Tensor], outputs: List[Tensor],
@@ -352,16 +375,33 @@ def gru_recurrence_(
             h = torch.lerp(n[t], h, z[t], out=outputs[t])  # n + z (h - n), one op
 
 
+def gru_layer_(
+    projected: Tensor, hidden: Tensor, output: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Optional[Tensor],
+    batch_sizes: List[int], offsets: List[int], order: List[int], uniform: bool, round_product: bool,
+) -> None:
+    """`gru_recurrence_` over whole packed matrices: cut them into per-step views, run it."""
+    width = output.size(1)
+    gru_recurrence_(
+        rows_by_step(projected[:, : 2 * width], batch_sizes, offsets, uniform),
+        rows_by_step(projected[:, :width], batch_sizes, offsets, uniform),
+        rows_by_step(projected[:, width : 2 * width], batch_sizes, offsets, uniform),
+        rows_by_step(projected[:, 2 * width :], batch_sizes, offsets, uniform),
+        rows_by_step(hidden, batch_sizes, offsets, uniform),
+        rows_by_step(hidden[:, : 2 * width], batch_sizes, offsets, uniform),
+        rows_by_step(hidden[:, 2 * width :], batch_sizes, offsets, uniform),
+        rows_by_step(output, batch_sizes, offsets, uniform),
+        h0, w_hh, b_hh, order, round_product,
+    )
+
+
 def lstm_forward(projected, w_hh, w_hr, h0, c0, plan: StepPlan, kernel) -> tuple[Tensor, Tensor]:
     """Activate ``projected`` (gate blocks o, i, f, g) in place; return the output (h_t)
     and cell (c_t) matrices."""
     hidden = projected.shape[1] // 4
     output = projected.new_empty(projected.shape[0], w_hh.shape[1])
     cells = projected.new_empty(projected.shape[0], hidden)
-    blocks = [projected[:, k * hidden : (k + 1) * hidden] for k in range(4)]
-    views = [step_views(matrix, plan) for matrix in (projected, projected[:, : 3 * hidden], *blocks, cells, output)]
     round_product = projected.dtype in (torch.float16, torch.bfloat16)  # as torch rounds; see recur_
-    kernel(*views, h0, c0, w_hh, w_hr, list(plan.order), round_product)
+    kernel(projected, cells, output, h0, c0, w_hh, w_hr, *_bookkeeping(plan), round_product)
     return output, cells
 
 
@@ -370,14 +410,13 @@ def gru_forward(projected, w_hh, b_hh, h0, plan: StepPlan, kernel) -> tuple[Tens
     width = h0.shape[1]
     output = projected.new_empty(projected.shape[0], width)
     hidden = projected.new_empty(projected.shape[0], 3 * width)
-    matrices = (
-        projected[:, : 2 * width], projected[:, :width], projected[:, width : 2 * width], projected[:, 2 * width :],
-        hidden, hidden[:, : 2 * width], hidden[:, 2 * width :], output,
-    )
-    views = [step_views(matrix, plan) for matrix in matrices]
     round_product = projected.dtype in (torch.float16, torch.bfloat16)
-    kernel(*views, h0, w_hh, b_hh, list(plan.order), round_product)
+    kernel(projected, hidden, output, h0, w_hh, b_hh, *_bookkeeping(plan), round_product)
     return output, hidden
+
+
+def _bookkeeping(plan: StepPlan) -> tuple[list[int], list[int], list[int], bool]:
+    return list(plan.batch_sizes), list(plan.offsets), list(plan.order), plan.uniform
 
 
 def _transfer(rows: int, rows_before: int) -> int:
@@ -557,8 +596,8 @@ def _needs_graph(*tensors) -> bool:
 
 
 class VectorizedLSTM(DropInLSTM):
-    kernel = staticmethod(lstm_recurrence_)
-    """The forward loop (`lstm_recurrence_`'s contract); a subclass may run it another way."""
+    kernel = staticmethod(lstm_layer_)
+    """The forward loop (`lstm_layer_`'s contract); a subclass may run it another way."""
 
     def run_direction(self, data, batch_sizes, state, layer, direction):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
@@ -579,8 +618,8 @@ class VectorizedLSTM(DropInLSTM):
 
 
 class VectorizedGRU(DropInGRU):
-    kernel = staticmethod(gru_recurrence_)
-    """The forward loop (`gru_recurrence_`'s contract); a subclass may run it another way."""
+    kernel = staticmethod(gru_layer_)
+    """The forward loop (`gru_layer_`'s contract); a subclass may run it another way."""
 
     def run_direction(self, data, batch_sizes, h0, layer, direction):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
