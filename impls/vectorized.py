@@ -101,6 +101,18 @@ def take(matrix: Tensor, rows: Rows) -> Tensor:
     return matrix[rows] if isinstance(rows, slice) else matrix.index_select(0, rows)
 
 
+def refuse_double_backward() -> None:
+    # Grad mode is on in a backward only under create_graph=True. once_differentiable
+    # alone is not enough: it raises only when a grad_output itself requires grad,
+    # and otherwise returns gradients missing the second-order terms.
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "vectorized's backward through time is differentiable once only, so "
+            "create_graph=True (double backward) is not supported; use the 'loop' "
+            "implementation or torch.nn's module for higher-order gradients"
+        )
+
+
 def recur_(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bool) -> Tensor:
     """Turn ``projected`` into the output in place: h_t = f(projected_t + h_{t-1} W_hh^T).
 
@@ -156,15 +168,7 @@ class BackpropThroughTime(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        # Grad mode is on in a backward only under create_graph=True. once_differentiable
-        # alone is not enough: it raises only when grad_output itself requires grad,
-        # and otherwise returns gradients missing the second-order terms.
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "vectorized's backward through time is differentiable once only, so "
-                "create_graph=True (double backward) is not supported; use the 'loop' "
-                "implementation or torch.nn.RNN for higher-order gradients"
-            )
+        refuse_double_backward()
         return BackpropThroughTime.backward_through_time(ctx, grad_output)
 
     @staticmethod
@@ -254,18 +258,6 @@ def previous_states(states: Tensor, initial: Tensor, plan: StepPlan) -> Tensor:
         else:
             previous.index_copy_(0, rows, source)
     return previous
-
-
-def refuse_double_backward() -> None:
-    # Grad mode is on in a backward only under create_graph=True. once_differentiable
-    # alone is not enough: it raises only when a grad_output itself requires grad,
-    # and otherwise returns gradients missing the second-order terms.
-    if torch.is_grad_enabled():
-        raise RuntimeError(
-            "vectorized's backward through time is differentiable once only, so "
-            "create_graph=True (double backward) is not supported; use the 'loop' "
-            "implementation or torch.nn's module for higher-order gradients"
-        )
 
 
 LSTM_INTERNAL_ORDER = (3, 0, 1, 2)
