@@ -20,6 +20,8 @@ import dataclasses
 import json
 import platform
 import sys
+import time
+import timeit
 
 import torch
 import torch.utils.benchmark as benchmark
@@ -27,6 +29,11 @@ import torch.utils.benchmark as benchmark
 from harness.registry import Registry
 from harness.roofline import matmul_call, thread_count
 from harness.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
+
+CLOCKS = {"wall": timeit.default_timer, "cpu": time.process_time}
+"""What a timed block is measured with. ``cpu`` (this process's CPU time) leaves out
+the time other processes hold the cores, so on a shared machine ratios taken
+with it move less with their load; it is not latency with more than one thread."""
 
 BASELINE = "torch"
 """The baseline's base name; in family F it is ``builtin_name(BASELINE, F)``."""
@@ -112,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads while timing (default: 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to run (default: cpu). On cuda the timer synchronizes the device around each block")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall-clock time (default) or this process's CPU time, which leaves out time other "
+                             "processes hold the cores (steadier on a shared machine; with --threads 1 only)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape and mode (default: 3)")
     parser.add_argument("--min-run-time", type=float, default=0.2, metavar="SECONDS",
                         help="blocked autorange time per implementation per round (default: 0.2)")
@@ -159,6 +169,8 @@ def run_command(args: argparse.Namespace, registry: Registry, selected_names: li
     chosen = families_to_time(args, registry, selected_names)
     if args.threads < 1 or args.rounds < 1 or args.min_run_time <= 0:
         raise UsageError("--threads and --rounds must be at least 1 and --min-run-time positive")
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        raise UsageError("--clock cpu measures one CPU thread's work; use it with --threads 1 and --device cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
     if args.plot and not args.plot.lower().endswith(".png"):
@@ -244,6 +256,7 @@ def time_interleaved(workloads: dict, shape: Shape, mode: str, args) -> dict[str
                 sub_label=shape.label,
                 description=name,
                 num_threads=args.threads,
+                timer=CLOCKS[args.clock],
             )
             per_name[name].append(timer.blocked_autorange(min_run_time=args.min_run_time))
     return {name: benchmark.Measurement.merge(measurements)[0] for name, measurements in per_name.items()}
@@ -273,7 +286,7 @@ def format_table(results: list[BenchResult], args) -> str:
         ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
-        f"{args.threads} thread(s). 'vs torch': time / the time of torch's module of the family (lower is faster). "
+        f"{args.threads} thread(s), {'CPU' if args.clock == 'cpu' else 'wall-clock'} time. 'vs torch': time / the time of torch's module of the family (lower is faster). "
         f"'of matmul': GFLOP/s as a "
         f"fraction of a {args.matmul_size}^3 float32 matmul's, timed in the same rounds (last column)."
     ]
@@ -303,6 +316,7 @@ def write_json(path: str, results, skipped, args) -> None:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "threads": args.threads,
+            "clock": args.clock,
             "matmul_size": args.matmul_size,
         },
         "results": [result.as_json() for result in results],

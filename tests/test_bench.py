@@ -81,6 +81,22 @@ def test_bench_rejects_an_implementation_outside_the_named_family():
         run_bench([*TINY[:2], *FAST, "--family", "LSTM", "--impl", "vectorized-gru"])
 
 
+def test_bench_can_time_with_the_process_cpu_clock(tmp_path, capsys):
+    json_path = tmp_path / "bench.json"
+    assert run_bench([*TINY[:2], *FAST, "--mode", "forward", "--impl", "vectorized", "--clock", "cpu", "--json", str(json_path)]) == 0
+    assert "CPU time" in capsys.readouterr().out
+    document = json.loads(json_path.read_text())
+    assert document["machine"]["clock"] == "cpu"
+    assert all(row["median_seconds"] > 0 for row in document["results"])
+
+
+def test_bench_cpu_clock_needs_one_thread():
+    from harness.cli import UsageError
+
+    with pytest.raises(UsageError, match="--threads 1"):
+        run_bench([*TINY[:2], *FAST, "--clock", "cpu", "--threads", "2"])
+
+
 def test_bench_rejects_a_plot_path_that_is_not_png(tmp_path):
     from harness.cli import UsageError
 
