@@ -233,8 +233,9 @@ class VectorizedRNN(DropInRNN):
 #
 # The same plan, with more state: the forward loops write every step's activated
 # gates (in place, over the hoisted projection), and LSTM's c_t, into buffers the
-# backward reads. The loops take per-step views prepared by `step_views` (one unbind
-# when every step has every row), so slicing costs nothing inside the loop.
+# backward reads. The matrices are cut into per-step views once, before each loop
+# (`rows_by_step`: one unbind when every step has every row), so the loops do no
+# slicing of their own.
 
 
 def rows_by_step(matrix: Tensor, batch_sizes: List[int], offsets: List[int], uniform: bool) -> List[Tensor]:
