@@ -16,3 +16,11 @@ class RNNBackward(RNNBenchmark):
         return self.worst_error(name, shape)
 
     track_worst_error.unit = "max abs error vs float64"
+
+
+class LSTMBackward(RNNBackward):
+    family = "LSTM"
+
+
+class GRUBackward(RNNBackward):
+    family = "GRU"

@@ -16,3 +16,11 @@ class RNNForward(RNNBenchmark):
         return self.worst_error(name, shape)
 
     track_worst_error.unit = "max abs error vs float64"
+
+
+class LSTMForward(RNNForward):
+    family = "LSTM"
+
+
+class GRUForward(RNNForward):
+    family = "GRU"

@@ -1,9 +1,13 @@
 """What the asv suites share: the fixed parameter grid and the setup/teardown.
 
 Parameters never depend on what is installed (asv compares results across
-commits by parameter): the implementations are a fixed list of built-in names,
-and one that is not installed here raises NotImplementedError, which asv records
-as a skip, as it does for a case an implementation declares unsupported.
+commits by parameter): the implementations are a fixed list of built-in base
+names (``vectorized``; in the LSTM suites that means ``vectorized-lstm``), and one
+that is not installed here raises NotImplementedError, which asv records as a
+skip, as it does for a case an implementation declares unsupported.
+
+Each family has its own suites (RNNForward, LSTMForward, GRUForward, ...), so adding
+a family never changes the parameters, and with them the history, of another's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import functools
 import torch
 
 from harness.registry import discover
-from harness.workload import Shape, build_workload, worst_error
+from harness.workload import Shape, build_workload, builtin_name, worst_error
 
 IMPLEMENTATIONS = ["torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "compiled"]
 
@@ -42,9 +46,11 @@ def implementation(name: str):
 
 
 class RNNBenchmark:
-    """Base of the suites: ``mode`` is "forward" or "backward" (see harness.workload)."""
+    """Base of the suites: ``mode`` is "forward" or "backward" (see harness.workload);
+    ``family`` picks the built-ins of that family by their base names."""
 
     mode = "forward"
+    family = "RNN"
     params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
     param_names = ["implementation", "shape", "threads"]
     # loop and linear at the compute-bound shape take a while per call.
@@ -56,7 +62,7 @@ class RNNBenchmark:
         try:
             # Builds, loads torch's seeded weights, and warms up: compiling
             # implementations compile here, not in the timed call.
-            self.workload = build_workload(implementation(name), SHAPES[shape], self.mode)
+            self.workload = build_workload(implementation(builtin_name(name, self.family)), SHAPES[shape], self.mode)
         except BaseException:
             torch.set_num_threads(self.threads_before)  # asv skips teardown after a failed setup
             raise
@@ -65,4 +71,4 @@ class RNNBenchmark:
         torch.set_num_threads(self.threads_before)
 
     def worst_error(self, name: str, shape: str) -> float:
-        return worst_error(implementation(name), SHAPES[shape], self.mode)
+        return worst_error(implementation(builtin_name(name, self.family)), SHAPES[shape], self.mode)

@@ -1,5 +1,8 @@
 """``python -m harness bench``: every selected implementation against torch on a shape grid.
 
+Implementations are compared within their family (RNN, LSTM, GRU), each family
+against torch's own module of that family (``torch``, ``torch-lstm``, ``torch-gru``).
+
 For each shape and mode, the implementations are timed in interleaved rounds (each
 round times every implementation once with ``torch.utils.benchmark``'s blocked
 autorange, in a rotating order, and the rounds are merged), so a burst of load on a
@@ -17,15 +20,23 @@ import dataclasses
 import json
 import platform
 import sys
+import time
+import timeit
 
 import torch
 import torch.utils.benchmark as benchmark
 
 from harness.registry import Registry
 from harness.roofline import matmul_call, thread_count
-from harness.workload import MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload
+from harness.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
+
+CLOCKS = {"wall": timeit.default_timer, "cpu": time.process_time}
+"""What a timed block is measured with. ``cpu`` (this process's CPU time) leaves out
+the time other processes hold the cores, so on a shared machine ratios taken
+with it move less with their load; it is not latency with more than one thread."""
 
 BASELINE = "torch"
+"""The baseline's base name; in family F it is ``builtin_name(BASELINE, F)``."""
 ROOFLINE = "(matmul)"  # the roofline's entry among the interleaved timings
 
 LATENCY_BOUND = Shape(50, 1, 32, 32)
@@ -50,6 +61,7 @@ GRIDS = {
 
 @dataclasses.dataclass(frozen=True)
 class BenchResult:
+    family: str
     implementation: str
     shape: Shape
     mode: str
@@ -93,7 +105,11 @@ def parse_shape(text: str) -> Shape:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", action="append", dest="impl", metavar="NAME",
-                        help="implementation to time (repeatable; default: all). torch is always timed as the baseline")
+                        help="implementation to time (repeatable; default: all of the family). torch's module of "
+                             "the family is always timed as the baseline")
+    parser.add_argument("--family", action="append", choices=LAYER_FAMILIES, metavar="FAMILY",
+                        help=f"time this family's implementations (repeatable; one of {', '.join(LAYER_FAMILIES)}; "
+                             "default: the families of the --impl names, else RNN)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
                         help="named shape grid (default: standard; 'reference' is the two target cases)")
     parser.add_argument("--shape", action="append", type=parse_shape, metavar="L,N,I,H[,layers=K][,bidir]",
@@ -103,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads while timing (default: 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to run (default: cpu). On cuda the timer synchronizes the device around each block")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall-clock time (default) or this process's CPU time, which leaves out time other "
+                             "processes hold the cores (steadier on a shared machine; with --threads 1 only)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape and mode (default: 3)")
     parser.add_argument("--min-run-time", type=float, default=0.2, metavar="SECONDS",
                         help="blocked autorange time per implementation per round (default: 0.2)")
@@ -112,25 +131,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PATH.png", help="also plot time against L and against H to PATH.png")
 
 
-def run_command(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> int:
-    from harness.usage import EXIT_OK, UsageError
+def families_to_time(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> dict[str, list[str]]:
+    """Family -> the implementations to time in it, its torch baseline first."""
+    from harness.usage import UsageError
 
-    if BASELINE not in registry.loaded:
-        raise UsageError(f"the baseline implementation {BASELINE!r} is not installed; reinstall rnn-harness")
     for name in selected_names:
         if name not in registry.loaded:
             raise UsageError(f"implementation {name!r} failed to load; `python -m harness list` shows why")
+    family_of = {name: registry.implementation(name).family for name in selected_names}
+    if args.family:
+        families = list(dict.fromkeys(args.family))
+    elif args.impl:
+        families = list(dict.fromkeys(family_of.values()))
+    else:
+        families = ["RNN"]
+    chosen = {}
+    for family in families:
+        if family not in LAYER_FAMILIES:
+            raise UsageError(f"bench times the layer families {', '.join(LAYER_FAMILIES)}; {family!r} is not one of them")
+        baseline = builtin_name(BASELINE, family)
+        if baseline not in registry.loaded:
+            raise UsageError(f"the baseline implementation {baseline!r} is not installed; reinstall rnn-harness")
+        chosen[family] = [baseline] + [name for name in selected_names if family_of[name] == family and name != baseline]
+    if args.impl:
+        left_out = [name for name in selected_names if family_of[name] not in chosen]
+        if left_out:
+            raise UsageError(
+                f"{', '.join(left_out)} {'is' if len(left_out) == 1 else 'are'} not in --family "
+                f"{' '.join(families)}; name the family too, or leave --family out"
+            )
+    return chosen
+
+
+def run_command(args: argparse.Namespace, registry: Registry, selected_names: list[str]) -> int:
+    from harness.usage import EXIT_OK, UsageError
+
+    chosen = families_to_time(args, registry, selected_names)
     if args.threads < 1 or args.rounds < 1 or args.min_run_time <= 0:
         raise UsageError("--threads and --rounds must be at least 1 and --min-run-time positive")
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        raise UsageError("--clock cpu measures one CPU thread's work; use it with --threads 1 and --device cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UsageError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
-    names = [BASELINE] + [name for name in selected_names if name != BASELINE]
     shapes = tuple(args.shape) if args.shape else GRIDS[args.grid]
     modes = MODES if args.mode == "both" else (args.mode,)
 
-    results, skipped = measure(registry, names, shapes, modes, args)
+    results, skipped = [], []
+    for family, names in chosen.items():
+        family_results, family_skipped = measure(registry, names, shapes, modes, args, family)
+        results += family_results
+        skipped += family_skipped
     print(format_table(results, args))
     for name, shape, mode, reason in skipped:
         print(f"skipped {name} {shape.label} {MODE_TITLES[mode]}: {reason}")
@@ -149,16 +201,18 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure(registry, names, shapes, modes, args):
+def measure(registry, names, shapes, modes, args, family="RNN"):
     results: list[BenchResult] = []
     matmul, matmul_flops = matmul_call(args.matmul_size, args.device)
     skipped: list[tuple[str, Shape, str, str]] = []
     total, done = len(shapes) * len(modes), 0
+    baseline_name = builtin_name(BASELINE, family)
+    gate_count = registry.implementation(baseline_name).family_record.gate_count
     with thread_count(args.threads):
         for shape in shapes:
             for mode in modes:
                 done += 1
-                progress(f"[{done}/{total}] {shape.label} {MODE_TITLES[mode]}: {', '.join(names)}")
+                progress(f"[{done}/{total}] {family} {shape.label} {MODE_TITLES[mode]}: {', '.join(names)}")
                 workloads = {}
                 for name in names:
                     try:
@@ -167,10 +221,11 @@ def measure(registry, names, shapes, modes, args):
                         skipped.append((name, shape, mode, str(reason)))
                 medians = time_interleaved({**workloads, ROOFLINE: matmul}, shape, mode, args)
                 roofline_gflops = matmul_flops / medians.pop(ROOFLINE).median / 1e9
-                baseline = medians.get(BASELINE)
+                baseline = medians.get(baseline_name)
                 for name, measurement in medians.items():
-                    gflops = shape.flops(mode) / measurement.median / 1e9
+                    gflops = shape.flops(mode, gate_count) / measurement.median / 1e9
                     results.append(BenchResult(
+                        family=family,
                         implementation=name,
                         shape=shape,
                         mode=mode,
@@ -183,7 +238,7 @@ def measure(registry, names, shapes, modes, args):
                         roofline_gflops=roofline_gflops,
                         roofline_fraction=gflops / roofline_gflops,
                     ))
-                    progress(f"    {name:<12} {format_seconds(measurement.median):>10}")
+                    progress(f"    {name:<18} {format_seconds(measurement.median):>10}")
     return results, skipped
 
 
@@ -201,6 +256,7 @@ def time_interleaved(workloads: dict, shape: Shape, mode: str, args) -> dict[str
                 sub_label=shape.label,
                 description=name,
                 num_threads=args.threads,
+                timer=CLOCKS[args.clock],
             )
             per_name[name].append(timer.blocked_autorange(min_run_time=args.min_run_time))
     return {name: benchmark.Measurement.merge(measurements)[0] for name, measurements in per_name.items()}
@@ -214,10 +270,11 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_table(results: list[BenchResult], args) -> str:
-    header = ("shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul", "matmul GFLOP/s")
+    header = ("family", "shape", "mode", "implementation", "median", "vs torch", "GFLOP/s", "of matmul", "matmul GFLOP/s")
     rows = [header]
     for result in results:
         rows.append((
+            result.family,
             result.shape.label,
             MODE_TITLES[result.mode],
             result.implementation,
@@ -229,17 +286,18 @@ def format_table(results: list[BenchResult], args) -> str:
         ))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
-        f"{args.threads} thread(s). 'vs torch': time / torch's time (lower is faster). 'of matmul': GFLOP/s as a "
+        f"{args.threads} thread(s), {'CPU' if args.clock == 'cpu' else 'wall-clock'} time. 'vs torch': time / the time of torch's module of the family (lower is faster). "
+        f"'of matmul': GFLOP/s as a "
         f"fraction of a {args.matmul_size}^3 float32 matmul's, timed in the same rounds (last column)."
     ]
     previous_group = None
     for index, row in enumerate(rows):
-        group = row[:2]
+        group = row[:3]
         if index > 1 and group != previous_group:
             lines.append("")
         previous_group = group
         lines.append("  ".join(
-            cell.ljust(width) if column < 3 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))
+            cell.ljust(width) if column < 4 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))
         ))
     compile_rows = [r for r in results if r.first_call_seconds > 10 * r.median_seconds + 0.5]
     for result in compile_rows:
@@ -258,6 +316,7 @@ def write_json(path: str, results, skipped, args) -> None:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "threads": args.threads,
+            "clock": args.clock,
             "matmul_size": args.matmul_size,
         },
         "results": [result.as_json() for result in results],

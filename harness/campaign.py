@@ -396,7 +396,7 @@ def add_arguments(parser) -> None:
 
 def check_arguments(args) -> examples_database.Location:
     """The checks a local and a cluster run share; returns the database location."""
-    from harness.cli import UsageError
+    from harness.usage import UsageError
 
     if args.max_examples is not None and args.max_examples < 1:
         raise UsageError("--max-examples must be at least 1")
@@ -460,7 +460,7 @@ def run_command(args, registry, names: list[str]) -> int:
 
 def finish(args, results: list[ImplementationResult], *, seed: int, devices: list[str]) -> int:
     """Print the summary and the failures, write the report, and return the exit code."""
-    from harness.cli import EXIT_DISCREPANCY, EXIT_OK
+    from harness.usage import EXIT_DISCREPANCY, EXIT_OK
 
     print(report.summary_table(results))
     for result in results:

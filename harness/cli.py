@@ -30,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time implementations against torch")
     from harness import bench as bench_module
 
-    bench_module.add_arguments(bench)
-    add_family_argument(bench)
+    bench_module.add_arguments(bench)  # with its own, repeatable --family
     return parser
 
 
@@ -47,6 +46,8 @@ def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
     """
     names = list(dict.fromkeys(args.impl or []))
     family = getattr(args, "family", None)
+    if isinstance(family, list):  # bench: several families, each timed against its own baseline
+        family = None
     if family is not None:
         from harness.implementation import FAMILIES
 
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from harness import bench
 
-            registry, names = select(args, always=(bench.BASELINE,))
+            baselines = tuple(bench.builtin_name(bench.BASELINE, family) for family in bench.LAYER_FAMILIES)
+            registry, names = select(args, always=baselines)
             return bench.run_command(args, registry, names)
     except (UsageError, DuplicateImplementationError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -285,7 +285,7 @@ def _probe_worker(names: list[str], database: Location | None, isolate: bool) ->
 
 
 def _usage_error(message: str):
-    from harness.cli import UsageError
+    from harness.usage import UsageError
 
     return UsageError(message)
 

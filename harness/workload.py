@@ -2,8 +2,9 @@
 
 Shared by ``python -m harness bench``, the asv suites and the pytest-benchmark
 suite, so all three time the same thing: the module built from torch's
-constructor keywords, torch.nn.RNN's weights (seeded) loaded into it, float32
-input of the shape, and the call under test warmed up before any timing.
+constructor keywords, the weights of torch's module of the implementation's family
+(nn.RNN, nn.LSTM, nn.GRU; seeded) loaded into it, float32 input of the shape, and
+the call under test warmed up before any timing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ import torch
 import torch.utils.benchmark
 from torch import Tensor, nn
 
+from harness.families import FAMILIES, family as family_record
 from harness.implementation import Implementation, Unavailable
 
 MODES = ("forward", "backward")
-"""``forward`` runs under no_grad; ``backward`` is forward then backward of a sum,
-with the parameters requiring grad and the input not (the usual training step)."""
+"""``forward`` runs under no_grad; ``backward`` is forward then backward of a sum
+(of the output and every final state: h_n, and c_n for LSTM), with the parameters
+requiring grad and the input not (the usual training step)."""
+
+LAYER_FAMILIES = tuple(name for name, record in FAMILIES.items() if not record.cell)
+"""The families a sequence-shaped workload applies to (not the cells)."""
+
+
+def builtin_name(base: str, family: str) -> str:
+    """A built-in's entry-point name in a family: ``torch`` for RNN, ``torch-lstm`` for LSTM."""
+    return base if family == "RNN" else f"{base}-{family.lower()}"
 
 MODE_TITLES = {"forward": "forward", "backward": "forward+backward"}
 
@@ -57,12 +68,13 @@ class Shape:
             "bidirectional": self.bidirectional,
         }
 
-    def flops(self, mode: str) -> float:
+    def flops(self, mode: str, gates: int = 1) -> float:
         """Multiply-add FLOPs of the matrix products (elementwise work is not counted).
 
-        Forward: per layer and direction, 2·L·N·(I_layer·H + H·H). Backward adds the
-        weight gradients (the same again), the gradient through h_{t-1} (2·L·N·H·H)
-        and the gradient of each layer's input except the first, which needs none.
+        Forward: per layer and direction, 2·L·N·G·(I_layer·H + H·H), with G gate
+        blocks (RNN 1, GRU 3, LSTM 4). Backward adds the weight gradients (the same
+        again), the gradient through h_{t-1} (2·L·N·G·H·H) and the gradient of each
+        layer's input except the first, which needs none.
         """
         directions = 2 if self.bidirectional else 1
         rows = self.steps * self.batch
@@ -74,14 +86,22 @@ class Shape:
             if mode == "backward":
                 input_gradient = 0.0 if layer == 0 else 2.0 * rows * layer_input * self.hidden_size
                 total += directions * (forward + 2.0 * rows * self.hidden_size**2 + input_gradient)
-        return total
+        return gates * total
 
 
-def reference_weights(shape: Shape, seed: int) -> dict[str, Tensor]:
-    """torch.nn.RNN's own initialisation, seeded, as a float64 state_dict."""
+def reference_module(shape: Shape, family: str = "RNN", dtype: torch.dtype = torch.float64) -> nn.Module:
+    """torch's module of the family for the shape, with torch's own initialisation."""
+    record = family_record(family)
+    if record.cell:
+        raise UnsupportedCase(f"{family} is a cell; the benchmarks time the layer families {', '.join(LAYER_FAMILIES)}")
+    return record.module_class(**shape.constructor(), dtype=dtype)
+
+
+def reference_weights(shape: Shape, seed: int, family: str = "RNN") -> dict[str, Tensor]:
+    """torch's own initialisation of the family's module, seeded, as a float64 state_dict."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return nn.RNN(**shape.constructor(), dtype=torch.float64).state_dict()
+        return reference_module(shape, family).state_dict()
 
 
 def make_input(shape: Shape, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Tensor:
@@ -97,6 +117,8 @@ def build_module(
     Raises `UnsupportedCase` where the implementation declares the case out of scope
     or its factory raises `Unavailable`.
     """
+    if implementation.family_record.cell:
+        raise UnsupportedCase(f"{implementation.name} is a {implementation.family}; the benchmarks time the layer families {', '.join(LAYER_FAMILIES)}")
     reason = implementation.unsupported_reason(
         {**shape.constructor(), "dtype": dtype}, device=device, backward=mode == "backward"
     )
@@ -106,7 +128,8 @@ def build_module(
         module = implementation.factory(**shape.constructor(), dtype=dtype, device=device)
     except Unavailable as error:
         raise UnsupportedCase(f"{implementation.name} is unavailable here: {error}") from error
-    module.load_state_dict({key: value.to(dtype).to(device) for key, value in reference_weights(shape, seed).items()})
+    weights = reference_weights(shape, seed, implementation.family)
+    module.load_state_dict({key: value.to(dtype).to(device) for key, value in weights.items()})
     return module
 
 
@@ -151,9 +174,12 @@ def build_workload(
     else:
 
         def call() -> None:
-            output, h_n = module(x)
-            # h_n too, so an implementation cannot skip the work behind it.
-            (output.sum() + h_n.sum()).backward()
+            output, final = module(x)
+            # The final states too, so an implementation cannot skip the work behind them.
+            loss = output.sum()
+            for state in final if isinstance(final, tuple) else (final,):
+                loss = loss + state.sum()
+            loss.backward()
 
     timer = torch.utils.benchmark.Timer("call()", globals={"call": call})
     with warnings.catch_warnings():
@@ -165,27 +191,28 @@ def build_workload(
 
 
 def worst_error(implementation: Implementation, shape: Shape, mode: str, *, seed: int = 0) -> float:
-    """Largest absolute difference from torch.nn.RNN in float64, in float32.
+    """Largest absolute difference from torch's module of its family in float64, in float32.
 
-    Forward: over the output and h_n. Backward: also over every parameter's gradient
-    (of the same loss as the timed call). One number, so an accuracy regression
-    shows in asv's history next to the timings.
+    Forward: over the output and the final state(s). Backward: also over every
+    parameter's gradient (of the same loss as the timed call). One number, so an
+    accuracy regression shows in asv's history next to the timings.
     """
-    reference_module = nn.RNN(**shape.constructor(), dtype=torch.float64)
-    reference_module.load_state_dict(reference_weights(shape, seed))
+    reference = reference_module(shape, implementation.family)
+    reference.load_state_dict(reference_weights(shape, seed, implementation.family))
     candidate_module = build_module(implementation, shape, seed=seed, mode=mode)
     x = make_input(shape, seed, torch.float64)
-    expected = _observables(reference_module, x, mode)
+    expected = _observables(reference, x, mode)
     actual = _observables(candidate_module, x.float(), mode)
     return max(float((actual[key].double() - value).abs().max()) for key, value in expected.items())
 
 
 def _observables(module: nn.Module, x: Tensor, mode: str) -> dict[str, Tensor]:
     with torch.set_grad_enabled(mode == "backward"):
-        output, h_n = module(x)
-    found = {"output": output.detach(), "h_n": h_n.detach()}
+        output, final = module(x)
+    finals = final if isinstance(final, tuple) else (final,)
+    found = {"output": output.detach(), **{name: state.detach() for name, state in zip(("h_n", "c_n"), finals)}}
     if mode == "backward":
-        (output.sum() + h_n.sum()).backward()
+        sum([output.sum(), *(state.sum() for state in finals)]).backward()
         # By state_dict key, not attribute path: an implementation may keep its
         # parameters elsewhere (linear's submodules) under torch's names.
         parameters = module.state_dict(keep_vars=True)

@@ -1,9 +1,10 @@
 """`torchscript`: the recurrence's forward compiled with ``torch.jit.script``.
 
-The per-step loop (one in-place ``addmm_`` and activation per step on the hoisted
-projection) is a TorchScript function; gradients come from the same hand-written
-backward through time as `vectorized` (`BackpropThroughTime`), so the two differ
-exactly in how the forward loop is executed.
+The per-step loop (for RNN one in-place ``addmm_`` and activation per step on the
+hoisted projection; for LSTM and GRU vectorized's own `lstm_layer_` and
+`gru_layer_`, whose source is written to be scriptable) is a TorchScript
+function; gradients come from the same hand-written backward through time as
+`vectorized`, so the two differ exactly in how the forward loop is executed.
 
 TorchScript is deprecated in recent torch, and ``torch.jit.script`` warns with a
 DeprecationWarning each time it is called. We call it once per process, silence
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor
 
 from harness import Implementation, Unavailable
-from impls.vectorized import StepPlan, VectorizedRNN
+from impls.vectorized import StepPlan, VectorizedGRU, VectorizedLSTM, VectorizedRNN, gru_layer_, lstm_layer_
 
 
 def _recur_(
@@ -50,15 +51,25 @@ def _recur_(
     return projected
 
 
-@functools.cache
-def compiled_recurrence():
-    """Script `_recur_` once per process."""
+def _script(function):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
-            return torch.jit.script(_recur_)
+            return torch.jit.script(function)
     except Exception as error:  # any failure means TorchScript is unusable here
         raise Unavailable(f"torch.jit.script failed: {type(error).__name__}: {error}") from error
+
+
+@functools.cache
+def compiled_recurrence():
+    """Script `_recur_` once per process."""
+    return _script(_recur_)
+
+
+@functools.cache
+def compiled_kernels() -> dict:
+    """Script vectorized's LSTM and GRU loops once per process, by family."""
+    return {"LSTM": _script(lstm_layer_), "GRU": _script(gru_layer_)}
 
 
 def scripted_kernel(projected: Tensor, w_hh: Tensor, h0: Tensor, plan: StepPlan, relu: bool) -> Tensor:
@@ -79,9 +90,51 @@ class TorchScriptRNN(VectorizedRNN):
         super().__init__(*args, **kwargs)
 
 
+def scripted_lstm_kernel(*arguments) -> None:
+    """`lstm_layer_`, scripted."""
+    compiled_kernels()["LSTM"](*arguments)
+
+
+def scripted_gru_kernel(*arguments) -> None:
+    """`gru_layer_`, scripted."""
+    compiled_kernels()["GRU"](*arguments)
+
+
+class TorchScriptLSTM(VectorizedLSTM):
+    """`vectorized` LSTM with its forward loop run by TorchScript."""
+
+    kernel = staticmethod(scripted_lstm_kernel)
+
+    def __init__(self, *args, **kwargs):
+        compiled_kernels()  # fail at construction, as Unavailable, not mid-forward
+        super().__init__(*args, **kwargs)
+
+
+class TorchScriptGRU(VectorizedGRU):
+    """`vectorized` GRU with its forward loop run by TorchScript."""
+
+    kernel = staticmethod(scripted_gru_kernel)
+
+    def __init__(self, *args, **kwargs):
+        compiled_kernels()
+        super().__init__(*args, **kwargs)
+
+
 IMPLEMENTATION = Implementation(
     name="torchscript",
     factory=TorchScriptRNN,
     family="RNN",
     description="forward recurrence compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
+)
+LSTM = Implementation(
+    name="torchscript-lstm",
+    factory=TorchScriptLSTM,
+    family="LSTM",
+    description="vectorized's LSTM loop compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
+)
+GRU = Implementation(
+    name="torchscript-gru",
+    factory=TorchScriptGRU,
+    family="GRU",
+    description="vectorized's GRU loop compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
 )

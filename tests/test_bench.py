@@ -33,7 +33,7 @@ def test_bench_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
     code = run_bench([*TINY, *FAST, "--impl", "vectorized", "--impl", "loop", "--json", str(json_path), "--plot", str(plot_path)])
     assert code == 0
     captured = capsys.readouterr()
-    assert "[1/6] L4 N2 I3 H5 forward" in captured.err, "progress goes to stderr"
+    assert "[1/6] RNN L4 N2 I3 H5 forward" in captured.err, "progress goes to stderr"
     table = captured.out
     for text in ("vs torch", "GFLOP/s", "of matmul", "L8 N2 I3 H5", "forward+backward", "vectorized", "loop"):
         assert text in table, f"{text!r} missing from the table:\n{table}"
@@ -42,12 +42,59 @@ def test_bench_prints_the_table_and_writes_json_and_plot(tmp_path, capsys):
     assert document["machine"]["threads"] == 1
     rows = document["results"]
     assert {row["implementation"] for row in rows} == {"torch", "vectorized", "loop"}, "torch is always the baseline"
+    assert {row["family"] for row in rows} == {"RNN"}
     assert len(rows) == 3 * 3 * 2
     for row in rows:
         assert row["median_seconds"] > 0 and row["gflops"] > 0 and row["roofline_gflops"] > 0
         if row["implementation"] == "torch":
             assert row["ratio_to_torch"] == 1.0
     assert plot_path.read_bytes().startswith(b"\x89PNG"), "the plot is a PNG file"
+
+
+def test_bench_times_each_family_against_its_own_torch_module(tmp_path, capsys):
+    json_path = tmp_path / "bench.json"
+    code = run_bench([*TINY[:2], *FAST, "--family", "LSTM", "--family", "GRU", "--impl", "vectorized-lstm", "--impl", "loop-gru", "--json", str(json_path)])
+    assert code == 0
+    rows = json.loads(json_path.read_text())["results"]
+    by_family = {family: {row["implementation"] for row in rows if row["family"] == family} for family in ("LSTM", "GRU")}
+    assert by_family == {"LSTM": {"torch-lstm", "vectorized-lstm"}, "GRU": {"torch-gru", "loop-gru"}}
+    for row in rows:
+        if row["implementation"].startswith("torch"):
+            assert row["ratio_to_torch"] == 1.0
+    lstm, gru = (next(r for r in rows if r["implementation"] == name and r["mode"] == "forward" and r["shape"]["steps"] == 4)
+                 for name in ("torch-lstm", "torch-gru"))
+    # The FLOP count scales with the gate blocks (LSTM 4, GRU 3) of the same shape.
+    assert lstm["gflops"] * lstm["median_seconds"] / (gru["gflops"] * gru["median_seconds"]) == pytest.approx(4 / 3)
+    assert "torch-lstm" in capsys.readouterr().out
+
+
+def test_bench_family_defaults_to_the_families_of_the_named_implementations(capsys):
+    assert run_bench([*TINY[:2], *FAST, "--mode", "forward", "--impl", "vectorized-gru"]) == 0
+    table = capsys.readouterr().out
+    assert "torch-gru" in table and "torch-lstm" not in table and "\nRNN " not in table
+
+
+def test_bench_rejects_an_implementation_outside_the_named_family():
+    from harness.cli import UsageError
+
+    with pytest.raises(UsageError, match="not in --family LSTM"):
+        run_bench([*TINY[:2], *FAST, "--family", "LSTM", "--impl", "vectorized-gru"])
+
+
+def test_bench_can_time_with_the_process_cpu_clock(tmp_path, capsys):
+    json_path = tmp_path / "bench.json"
+    assert run_bench([*TINY[:2], *FAST, "--mode", "forward", "--impl", "vectorized", "--clock", "cpu", "--json", str(json_path)]) == 0
+    assert "CPU time" in capsys.readouterr().out
+    document = json.loads(json_path.read_text())
+    assert document["machine"]["clock"] == "cpu"
+    assert all(row["median_seconds"] > 0 for row in document["results"])
+
+
+def test_bench_cpu_clock_needs_one_thread():
+    from harness.cli import UsageError
+
+    with pytest.raises(UsageError, match="--threads 1"):
+        run_bench([*TINY[:2], *FAST, "--clock", "cpu", "--threads", "2"])
 
 
 def test_bench_rejects_a_plot_path_that_is_not_png(tmp_path):
@@ -73,6 +120,8 @@ def test_flop_count_of_one_layer():
     assert shape.flops("forward") == forward
     # weight gradients (= forward) + gradient through h (2·L·N·H·H); no input gradient
     assert shape.flops("backward") == forward + forward + 2 * 10 * 2 * 4 * 4
+    # LSTM: four gate blocks, every product four times as wide
+    assert shape.flops("backward", gates=4) == 4 * shape.flops("backward")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("harness.campaign") is None, reason="harness.campaign (the fuzz command) is not in this checkout yet")
@@ -93,10 +142,20 @@ def test_workload_skips_unsupported_cases():
 
 def test_worst_error_is_small_for_a_correct_implementation_and_large_for_a_wrong_one():
     shape = Shape(6, 2, 3, 5)
-    for name in ("vectorized", "linear"):  # linear keeps its parameters under other attribute names
+    for name in ("vectorized", "linear", "vectorized-lstm", "vectorized-gru"):  # linear keeps its parameters under other attribute names
         assert worst_error(discover().implementation(name), shape, "backward") < 1e-5
     wrong = dataclasses.replace(discover().implementation("torch"), factory=lambda **kw: torch.nn.RNN(**kw, nonlinearity="relu"))
     assert worst_error(wrong, shape, "forward") > 1e-3
+
+
+def test_worst_error_of_an_lstm_sees_c_n():
+    class ForgetsCell(torch.nn.LSTM):
+        def forward(self, input, hx=None):
+            output, (h_n, c_n) = super().forward(input, hx)
+            return output, (h_n, torch.zeros_like(c_n))
+
+    wrong = dataclasses.replace(discover().implementation("torch-lstm"), factory=ForgetsCell)
+    assert worst_error(wrong, Shape(6, 2, 3, 5), "forward") > 1e-3
 
 
 # -- the asv suites -------------------------------------------------------------------
@@ -111,7 +170,11 @@ def test_asv_parameters_are_a_fixed_list_of_builtin_names():
     assert any(shape == bench.COMPUTE_BOUND for shape in asv_common.SHAPES.values())
 
 
-@pytest.mark.parametrize("suite", ["bench_forward.RNNForward", "bench_backward.RNNBackward"])
+@pytest.mark.parametrize("suite", [
+    "bench_forward.RNNForward", "bench_backward.RNNBackward",
+    "bench_forward.LSTMForward", "bench_backward.LSTMBackward",
+    "bench_forward.GRUForward", "bench_backward.GRUBackward",
+])
 def test_asv_setup_builds_and_teardown_restores_threads(suite):
     module_name, class_name = suite.split(".")
     suite_class = getattr(importlib.import_module(f"benchmarks.{module_name}"), class_name)
@@ -126,6 +189,20 @@ def test_asv_setup_builds_and_teardown_restores_threads(suite):
     assert benchmark.track_worst_error("vectorized", shape, 1) < 1e-4
     benchmark.teardown("vectorized", shape, 1)
     assert torch.get_num_threads() == before
+
+
+def test_asv_family_suites_share_the_parameters_and_time_their_family():
+    from benchmarks.bench_backward import GRUBackward, LSTMBackward, RNNBackward
+
+    assert LSTMBackward.params == GRUBackward.params == RNNBackward.params
+    shape = next(key for key, value in asv_common.SHAPES.items() if value == bench.LATENCY_BOUND)
+    benchmark = LSTMBackward()
+    benchmark.setup("torch", shape, 1)
+    try:
+        assert isinstance(benchmark.workload.module, torch.nn.LSTM)
+        assert benchmark.workload.implementation == "torch-lstm"
+    finally:
+        benchmark.teardown("torch", shape, 1)
 
 
 def test_asv_setup_skips_what_is_not_installed():
@@ -144,3 +221,8 @@ def test_bench_on_cuda_without_cuda_is_a_usage_error():
     from harness import cli
 
     assert cli.main(["bench", "--device", "cuda", "--impl", "loop", "--shape", "2,1,2,2"]) == cli.EXIT_USAGE
+
+
+def test_workload_skips_cells():
+    with pytest.raises(UnsupportedCase, match="layer families"):
+        build_workload(discover().implementation("torch-lstmcell"), Shape(3, 1, 2, 2), "forward")
