@@ -80,19 +80,19 @@ def two_families(monkeypatch):
     monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry(plugins, []))
 
 
-@pytest.mark.parametrize("command", ["fuzz", "bench"])
+@pytest.mark.parametrize("command", ["fuzz"])  # bench: its own repeatable --family (tests/test_bench.py)
 def test_family_selects_the_implementations_of_that_family(two_families, command):
     registry, names = cli.select(cli.build_parser().parse_args([command, "--family", "GRU"]))
     assert names == ["a-gru"]
 
 
-@pytest.mark.parametrize("command", ["fuzz", "bench"])
+@pytest.mark.parametrize("command", ["fuzz"])  # bench: its own repeatable --family (tests/test_bench.py)
 def test_unknown_family_is_a_usage_error_listing_the_known_ones(two_families, command, capsys):
     assert cli.main([command, "--family", "Transformer"]) == cli.EXIT_USAGE
     assert "unknown family 'Transformer'; known families: RNN, GRU" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["fuzz", "bench"])
+@pytest.mark.parametrize("command", ["fuzz"])  # bench: its own repeatable --family (tests/test_bench.py)
 def test_impl_of_another_family_is_a_usage_error(two_families, command, capsys):
     assert cli.main([command, "--impl", "an-rnn", "--family", "GRU"]) == cli.EXIT_USAGE
     assert "--impl an-rnn is of family RNN, not GRU" in capsys.readouterr().err
