@@ -237,11 +237,14 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
         if known is not None:
             result.known_failure_cases[known.reason] = result.known_failure_cases.get(known.reason, 0) + 1
             reject()
+        request = "check"
         if case.defect is not None and isinstance(runner, Worker):
             # torch's reference runs first, on its own: a process that dies here died
             # in torch, and the case says so instead of counting against the candidate.
+            # Its outcome goes with the check, so torch does not run twice on an input
+            # where it may misbehave.
             try:
-                runner.request("reference_outcome", case)
+                request = f"check_expecting:{runner.request('reference_outcome', case)}"
             except oracle.Discrepancy as found:
                 if found.kind != "crash":
                     raise
@@ -252,7 +255,7 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
         if on_example is not None:
             on_example(result.examples)
         try:
-            runner.request("check", case)
+            runner.request(request, case)
         except BaseException as error:
             if counter["first_failure"] is None:
                 counter["first_failure"] = result.examples

@@ -467,8 +467,10 @@ class DropInCell(nn.Module):
         if input.size(1) != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {self.input_size}")
         for index, state in enumerate(states):
-            if state.dim() != 2 or state.size(0) != input.size(0):
-                raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden{index} batch size {state.size(0) if state.dim() else 0}")
+            # In ATen's order, so a state of the wrong rank fails as in torch (a 1-D
+            # state's size(1) is an IndexError there too).
+            if state.size(0) != input.size(0):
+                raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden{index} batch size {state.size(0)}")
             if state.size(1) != self.hidden_size:
                 raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.size(1)}, expected {self.hidden_size}")
         for tensor in [input, *states]:

@@ -102,6 +102,10 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
             elif request == "check":
                 oracle.check(implementation, Case.from_json(payload), model)
                 answer = ("ok", None)
+            elif request.startswith("check_expecting:"):
+                expected = request.split(":", 1)[1]
+                oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected)
+                answer = ("ok", None)
             elif request == "localize":
                 answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
             elif request == "reference_outcome":
@@ -253,7 +257,7 @@ class Worker:
             raise Discrepancy(kind, subject, summary, evidence)
         if status == "error":
             raise HarnessError(payload)
-        if request == "check" and case is not None:
+        if request.startswith("check") and case is not None:
             if self.warm or self.fixed_seconds is None:
                 self._measured(case, time.perf_counter() - started)
             self.warm = True
@@ -315,6 +319,9 @@ class InProcess:
             return None
         if request == "check":
             return oracle.check(self.implementation, case, self.model)
+        if request.startswith("check_expecting:"):
+            expected = request.split(":", 1)[1]
+            return oracle.check(self.implementation, case, self.model, None if expected == "None" else expected)
         if request == "localize":
             return oracle.localize_layer(self.implementation, case, self.model)
         if request == "reference_outcome":

@@ -19,7 +19,7 @@ from impls import torch_aten, torch_native
 ONEDNN_PACKED = Case(family="LSTM", input_size=3, hidden_size=4, num_layers=2, layout="packed_sorted", seq_len=3, batch=2, lengths=(3, 3))
 
 
-@pytest.mark.parametrize("defect", torch_native.ONEDNN_PACKED_UNCHECKED)
+@pytest.mark.parametrize("defect", [d for d in torch_native.ONEDNN_PACKED_UNCHECKED if d != "c0_one_row"])
 def test_lstm_onednn_packed_path_skips_torchs_checks(defect):
     case = dataclasses.replace(ONEDNN_PACKED, defect=defect)
     # Isolated: some of these corrupt the heap and abort the process running them.
@@ -45,6 +45,10 @@ def test_the_onednn_declaration_is_no_wider_than_the_bug():
 
 
 ATEN_PACKED_CRASHES = {
+    # cells: a 1-D input with a 2-D state of one row, where hidden_size is 1, passes
+    # torch's checks once unsqueezed and the kernel reads past the state
+    "GRUCell, unbatched input, 2-D h_0": Case(family="GRUCell", layout="unbatched", h0_given=True, defect="h0_wrong_rank"),
+    "LSTMCell, unbatched input, 2-D h_0": Case(family="LSTMCell", layout="unbatched", h0_given=True, defect="h0_wrong_rank"),
     "short c_0, unequal lengths": dataclasses.replace(ONEDNN_PACKED, lengths=(3, 2), defect="c0_one_layer"),
     "short c_0, equal lengths": dataclasses.replace(ONEDNN_PACKED, defect="c0_one_layer"),
     "4-D h_0": Case(family="LSTM", layout="packed_sorted", lengths=(1,), defect="h0_wrong_rank"),
@@ -52,14 +56,26 @@ ATEN_PACKED_CRASHES = {
 
 
 @pytest.mark.parametrize("case", ATEN_PACKED_CRASHES.values(), ids=ATEN_PACKED_CRASHES.keys())
-def test_aten_lstm_crashes_on_packed_input_with_a_malformed_state(case):
+def test_torch_crashes_on_a_malformed_state(case):
     """torch's reference kernel itself dies here. The campaign asks the reference on
     its own before the candidate runs (oracle.reference_outcome), so such a case is
     counted as torch's crash and nothing is demanded of the candidate. When torch
     raises instead, this test fails: then update docs/found-bugs.md."""
-    with Worker(torch_aten.LSTM, DEFAULT_MODEL, timeout=120) as worker:
+    with Worker(torch_aten.LSTM, DEFAULT_MODEL, timeout=120) as worker:  # the reference is the case's family's
         with pytest.raises(Discrepancy) as found:
             worker.request("reference_outcome", case)
         assert found.value.kind == "crash", found.value.summary
         # the worker comes back for the next case
         assert worker.request("reference_outcome", dataclasses.replace(case, defect="wrong_width")) == "RuntimeError"
+
+
+def test_aten_lstm_takes_a_one_row_c0_for_a_sorted_packed_batch():
+    """ATen's packed LSTM broadcasts a c_0 of one row over the batch where a Tensor
+    input (or an unsorted PackedSequence, whose permutation fails) raises. torch then
+    demands nothing there, so neither does the oracle; oneDNN's path on the same
+    input corrupts the heap (ONEDNN_PACKED_UNCHECKED)."""
+    from harness.oracle import reference_outcome
+
+    sorted_packed = dataclasses.replace(ONEDNN_PACKED, lengths=(3, 2), defect="c0_one_row", dtype="float64")
+    assert reference_outcome(sorted_packed) is None
+    assert reference_outcome(dataclasses.replace(sorted_packed, layout="batched", lengths=None)) == "RuntimeError"
