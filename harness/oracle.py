@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from harness.cases import Case, Materialized, materialize
 from harness.implementation import Implementation
+from harness.probes import activation_probe_factory, needs_activation_probes
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 
@@ -152,6 +153,16 @@ class _Session:
                 module = _quiet_construct(AtenRNN, case, self.dtype, case.device)
                 _load(module, self._sensitivity_weights(self.materialized.weights, sign * ulps), "sensitivity probe")
                 self.sensitivity_probes.append((module, sign * ulps, values))
+        # Libraries' tanh and sigmoid are a few ulps off where torch's are half an ulp:
+        # a +/- pair of `loop` runs with every activation output moved by the budget
+        # measures what that costs in this case (harness/probes.py).
+        self.activation_probes = []
+        if needs_activation_probes(model, (case.nonlinearity,), self.dtype):
+            for sign in (1.0, -1.0):
+                factory = activation_probe_factory(model, case.seed * 1000 + 1, sign)
+                module = _quiet_construct(factory, case, self.dtype, case.device)
+                _load(module, self.materialized.weights, "activation probe")
+                self.activation_probes.append(module)
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -184,6 +195,7 @@ class _Session:
         if self.low_probe is not None:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
+        modules += [(module, new) for module in self.activation_probes]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -446,6 +458,9 @@ def _check_call(session: _Session, call: str) -> None:
     for module, ulps, values in session.sensitivity_probes:
         perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
         probe = _widened(reference, probe, perturbed, values=values)
+    for module in session.activation_probes:
+        perturbed = run_module(module, case, session.materialized, session.dtype, case.device, "probe")
+        probe = _widened(reference, probe, perturbed, values=True)
     x, h0 = session.materialized.module_input(case, session.dtype, case.device)
     before = _input_snapshot(x, h0)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}

@@ -23,6 +23,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from harness.tolerance import ACTIVATION_ULP_FLOOR, UNIT_ROUNDOFF
+
 Measured = Callable[[np.ndarray], np.ndarray]
 
 
@@ -39,9 +41,16 @@ def spacing(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     return (torch.nextafter(magnitude, torch.tensor(np.inf, dtype=dtype)) - magnitude).double().numpy()
 
 
-def ulp_errors(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype = torch.float32, floor: float = 0.0) -> np.ndarray:
-    """|got - exact| in ulps of ``dtype`` at max(|exact|, floor)."""
-    return np.abs(got.astype(np.float64) - exact) / spacing(np.maximum(np.abs(exact), floor), dtype)
+def ulp_errors(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """|got - exact| in ulps of ``dtype`` at the exact value (its spacing there)."""
+    return np.abs(got.astype(np.float64) - exact) / spacing(exact, dtype)
+
+
+def budget_units(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype, floor: float) -> np.ndarray:
+    """|got - exact| / (u * max(|exact|, floor)), u the unit roundoff of ``dtype``:
+    the measure `ErrorModel.activation_ulps` is stated in (one spacing-ulp is 1 to 2 of these)."""
+    scale = UNIT_ROUNDOFF[dtype] * np.maximum(np.abs(exact), floor)
+    return np.abs(got.astype(np.float64) - exact) / scale
 
 
 def torch_contiguous(function: str) -> Measured:
@@ -143,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.compile:
         libraries["torch.compile (inductor CPU)"] = (torch_compiled, torch.float32)
     print(f"{arguments.points} float32 points evenly spaced in [-10, 10]; {library_versions()}")
-    print("Errors in ulps of the output's dtype: at the exact value, and at max(|exact|, 1/2)")
-    print("(the absolute error that matters for a gate in [0, 1]).")
-    print("\n| library | function | max ulp | 99.9th pct ulp | mean ulp | worst x | max ulp at max(\\|y\\|, 1/2) |")
+    print("ulp: the output dtype's spacing at the exact value. budget units: |error| / (u * max(|y|, floor)),")
+    print(f"u the dtype's unit roundoff, floor {ACTIVATION_ULP_FLOOR} (ErrorModel.activation_ulps is stated in these).")
+    print("\n| library | function | max ulp | 99.9th pct ulp | mean ulp | worst x | max budget units |")
     print("|---|---|---|---|---|---|---|")
     for function in ("tanh", "sigmoid"):
         for label, (make, dtype) in libraries.items():
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             exact = truth(function, inputs)
             got = np.asarray(measured(inputs), dtype=np.float32)
             errors = ulp_errors(got, exact, dtype)
-            absolute = ulp_errors(got, exact, dtype, floor=0.5)
+            absolute = budget_units(got, exact, dtype, ACTIVATION_ULP_FLOOR[function])
             worst = int(errors.argmax())
             print(
                 f"| {label} | {function} | {errors.max():.2f} | {np.quantile(errors, 0.999):.2f} "
