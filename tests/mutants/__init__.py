@@ -63,4 +63,8 @@ CORRECT_VARIANTS: list[Implementation] = [
     _entry("correct-float64-inside", correct.Float64Inside),
     _entry("correct-einsum-other-order", correct.EinsumOtherOrder),
     _entry("correct-hoisted-pretransposed", correct.HoistedPretransposed),
+    # arithmetic that is not torch's (issue 12; docs/error-model.md shows their margins)
+    _entry("correct-approximate-activations", correct.ApproximateActivations),
+    _entry("correct-blocked-fused-gemm", correct.BlockedFusedGemm),
+    _entry("correct-float32-accumulated-half", correct.Float32AccumulatedHalf),
 ]
