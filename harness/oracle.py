@@ -13,11 +13,12 @@ new aliasing, and weight changes between calls taking effect.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import math
 import traceback
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -27,6 +28,19 @@ from harness.cases import Case, Materialized, materialize
 from harness.implementation import Implementation
 from harness.probes import activation_probe_factory, needs_activation_probes
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
+
+
+MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float], None] | None] = contextvars.ContextVar("margin_observer", default=None)
+"""Set to a callable(kind, name, worst |error| / bound) to watch how close each compared
+tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
+
+
+def _observe_margin(kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
+    observer = MARGIN_OBSERVER.get()
+    if observer is None or not bool(compared.any()):
+        return
+    ratio = (error / bound).nan_to_num(nan=math.inf)
+    observer(kind, name, float(torch.where(compared, ratio, torch.zeros_like(ratio)).max()))
 
 
 class Discrepancy(AssertionError):
@@ -350,6 +364,7 @@ def _check_elements(case, name, reference, probe, candidate, bound, compare, cal
     both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
     bad_nonfinite = both_finite & ~torch.isfinite(candidate)
     error = (candidate - reference).abs()
+    _observe_margin("value", name, error, bound, compare)
     violation = compare & ~(error <= bound)  # NaN error counts as a violation
     if bool(bad_nonfinite.any()):
         violation = violation | bad_nonfinite
@@ -420,6 +435,7 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
             continue
         finite = torch.isfinite(expected) & torch.isfinite(probe.gradients[name])
         error = (got - expected).abs()
+        _observe_margin("gradient", name, error, bound, finite)
         bad = finite & ~(error <= bound)
         if bool(bad.any()):
             masked = torch.where(bad, error.nan_to_num(nan=math.inf), torch.zeros_like(error))
