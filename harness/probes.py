@@ -23,12 +23,34 @@ from harness.tolerance import ErrorModel
 from impls.loop import LoopRNN
 
 
+class ShiftedOutput(torch.autograd.Function):
+    """y' = f(x) + noise * max(|f(x)|, floor), noise a constant; the derivative comes
+    from y', the output returned (1 - y'^2 for tanh, y' (1 - y') for sigmoid), as
+    torch's own backward and most libraries' compute it. Near saturation that is
+    what a few-ulp tanh costs a gradient: 1 - y'^2 is off by about 2 |y' - y|."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, name: str, noise: Tensor, floor: float) -> Tensor:
+        y = ELEMENTWISE[name](x)
+        # y + noise * y, not y * (1 + noise): 1 + noise would round to a multiple of
+        # 2 units of roundoff and overshoot the budget.
+        shifted = y + noise * (y if floor == 0 else y.abs().clamp_min(floor))
+        ctx.save_for_backward(shifted)
+        ctx.name = name
+        return shifted
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (y,) = ctx.saved_tensors
+        derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
+        return grad * derivative, None, None, None
+
+
 class PerturbedActivations(LoopRNN):
-    """`loop` whose elementwise outputs y each become y + sign * e * max(|y|, floor),
-    e uniform in [-activation_ulps, activation_ulps] units of roundoff and fixed by
-    ``seed`` (one draw per call, in call order, restarting at every forward, so the
-    +/- pair of probes sees the same pattern with opposite signs). Gradients flow
-    through the function and the factor; the noise is a constant."""
+    """`loop` whose elementwise outputs y each become y + sign * e * u * max(|y|, floor)
+    (`ShiftedOutput`), e uniform in [-activation_ulps, activation_ulps], u the dtype's
+    unit roundoff, fixed by ``seed`` (one draw per call, in call order, restarting at
+    every forward, so the +/- pair of probes sees the same pattern with opposite signs)."""
 
     def configure(self, model: ErrorModel, seed: int, sign: float) -> "PerturbedActivations":
         self.error_model, self.noise_seed, self.sign = model, seed, sign
@@ -39,16 +61,13 @@ class PerturbedActivations(LoopRNN):
         return super().forward(input, hx)
 
     def elementwise(self, name: str, x: Tensor) -> Tensor:
-        y = ELEMENTWISE[name](x)
-        budget = self.error_model.activation_budget(name, y.dtype)
+        budget = self.error_model.activation_budget(name, x.dtype)
         if budget is None:
-            return y
+            return super().elementwise(name, x)
         ulps, floor = budget
-        relative = self.sign * ulps * self.error_model.unit_roundoff(y.dtype)
-        noise = torch.rand(y.shape, generator=self._noise, dtype=y.dtype).mul_(2 * relative).sub_(relative).to(y.device)
-        if floor == 0:
-            return y * noise.add_(1)
-        return y + noise * y.detach().abs().clamp_min(floor)
+        relative = self.sign * ulps * self.error_model.unit_roundoff(x.dtype)
+        noise = torch.rand(x.shape, generator=self._noise, dtype=x.dtype).mul_(2 * relative).sub_(relative).to(x.device)
+        return ShiftedOutput.apply(x, name, noise, floor)
 
 
 def needs_activation_probes(model: ErrorModel, functions, dtype: torch.dtype) -> bool:

@@ -66,7 +66,7 @@ def patterned_function(name: str, x: Tensor, units: float, floor: float) -> Tens
     return shifted.to(x.dtype)
 
 
-class _PatternedActivation(torch.autograd.Function):
+class PatternedActivation(torch.autograd.Function):
     """Forward: `patterned_function`. Backward: the derivative from the output the
     forward returned (1 - y^2, y (1 - y)), as torch and most libraries compute it."""
 
@@ -98,7 +98,7 @@ class ApproximateActivations(StepwiseRNN):
             return super().elementwise(name, x)
         ulps, floor = budget
         # One unit of the budget goes to the final rounding to x's dtype.
-        return _PatternedActivation.apply(x, name, ulps - 1, floor)
+        return PatternedActivation.apply(x, name, ulps - 1, floor)
 
 
 class BlockedFusedGemm(StepwiseRNN):
