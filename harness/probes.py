@@ -56,8 +56,12 @@ class PerturbedActivations(LoopRNN):
         self.error_model, self.noise_seed, self.sign = model, seed, sign
         return self
 
-    def forward(self, input, hx: Tensor | None = None):
+    def restart_noise(self) -> None:
+        """Draw the noise from its beginning again (every forward does this first)."""
         self._noise = torch.Generator().manual_seed(self.noise_seed)
+
+    def forward(self, input, hx: Tensor | None = None):
+        self.restart_noise()
         return super().forward(input, hx)
 
     def elementwise(self, name: str, x: Tensor) -> Tensor:

@@ -172,7 +172,7 @@ def test_activation_probe_moves_outputs_by_the_budget():
     moved = []
     for sign in (1.0, -1.0):
         probe = activation_probe_factory(DEFAULT_MODEL, seed=0, sign=sign)(input_size=1, hidden_size=1)
-        probe._noise = torch.Generator().manual_seed(0)  # what forward does first
+        probe.restart_noise()
         moved.append((probe.elementwise("tanh", x).double() - exact) / (2.0**-24 * exact.abs()))
     plus, minus = moved
     budget = DEFAULT_MODEL.activation_ulps
