@@ -38,6 +38,10 @@ State = Tensor | tuple[Tensor, Tensor]
 """A recurrent state: ``h``, or ``(h, c)`` for the LSTM family."""
 
 
+ELEMENTWISE = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+"""The functions `DropInRNN.elementwise` knows, by name."""
+
+
 class DirectionWeights(NamedTuple):
     """The parameters of one layer in one direction, ``b_ih``/``b_hh`` None without bias.
 

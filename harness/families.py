@@ -73,6 +73,11 @@ class Family:
             return ("h_0", "c_0") if self.cell_state else ("h_0",)
         return ("h_0", "c_0") if self.cell_state else ("h_0",)
 
+    def elementwise_functions(self, nonlinearity: str = "tanh") -> tuple[str, ...]:
+        """The elementwise functions the cell formula applies (the error model grants
+        each an accuracy budget): RNN's one nonlinearity, or the gates' sigmoid and tanh."""
+        return (nonlinearity,) if self.nonlinearity else ("sigmoid", "tanh")
+
     def return_signature(self) -> str:
         if self.cell:
             return "a tuple (h', c')" if self.cell_state else "a Tensor h'"

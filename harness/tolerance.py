@@ -33,6 +33,15 @@ UNIT_ROUNDOFF = {
 }
 
 
+ACTIVATION_ULP_FLOOR = {"tanh": 0.0, "sigmoid": 0.5}
+"""Elementwise functions with an accuracy budget, and the magnitude below which their
+error stops having to shrink. tanh is held to relative accuracy everywhere (every
+library measured is); sigmoid, a gate in [0, 1], to absolute accuracy below 1/2:
+onnxruntime's sigmoid(-10) is 42,000 units of roundoff off relative to itself, but
+within 4.7 of 1/2."""
+ACTIVATION_DTYPES = (torch.float32, torch.float64)
+
+
 @dataclasses.dataclass(frozen=True)
 class ErrorModel:
     floor_ulps: float = 8.0
@@ -51,12 +60,32 @@ class ErrorModel:
     kink_perturbation_ulps: float = 16.0
     """relu with gradients: relative perturbation of the two kink probes, in ulps of
     the candidate's dtype."""
+    activation_ulps: float = 8.0
+    """Accuracy granted to elementwise functions (tanh, sigmoid): |y' - y| may reach
+    this many units of roundoff of the candidate's dtype times max(|y|,
+    ACTIVATION_ULP_FLOOR[name]). Real libraries' float32 tanh reaches 1.0 (torch) to
+    5.2 (onnxruntime) (tools/activation_accuracy.py). The activation probe
+    (harness/probes.py) turns it into a bound through the case's own amplification."""
 
     def scaled(self, budget: float) -> "ErrorModel":
         """The model for an implementation that declares an error budget (1 = none)."""
         if budget == 1.0:
             return self
-        return dataclasses.replace(self, floor_ulps=self.floor_ulps * budget, amplification=self.amplification * budget)
+        return dataclasses.replace(
+            self,
+            floor_ulps=self.floor_ulps * budget,
+            amplification=self.amplification * budget,
+            activation_ulps=self.activation_ulps * budget,
+        )
+
+    def activation_budget(self, name: str, dtype: torch.dtype) -> tuple[float, float] | None:
+        """(ulps, floor): ``name``'s outputs may be off by ulps * unit roundoff of
+        ``dtype`` * max(|y|, floor). None where the function has no budget: relu is exact
+        everywhere, and half-precision libraries evaluate in float32 and round once, so
+        their error is the half type's own rounding, which the floor already holds."""
+        if name not in ACTIVATION_ULP_FLOOR or dtype not in ACTIVATION_DTYPES or self.activation_ulps == 0:
+            return None
+        return self.activation_ulps, ACTIVATION_ULP_FLOOR[name]
 
     def unit_roundoff(self, dtype: torch.dtype) -> float:
         return UNIT_ROUNDOFF[dtype]

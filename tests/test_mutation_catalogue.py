@@ -70,6 +70,8 @@ EXPOSURES = {
     "mutant-relu-ignored": ({}, {"nonlinearity": "relu"}),
     "mutant-float32-inside": ({}, {"dtype": "float64"}),
     "mutant-half-returns-float32": ({}, {"dtype": "float16"}),
+    "mutant-tanh-off-100-ulps": ({"nonlinearity": "relu"}, {"nonlinearity": "tanh"}),
+    "mutant-bias-off-1e-4": ({"bias": False}, {"bias": True}),
     "mutant-state-detached-between-steps": ({"backward": False}, {"backward": True}),
     "mutant-h-n-detached": ({"backward": False}, {"backward": True}),
     "mutant-h0-overwritten-under-no-grad": ({"backward": False}, NO_GRAD),

@@ -17,6 +17,7 @@ database is not used, so every run starts cold.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-k", dest="select", metavar="TEXT", help="only mutants and variants whose name contains TEXT")
     parser.add_argument("--variant-examples", type=int, help="max_examples for the correct variants (default: the profile's)")
     parser.add_argument("--no-variants", action="store_true", help="skip the correct variants")
+    parser.add_argument(
+        "--activation-ulps", type=float, metavar="U",
+        help="ErrorModel.activation_ulps to fuzz with (default: the model's; 0 is the model before its activation probe)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     # The catalogue lives beside the tests and is imported the way pytest imports it.
     sys.path.insert(0, str(REPO_ROOT / "tests"))
     from harness.campaign import fuzz_implementation
+    from harness.tolerance import DEFAULT_MODEL
     from mutants import CORRECT_VARIANTS, MUTANTS
+
+    model = DEFAULT_MODEL
+    if arguments.activation_ulps is not None:
+        model = dataclasses.replace(DEFAULT_MODEL, activation_ulps=arguments.activation_ulps)
 
     warnings.simplefilter("ignore")  # constructor warnings (dropout with one layer) are expected
     mutants = [m for m in MUTANTS if not arguments.select or arguments.select in m.name]
@@ -63,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     def fuzz(implementation, max_examples=None):
         return [
             fuzz_implementation(
-                implementation, profile=arguments.profile, seed=seed, max_examples=max_examples, repro_dir=repro_dir, database_dir=None
+                implementation, profile=arguments.profile, seed=seed, max_examples=max_examples, repro_dir=repro_dir,
+                database_dir=None, model=model,
             )
             for seed in arguments.seeds
         ]
 
-    print(f"Mutation catalogue: profile {arguments.profile}, seeds {' '.join(map(str, arguments.seeds))}")
+    print(f"Mutation catalogue: profile {arguments.profile}, seeds {' '.join(map(str, arguments.seeds))}, activation_ulps {model.activation_ulps:g}")
     if mutants:
         print("\n| mutant | killed | examples to detection | seconds to detection | seconds with shrinking | reported as | mistake |")
         print("|---|---|---|---|---|---|---|")

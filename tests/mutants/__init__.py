@@ -48,6 +48,9 @@ MUTANTS: list[Implementation] = [
     _entry("mutant-relu-ignored", numerics.NonlinearityIgnored),
     _entry("mutant-float32-inside", numerics.Float32Inside),
     _entry("mutant-half-returns-float32", numerics.HalfPrecisionUpcastKept),
+    # small but real numerical defects (where the error model's line lies: docs/error-model.md)
+    _entry("mutant-tanh-off-100-ulps", numerics.TanhOff100Ulps),
+    _entry("mutant-bias-off-1e-4", numerics.SmallBiasDropped),
     # gradients
     _entry("mutant-state-detached-between-steps", autograd.StateDetachedBetweenSteps),
     _entry("mutant-h-n-detached", autograd.FinalStateDetached),
@@ -63,4 +66,8 @@ CORRECT_VARIANTS: list[Implementation] = [
     _entry("correct-float64-inside", correct.Float64Inside),
     _entry("correct-einsum-other-order", correct.EinsumOtherOrder),
     _entry("correct-hoisted-pretransposed", correct.HoistedPretransposed),
+    # arithmetic that is not torch's (issue 12; docs/error-model.md shows their margins)
+    _entry("correct-approximate-activations", correct.ApproximateActivations),
+    _entry("correct-blocked-fused-gemm", correct.BlockedFusedGemm),
+    _entry("correct-float32-accumulated-half", correct.Float32AccumulatedHalf),
 ]

@@ -5,8 +5,10 @@ pass them, or its tolerance is too tight to be useful."""
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from harness.dropin import step_offsets
+from harness.dropin import ELEMENTWISE, step_offsets
+from harness.tolerance import DEFAULT_MODEL, UNIT_ROUNDOFF
 from ._base import StepwiseRNN, cast_weights, time_order
 
 
@@ -52,3 +54,82 @@ class HoistedPretransposed(StepwiseRNN):
             outputs[t] = h_t
             h = self.carry(h_t, h)
         return torch.cat(outputs), h
+
+
+def patterned_function(name: str, x: Tensor, units: float, floor: float) -> Tensor:
+    """``name`` of ``x``, with an error that oscillates smoothly along x, as a minimax
+    polynomial's does: f(x) + units * cos(29.7 x + 0.3) * u * max(|f(x)|, floor), u
+    the unit roundoff of x's dtype, evaluated in float64 and rounded once to x's dtype."""
+    exact = ELEMENTWISE[name](x.detach().double())
+    u = UNIT_ROUNDOFF[x.dtype]
+    shifted = exact + units * torch.cos(29.7 * x.detach().double() + 0.3) * u * exact.abs().clamp_min(floor)
+    return shifted.to(x.dtype)
+
+
+class PatternedActivation(torch.autograd.Function):
+    """Forward: `patterned_function`. Backward: the derivative from the output the
+    forward returned (1 - y^2, y (1 - y)), as torch and most libraries compute it."""
+
+    @staticmethod
+    def forward(ctx, x, name, units, floor):
+        y = patterned_function(name, x, units, floor)
+        ctx.save_for_backward(y)
+        ctx.name = name
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
+        return grad * derivative, None, None, None
+
+
+class ApproximateActivations(StepwiseRNN):
+    """tanh and sigmoid as a port to another library computes them: a few ulps off,
+    by the whole budget the error model grants (`ErrorModel.activation_ulps`), in a
+    pattern that oscillates along x the way a polynomial approximation's error does
+    (not the activation probe's noise). relu stays exact, as in every library; half
+    precision evaluates in float32 and rounds once, as libraries do. This is
+    onnxruntime's arithmetic in the limit the model allows (its MLAS tanh: 5.2)."""
+
+    def elementwise(self, name, x):
+        budget = DEFAULT_MODEL.activation_budget(name, x.dtype)
+        if budget is None:
+            return super().elementwise(name, x)
+        ulps, floor = budget
+        # One unit of the budget goes to the final rounding to x's dtype.
+        return PatternedActivation.apply(x, name, ulps - 1, floor)
+
+
+class BlockedFusedGemm(StepwiseRNN):
+    """Both products accumulated block by block (8 columns at a time, last block
+    first) into a buffer that starts from the summed biases, each block one fused
+    ``addmm`` (C + A B in one kernel): a different association of every sum, as a
+    tiled GEMM in another library makes."""
+
+    BLOCK = 8
+
+    def cell(self, x_t, h_prev, weights):
+        w_ih, w_hh, b_ih, b_hh = weights
+        rows = x_t.shape[0]
+        if b_ih is None:
+            accumulated = x_t.new_zeros(rows, w_hh.shape[0])
+        else:
+            accumulated = (b_hh + b_ih).expand(rows, -1)
+        for matrix, vector in ((w_hh, h_prev), (w_ih, x_t)):
+            for start in reversed(range(0, matrix.shape[1], self.BLOCK)):
+                block = slice(start, start + self.BLOCK)
+                accumulated = torch.addmm(accumulated, vector[:, block], matrix[:, block].T)
+        return self.activation(accumulated)
+
+
+class Float32AccumulatedHalf(StepwiseRNN):
+    """float16/bfloat16: each step computed in float32 (both products, the biases and
+    tanh, one rounding at the end) and the new state rounded to the half type, as
+    mixed-precision kernels do. torch rounds each product to the half type before
+    adding. Other dtypes: the textbook cell."""
+
+    def cell(self, x_t, h_prev, weights):
+        if x_t.dtype not in (torch.float16, torch.bfloat16):
+            return super().cell(x_t, h_prev, weights)
+        return super().cell(x_t.float(), h_prev.float(), cast_weights(weights, torch.float32)).to(x_t.dtype)

@@ -1,11 +1,13 @@
-"""Mutants that get the arithmetic's type wrong: the nonlinearity, the precision it
-runs in, or the dtype it hands back."""
+"""Mutants that get the arithmetic wrong: the nonlinearity, the precision it runs in,
+the dtype it hands back, or a small but real error in the values (an inaccurate tanh,
+a dropped 1e-4 bias)."""
 
 from __future__ import annotations
 
 import torch
 
 from ._base import StepwiseRNN, cast_weights
+from .correct import PatternedActivation
 
 
 class NonlinearityIgnored(StepwiseRNN):
@@ -45,3 +47,37 @@ class HalfPrecisionUpcastKept(StepwiseRNN):
             return super().run_direction(data, batch_sizes, h0, layer, direction)
         weights = cast_weights(self.direction_weights(layer, direction), torch.float32)
         return self.recur(data.float(), batch_sizes, h0.float(), weights, direction)
+
+
+class TanhOff100Ulps(StepwiseRNN):
+    """Uses a hand-written tanh that is accurate to 100 units of roundoff instead of the
+    library's: a rational approximation with too few terms, 12x past the accuracy the
+    error model grants (8). Its error oscillates along x, as an approximation's does.
+
+    A small but real numerical defect. Exposed by: nonlinearity="tanh" in float32 or
+    float64, in a tame case where rounding is not amplified.
+    """
+
+    UNITS = 100.0
+
+    def elementwise(self, name, x):
+        if name != "tanh" or x.dtype not in (torch.float32, torch.float64):
+            return super().elementwise(name, x)
+        return PatternedActivation.apply(x, name, self.UNITS, 0.0)
+
+
+class SmallBiasDropped(StepwiseRNN):
+    """Leaves a constant 1e-4 out of every pre-activation: the port folds b_ih + b_hh
+    into one bias and drops a small extra term (a bias initialised to an epsilon that
+    its converter did not carry over).
+
+    A small but real defect. Exposed by: bias=True in float32 or float64.
+    """
+
+    OFFSET = 1e-4
+
+    def cell(self, x_t, h_prev, weights):
+        w_ih, w_hh, b_ih, b_hh = weights
+        if b_ih is None:
+            return super().cell(x_t, h_prev, weights)
+        return self.activation(x_t @ w_ih.T + h_prev @ w_hh.T + b_ih + b_hh - self.OFFSET)

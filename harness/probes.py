@@ -1,0 +1,100 @@
+"""The activation probe: how far this case carries an elementwise function's inaccuracy.
+
+torch's tanh is accurate to half an ulp, so torch's own error (the oracle's main
+probe) says nothing about a correct port whose tanh is off by a few ulps, as
+onnxruntime's, XLA's or a hand-written kernel's are. The error model grants every
+elementwise function a budget (`ErrorModel.activation_ulps`); this probe is the
+`loop` built-in with each elementwise output moved by up to that budget, at every
+step and element, in the candidate's dtype and on its device. Its distance from the
+float64 reference widens the bounds the way the sensitivity probes do.
+
+The perturbation goes through `DropInRNN.elementwise`, so it reaches every function
+a recurrence routes there: tanh and relu for nn.RNN, and the gates of any family
+whose cell does the same.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from harness.dropin import ELEMENTWISE
+from harness.tolerance import ErrorModel
+from impls import loop
+
+
+class ShiftedOutput(torch.autograd.Function):
+    """y' = f(x) + noise * max(|f(x)|, floor), noise a constant; the derivative comes
+    from y', the output returned (1 - y'^2 for tanh, y' (1 - y') for sigmoid), as
+    torch's own backward and most libraries' compute it. Near saturation that is
+    what a few-ulp tanh costs a gradient: 1 - y'^2 is off by about 2 |y' - y|."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, name: str, noise: Tensor, floor: float) -> Tensor:
+        y = ELEMENTWISE[name](x)
+        # y + noise * y, not y * (1 + noise): 1 + noise would round to a multiple of
+        # 2 units of roundoff and overshoot the budget.
+        shifted = y + noise * (y if floor == 0 else y.abs().clamp_min(floor))
+        ctx.save_for_backward(shifted)
+        ctx.name = name
+        return shifted
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (y,) = ctx.saved_tensors
+        derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
+        return grad * derivative, None, None, None
+
+
+class PerturbedActivations:
+    """Mixed into a family's `loop` module: its elementwise outputs y each become y + sign * e * u * max(|y|, floor)
+    (`ShiftedOutput`), e uniform in [-activation_ulps, activation_ulps], u the dtype's
+    unit roundoff, fixed by ``seed`` (one draw per call, in call order, restarting at
+    every forward, so the +/- pair of probes sees the same pattern with opposite signs)."""
+
+    def configure(self, model: ErrorModel, seed: int, sign: float) -> "PerturbedActivations":
+        self.error_model, self.noise_seed, self.sign = model, seed, sign
+        return self
+
+    def restart_noise(self) -> None:
+        """Draw the noise from its beginning again (every forward does this first)."""
+        self._noise = torch.Generator().manual_seed(self.noise_seed)
+
+    def forward(self, input, hx=None):
+        self.restart_noise()
+        return super().forward(input, hx)
+
+    def elementwise(self, name: str, x: Tensor) -> Tensor:
+        budget = self.error_model.activation_budget(name, x.dtype)
+        if budget is None:
+            return super().elementwise(name, x)
+        ulps, floor = budget
+        relative = self.sign * ulps * self.error_model.unit_roundoff(x.dtype)
+        noise = torch.rand(x.shape, generator=self._noise, dtype=x.dtype).mul_(2 * relative).sub_(relative).to(x.device)
+        return ShiftedOutput.apply(x, name, noise, floor)
+
+
+def needs_activation_probes(model: ErrorModel, functions, dtype: torch.dtype) -> bool:
+    """Whether any of the recurrence's elementwise ``functions`` has a budget in
+    ``dtype`` (otherwise the probe would be an unperturbed `loop`)."""
+    return any(model.activation_budget(name, dtype) is not None for name in functions)
+
+
+PERTURBED_LOOPS = {
+    family: type(f"Perturbed{module.__name__}", (PerturbedActivations, module), {})
+    for family, module in {
+        "RNN": loop.LoopRNN, "LSTM": loop.LoopLSTM, "GRU": loop.LoopGRU,
+        "RNNCell": loop.LoopRNNCell, "LSTMCell": loop.LoopLSTMCell, "GRUCell": loop.LoopGRUCell,
+    }.items()
+}
+"""Each family's `loop` with perturbed elementwise outputs (every formula in
+harness.cells routes its tanh, sigmoid and relu through ``elementwise``)."""
+
+
+def activation_probe_factory(model: ErrorModel, seed: int, sign: float, family: str = "RNN"):
+    """A factory with the family's torch keywords for one probe of the +/- pair."""
+
+    def factory(**kwargs) -> PerturbedActivations:
+        return PERTURBED_LOOPS[family](**kwargs).configure(model, seed, sign)
+
+    return factory

@@ -1,0 +1,180 @@
+"""Measure how accurate real libraries' float32 tanh and sigmoid are, in ulps.
+
+The error model grants activation functions a declared accuracy
+(`ErrorModel.activation_ulps`, docs/error-model.md); this script is the evidence for
+the number. Each library evaluates the function on the same float32 points (evenly
+spaced in [-10, 10], 2M by default); the truth is the float64 function of the same
+float32 input, and the error is |library - truth| in units of the float32 spacing at
+the truth. Libraries that are not installed are listed as such, not skipped silently.
+
+    python tools/activation_accuracy.py                 # torch, numpy, scipy, onnxruntime
+    python tools/activation_accuracy.py --compile       # also torch.compile (inductor, ~1 min)
+    python tools/activation_accuracy.py --points 200000
+
+onnxruntime is not a dependency of rnn-harness: ``pip install onnxruntime onnx`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from harness.tolerance import ACTIVATION_ULP_FLOOR, UNIT_ROUNDOFF
+
+Measured = Callable[[np.ndarray], np.ndarray]
+
+
+def truth(function: str, x: np.ndarray) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    if function == "tanh":
+        return np.tanh(x64)
+    return 1.0 / (1.0 + np.exp(-x64))
+
+
+def spacing(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """The distance to the next larger ``dtype`` number at |values| (one ulp there)."""
+    magnitude = torch.from_numpy(np.abs(values)).to(dtype)
+    return (torch.nextafter(magnitude, torch.tensor(np.inf, dtype=dtype)) - magnitude).double().numpy()
+
+
+def ulp_errors(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """|got - exact| in ulps of ``dtype`` at the exact value (its spacing there)."""
+    return np.abs(got.astype(np.float64) - exact) / spacing(exact, dtype)
+
+
+def budget_units(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype, floor: float) -> np.ndarray:
+    """|got - exact| / (u * max(|exact|, floor)), u the unit roundoff of ``dtype``:
+    the measure `ErrorModel.activation_ulps` is stated in (one spacing-ulp is 1 to 2 of these)."""
+    scale = UNIT_ROUNDOFF[dtype] * np.maximum(np.abs(exact), floor)
+    return np.abs(got.astype(np.float64) - exact) / scale
+
+
+def torch_contiguous(function: str) -> Measured:
+    op = torch.tanh if function == "tanh" else torch.sigmoid
+    return lambda x: op(torch.from_numpy(x)).numpy()
+
+
+def torch_strided(function: str) -> Measured:
+    # A non-contiguous view takes ATen's scalar loop instead of the SIMD one.
+    op = torch.tanh if function == "tanh" else torch.sigmoid
+
+    def run(x: np.ndarray) -> np.ndarray:
+        wide = torch.zeros(2 * len(x), dtype=torch.float32)
+        wide[::2] = torch.from_numpy(x)
+        return op(wide[::2]).numpy()
+
+    return run
+
+
+def torch_half(dtype: torch.dtype) -> Callable[[str], Measured]:
+    # torch evaluates half-precision elementwise functions in float32 and rounds once.
+    def make(function: str) -> Measured:
+        op = torch.tanh if function == "tanh" else torch.sigmoid
+        return lambda x: op(torch.from_numpy(x).to(dtype)).float().numpy()
+
+    return make
+
+
+def torch_compiled(function: str) -> Measured:
+    op = torch.tanh if function == "tanh" else torch.sigmoid
+    compiled = torch.compile(lambda t: op(t), dynamic=False)
+    return lambda x: compiled(torch.from_numpy(x)).numpy()
+
+
+def numpy_float32(function: str) -> Measured:
+    if function == "tanh":
+        return np.tanh
+    # numpy has no sigmoid; this is how people write it
+    return lambda x: np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+def scipy_float32(function: str) -> Measured | str:
+    try:
+        from scipy import special
+    except ImportError:
+        return "scipy is not installed"
+    if function == "tanh":
+        return "scipy has no tanh of its own"
+    return special.expit
+
+
+def onnxruntime_cpu(function: str) -> Measured | str:
+    try:
+        import onnx
+        import onnxruntime
+        from onnx import TensorProto, helper
+    except ImportError:
+        return "onnxruntime/onnx are not installed (pip install onnxruntime onnx)"
+    node = helper.make_node("Tanh" if function == "tanh" else "Sigmoid", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], function,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 10)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["y"], {"x": x})[0]
+
+
+def library_versions() -> str:
+    parts = [f"torch {torch.__version__}", f"numpy {np.__version__}"]
+    for name in ("scipy", "onnxruntime"):
+        try:
+            parts.append(f"{name} {__import__(name).__version__}")
+        except ImportError:
+            pass
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=2_000_000, help="float32 points in [-10, 10] (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (inductor's CPU code)")
+    arguments = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    x = np.linspace(-10, 10, arguments.points, dtype=np.float32)
+    libraries: dict[str, tuple[Callable[[str], Measured | str], torch.dtype]] = {
+        "torch (contiguous, SIMD)": (torch_contiguous, torch.float32),
+        "torch (strided, scalar loop)": (torch_strided, torch.float32),
+        "numpy float32": (numpy_float32, torch.float32),
+        "scipy.special.expit float32": (scipy_float32, torch.float32),
+        "onnxruntime CPU (MLAS)": (onnxruntime_cpu, torch.float32),
+        "torch float16": (torch_half(torch.float16), torch.float16),
+        "torch bfloat16": (torch_half(torch.bfloat16), torch.bfloat16),
+    }
+    if arguments.compile:
+        libraries["torch.compile (inductor CPU)"] = (torch_compiled, torch.float32)
+    print(f"{arguments.points} float32 points evenly spaced in [-10, 10]; {library_versions()}")
+    print("ulp: the output dtype's spacing at the exact value. budget units: |error| / (u * max(|y|, floor)),")
+    print(f"u the dtype's unit roundoff, floor {ACTIVATION_ULP_FLOOR} (ErrorModel.activation_ulps is stated in these).")
+    print("\n| library | function | max ulp | 99.9th pct ulp | mean ulp | worst x | max budget units |")
+    print("|---|---|---|---|---|---|---|")
+    for function in ("tanh", "sigmoid"):
+        for label, (make, dtype) in libraries.items():
+            measured = make(function)
+            if isinstance(measured, str):
+                print(f"| {label} | {function} | - | - | - | {measured} | - |")
+                continue
+            inputs = x if dtype == torch.float32 else torch.from_numpy(x).to(dtype).float().numpy()
+            exact = truth(function, inputs)
+            got = np.asarray(measured(inputs), dtype=np.float32)
+            errors = ulp_errors(got, exact, dtype)
+            absolute = budget_units(got, exact, dtype, ACTIVATION_ULP_FLOOR[function])
+            worst = int(errors.argmax())
+            print(
+                f"| {label} | {function} | {errors.max():.2f} | {np.quantile(errors, 0.999):.2f} "
+                f"| {errors.mean():.3f} | {float(inputs[worst]):.6g} | {absolute.max():.2f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
