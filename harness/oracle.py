@@ -187,8 +187,11 @@ class _Session:
         # measures what that costs in this case (harness/probes.py).
         self.activation_probes = []
         if needs_activation_probes(model, case.family_record.elementwise_functions(case.nonlinearity), self.dtype):
-            for sign in (1.0, -1.0):
-                factory = activation_probe_factory(model, case.seed * 1000 + 1, sign, case.family)
+            # Two pairs: outputs moved at random (errors that average out along the
+            # recurrence) and all one way (an approximation's error where the arguments
+            # stay close, as in saturation, adds up step after step).
+            for sign, systematic in ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True)):
+                factory = activation_probe_factory(model, case.seed * 1000 + 1, sign, case.family, systematic)
                 module = _quiet_construct(factory, case, self.dtype, case.device)
                 _load(module, self.materialized.weights, "activation probe")
                 self.activation_probes.append(module)

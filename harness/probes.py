@@ -52,8 +52,11 @@ class PerturbedActivations:
     unit roundoff, fixed by ``seed`` (one draw per call, in call order, restarting at
     every forward, so the +/- pair of probes sees the same pattern with opposite signs)."""
 
-    def configure(self, model: ErrorModel, seed: int, sign: float) -> "PerturbedActivations":
-        self.error_model, self.noise_seed, self.sign = model, seed, sign
+    def configure(self, model: ErrorModel, seed: int, sign: float, systematic: bool = False) -> "PerturbedActivations":
+        """``systematic``: every output moved by the whole budget the same way, as a
+        smooth approximation's error is where the arguments stay close (saturation);
+        otherwise by a random amount per element and step."""
+        self.error_model, self.noise_seed, self.sign, self.systematic = model, seed, sign, systematic
         return self
 
     def restart_noise(self) -> None:
@@ -70,7 +73,10 @@ class PerturbedActivations:
             return super().elementwise(name, x)
         ulps, floor = budget
         relative = self.sign * ulps * self.error_model.unit_roundoff(x.dtype)
-        noise = torch.rand(x.shape, generator=self._noise, dtype=x.dtype).mul_(2 * relative).sub_(relative).to(x.device)
+        if self.systematic:
+            noise = torch.full(x.shape, relative, dtype=x.dtype, device=x.device)
+        else:
+            noise = torch.rand(x.shape, generator=self._noise, dtype=x.dtype).mul_(2 * relative).sub_(relative).to(x.device)
         return ShiftedOutput.apply(x, name, noise, floor)
 
 
@@ -91,10 +97,10 @@ PERTURBED_LOOPS = {
 harness.cells routes its tanh, sigmoid and relu through ``elementwise``)."""
 
 
-def activation_probe_factory(model: ErrorModel, seed: int, sign: float, family: str = "RNN"):
-    """A factory with the family's torch keywords for one probe of the +/- pair."""
+def activation_probe_factory(model: ErrorModel, seed: int, sign: float, family: str = "RNN", systematic: bool = False):
+    """A factory with the family's torch keywords for one probe of a +/- pair."""
 
     def factory(**kwargs) -> PerturbedActivations:
-        return PERTURBED_LOOPS[family](**kwargs).configure(model, seed, sign)
+        return PERTURBED_LOOPS[family](**kwargs).configure(model, seed, sign, systematic)
 
     return factory
