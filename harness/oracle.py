@@ -626,10 +626,22 @@ def _check_call(session: _Session, call: str) -> None:
 
 
 def _with_activation_probes(session: _Session, reference: RunResult, probe: RunResult) -> RunResult:
+    # The bound multiplies the probe's error by `amplification`; an activation probe's
+    # deviation is granted `activation_amplification` times instead, so it is scaled
+    # by their ratio before it widens the probe.
+    model = session.model
+    scale = model.activation_amplification / model.amplification
     for module in session.activation_probes:
         perturbed = run_module(module, session.case, session.materialized, session.dtype, session.case.device, "probe")
-        probe = _widened(reference, probe, perturbed, values=True)
+        probe = _widened(reference, probe, _scaled_deviation(reference, perturbed, scale), values=True)
     return probe
+
+
+def _scaled_deviation(reference: RunResult, perturbed: RunResult, scale: float) -> RunResult:
+    """``perturbed`` with its distance from the reference multiplied by ``scale``."""
+    values = {name: reference.values[name] + (value - reference.values[name]) * scale for name, value in perturbed.values.items()}
+    gradients = {name: reference.gradients[name] + (grad - reference.gradients[name]) * scale for name, grad in perturbed.gradients.items() if name in reference.gradients}
+    return dataclasses.replace(perturbed, values=values, gradients=gradients)
 
 
 def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scale: float) -> RunResult:
