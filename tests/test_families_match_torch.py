@@ -152,10 +152,16 @@ def test_layer_values_and_gradients_match_torch(name, case):
     assert_same_results(actual, expected, record, context, rtol=RTOL, atol=ATOL)
     given_x, given_state = leaves["candidate"]
     torch.testing.assert_close(given_x.detach(), x, rtol=0, atol=0, msg=lambda m: f"[{context}] input was modified: {m}")
+    assert_state_untouched(record, given_state, state, context)
     backward_through(expected, record)
     backward_through(actual, record)
     inputs = {"input": (given_x, leaves["reference"][0]), **named_states(record, given_state, leaves["reference"][1])}
     assert_same_gradients(candidate, reference, inputs, context, rtol=RTOL, atol=ATOL)
+
+
+def assert_state_untouched(record, given, original, context: str) -> None:
+    for label, (got, want) in named_states(record, given, original).items():
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=0, msg=lambda m, label=label: f"[{context}] {label} was modified: {m}")
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -164,9 +170,11 @@ def test_layer_under_no_grad_matches_torch(name):
     case = dtype_case(record)
     reference, candidate = build_family_pair(name, case.constructor)
     x, state = case.inputs(record)
+    given = state_leaves(state)
     with torch.no_grad():
-        expected, actual = call(reference, x, state), call(candidate, x, state)
+        expected, actual = call(reference, x, state), call(candidate, x, given)
     assert_same_results(actual, expected, record, f"{name}: no_grad", rtol=RTOL, atol=ATOL)
+    assert_state_untouched(record, given, state, f"{name}: no_grad")
 
 
 # -- layer families: PackedSequence ---------------------------------------------------
@@ -279,9 +287,7 @@ def test_cell_values_and_gradients_match_torch(name, case):
     context = f"{name}: {case.id}"
     assert_same_results(actual, expected, record, context, rtol=RTOL, atol=ATOL)
     given_x, given_state = leaves["candidate"]
-    for label, (got, _) in named_states(record, given_state, leaves["reference"][1]).items():
-        original = state if isinstance(state, Tensor) else state[record.initial_state_names.index(label)]
-        torch.testing.assert_close(got.detach(), original, rtol=0, atol=0, msg=lambda m, label=label: f"[{context}] {label} was modified: {m}")
+    assert_state_untouched(record, given_state, state, context)
     backward_through(expected, record)
     backward_through(actual, record)
     inputs = {"input": (given_x, leaves["reference"][0]), **named_states(record, given_state, leaves["reference"][1])}
