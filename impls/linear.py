@@ -32,7 +32,7 @@ from harness.dropin import (
 )
 
 
-class _Projections(nn.Module):
+class _Linears(nn.Module):
     """One layer and direction (or one cell): ``ih``, ``hh`` and optionally ``hr``."""
 
     def __init__(self, input_size, hidden_size, gate_count, bias, proj_size, factory_kwargs):
@@ -48,7 +48,7 @@ class _Projections(nn.Module):
 
 
 def _internal_keys(torch_names, prefix: str, bias: bool, projection: bool) -> dict[str, str]:
-    """torch's key -> the submodule key, for one `_Projections` under ``prefix``."""
+    """torch's key -> the submodule key, for one `_Linears` under ``prefix``."""
     keys = {torch_names.w_ih: f"{prefix}ih.weight", torch_names.w_hh: f"{prefix}hh.weight"}
     if bias:
         keys[torch_names.b_ih] = f"{prefix}ih.bias"
@@ -91,7 +91,7 @@ class LinearLayer(TorchKeys):
 
     def _create_parameters(self, factory_kwargs):
         self.cells = nn.ModuleList(
-            _Projections(self.layer_input_size(layer), self.hidden_size, self.family.gate_count, self.bias, self.proj_size, factory_kwargs)
+            _Linears(self.layer_input_size(layer), self.hidden_size, self.family.gate_count, self.bias, self.proj_size, factory_kwargs)
             for layer in range(self.num_layers)
             for _direction in range(self.num_directions)
         )
@@ -104,7 +104,7 @@ class LinearLayer(TorchKeys):
                 torch_to_internal.update(_internal_keys(names, f"cells.{index}.", self.bias, bool(self.proj_size)))
         self._register_torch_keys(torch_to_internal)
 
-    def _cell(self, layer, direction) -> _Projections:
+    def _cell(self, layer, direction) -> _Linears:
         return self.cells[layer * self.num_directions + direction]
 
     def direction_weights(self, layer, direction):
@@ -127,7 +127,7 @@ class LinearLayer(TorchKeys):
             states = [torch.cat([n, s[rows:]]) for n, s in zip(new, states)]
         return torch.cat(outputs), (tuple(states) if self.family.cell_state else states[0])
 
-    def _step(self, cell: _Projections, x, states) -> tuple:
+    def _step(self, cell: _Linears, x, states) -> tuple:
         new = family_step(self.family.name, cell.ih(x), cell.hh(states[0]), tuple(states), self.nonlinearity, None, self.elementwise)
         if self.proj_size:
             new = (cell.hr(new[0]), *new[1:])
@@ -138,16 +138,16 @@ class LinearCell(TorchKeys):
     """`step` over nn.Linear projections, for any cell family (a mixin)."""
 
     def _create_parameters(self, factory_kwargs):
-        self.projections = _Projections(self.input_size, self.hidden_size, self.family.gate_count, self.bias, 0, factory_kwargs)
-        self._register_torch_keys(_internal_keys(_CELL_NAMES, "projections.", self.bias, False))
+        self.linears = _Linears(self.input_size, self.hidden_size, self.family.gate_count, self.bias, 0, factory_kwargs)
+        self._register_torch_keys(_internal_keys(_CELL_NAMES, "linears.", self.bias, False))
 
     def cell_weights(self):
-        return self.projections.weights()
+        return self.linears.weights()
 
     def step(self, input, state):
         states = tuple(state) if self.family.cell_state else (state,)
         new = family_step(
-            self.family.name, self.projections.ih(input), self.projections.hh(states[0]), states, self.nonlinearity, None, self.elementwise
+            self.family.name, self.linears.ih(input), self.linears.hh(states[0]), states, self.nonlinearity, None, self.elementwise
         )
         return new if self.family.cell_state else new[0]
 

@@ -65,7 +65,7 @@ class FusedGateGemmGRU(StepwiseLayer, DropInGRU):
         if b_ih is not None:
             gates = gates + torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hh[2 * H :]])
         rz, i_n, h_n = gates[:, : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
-        # gru_step adds gi and gh block by block for r and z and resets gh's n block.
+        # gru_step sums gi and gh per block and multiplies only gh's n block by r.
         gi = torch.cat([rz, i_n], dim=1)
         gh = torch.cat([torch.zeros_like(rz), h_n], dim=1)
         return (gru_step(gi, gh, h, self.elementwise),)
