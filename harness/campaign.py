@@ -97,10 +97,12 @@ class ImplementationResult:
     known_failure_cases: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> cases set aside
     isolated: bool = True
     worker_restarts: int = 0
+    family: str | None = None  # torch's class name; None when the plugin could not load
 
     def to_json(self) -> dict:
         return {
             "verdict": self.verdict,
+            "family": self.family,
             "approximate": self.error_budget != 1.0,
             "error_budget": self.error_budget,
             "known_failure_cases": self.known_failure_cases,
@@ -166,7 +168,7 @@ def fuzz_implementation(
     with runner:
         result = ImplementationResult(
             implementation.name, "skipped", 0, 0.0, seed, profile,
-            error_budget=implementation.error_budget, isolated=isolate,
+            error_budget=implementation.error_budget, isolated=isolate, family=implementation.family,
         )
         try:
             unavailable = runner.request("available")

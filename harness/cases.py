@@ -1,7 +1,9 @@
 """One fuzzing example as plain data, and the tensors it stands for.
 
-A `Case` is everything needed to rebuild an example exactly: constructor keywords,
-layout, shapes, value regime, mode and a seed for the values. Hypothesis draws and
+A `Case` is everything needed to rebuild an example exactly: the family, constructor
+keywords, layout, shapes, value regime, mode and a seed for the values. A cell case is
+a one-step case (``seq_len`` 1, one layer, one direction) whose layout is ``batched``
+``(N, I)`` or ``unbatched`` ``(I,)``. Hypothesis draws and
 shrinks Cases (harness/strategies.py); `materialize` turns one into tensors,
 deterministically, so a failure can be replayed and written out as a repro.
 """
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from harness.dropin import parameter_names
+from harness.families import FAMILIES, Family
 
 DTYPES = {
     "float32": torch.float32,
@@ -29,6 +31,7 @@ LAYOUTS = ("batched", "unbatched", "packed_sorted", "packed_unsorted")
 NONCONTIGUOUS = ("none", "transposed", "strided", "offset")
 SECOND_CALLS = ("none", "optimizer_step", "load_state_dict")
 DEFECTS = (
+    # each fails loudly in any implementation
     "wrong_width",
     "h0_wrong_batch",
     "h0_wrong_hidden",
@@ -37,14 +40,62 @@ DEFECTS = (
     "input_4d",
     "empty_sequence",
     "dtype_mismatch",
+    # a size-1 dimension where torch wants the full size: these broadcast silently in
+    # an implementation that does not check, and torch raises
+    "input_one_feature",
+    "h0_one_layer",
+    "h0_one_row",
+    "h0_one_feature",
+    # (h_0, c_0) families only
+    "c0_wrong_hidden",
+    "c0_one_layer",
+    "c0_one_row",
+    "c0_one_feature",
+    "c0_missing",
+    "state_not_tuple",
+    # cells: ranks a cell refuses
+    "input_0d",
+    "input_3d",
 )
+
+
+def defects_for(case: "Case") -> tuple[str, ...]:
+    """The deliberate defects that make sense for this (valid) case, in DEFECTS order."""
+    family = case.family_record
+    batch = 1 if case.layout == "unbatched" else case.batch
+    applicable = []
+    for defect in DEFECTS:
+        if defect.startswith("c0") or defect == "state_not_tuple":
+            if not family.cell_state:
+                continue
+        if family.cell and defect in ("input_1d", "input_4d", "empty_sequence", "h0_one_layer", "c0_one_layer"):
+            continue
+        if not family.cell and defect in ("input_0d", "input_3d"):
+            continue
+        if defect == "empty_sequence" and case.packed:
+            continue
+        if defect.endswith("one_layer") and case.num_layers * case.num_directions == 1:
+            continue
+        if defect.endswith("one_row") and (batch < 2 or case.layout == "unbatched"):
+            continue
+        if defect == "h0_wrong_batch" and case.layout == "unbatched":
+            continue
+        if defect == "h0_one_feature" and case.state_width == 1:
+            continue
+        if defect == "c0_one_feature" and case.hidden_size == 1:
+            continue
+        if defect == "input_one_feature" and case.input_size == 1:
+            continue
+        applicable.append(defect)
+    return tuple(applicable)
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One example. Field order is the order a human reads a bug report in."""
 
-    # torch.nn.RNN constructor
+    family: str = "RNN"  # torch's class name: RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell
+    # constructor (only the family's own keywords reach the module)
     input_size: int = 1
     hidden_size: int = 1
     num_layers: int = 1
@@ -53,6 +104,7 @@ class Case:
     batch_first: bool = False
     dropout: float = 0.0
     bidirectional: bool = False
+    proj_size: int = 0  # LSTM only
     dtype: str = "float32"
     device: str = "cpu"
     # input
@@ -76,9 +128,26 @@ class Case:
     # invalid on purpose: the candidate must raise what torch raises
     defect: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"Case.family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.family_record.cell and (self.seq_len != 1 or self.num_layers != 1 or self.bidirectional or self.layout not in ("batched", "unbatched")):
+            raise ValueError(f"a {self.family} case is one step of one layer and direction, batched or unbatched; got {self}")
+        if self.proj_size and not self.family_record.projections:
+            raise ValueError(f"proj_size is for LSTM only, not {self.family}")
+
+    @property
+    def family_record(self) -> Family:
+        return FAMILIES[self.family]
+
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def state_width(self) -> int:
+        """The width of h: proj_size when set, else hidden_size."""
+        return self.proj_size or self.hidden_size
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -89,22 +158,13 @@ class Case:
         return self.layout.startswith("packed")
 
     def constructor(self) -> dict[str, Any]:
-        """torch.nn.RNN's keywords for this case (device and dtype excluded)."""
-        return {
-            "input_size": self.input_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "nonlinearity": self.nonlinearity,
-            "bias": self.bias,
-            "batch_first": self.batch_first,
-            "dropout": self.dropout,
-            "bidirectional": self.bidirectional,
-        }
+        """The family's torch constructor keywords for this case (device and dtype excluded)."""
+        return {name: getattr(self, name) for name in self.family_record.keywords}
 
     def describe(self) -> str:
         """The case as a reader wants it: the constructor call and the input."""
         keywords = ", ".join(f"{k}={v!r}" for k, v in self.constructor().items())
-        text = f"nn.RNN({keywords}, dtype=torch.{self.dtype}, device={self.device!r})\n"
+        text = f"nn.{self.family}({keywords}, dtype=torch.{self.dtype}, device={self.device!r})\n"
         text += f"  mode: {'train' if self.training else 'eval'}, "
         text += "forward under no_grad" if self.no_grad else ("forward+backward" if self.backward else "forward only")
         if self.second_call != "none":
@@ -115,7 +175,8 @@ class Case:
             text += f", lengths={list(self.lengths)}"
         if self.noncontiguous != "none":
             text += f", non-contiguous ({self.noncontiguous})"
-        text += f", h_0 {'given' if self.h0_given else 'None'}\n"
+        state = "(h_0, c_0)" if self.family_record.cell_state else "h_0"
+        text += f", {state} {'given' if self.h0_given else 'None'}\n"
         text += (
             f"  values: input x{self.input_scale}, h_0 x{self.h0_scale}, weights x{self.weight_gain} "
             f"of default init{', with exact zeros' if self.exact_zeros else ''}, seed {self.seed}"
@@ -125,6 +186,8 @@ class Case:
         return text
 
     def input_shape_text(self) -> str:
+        if self.family_record.cell:
+            return f"shape ({self.input_size},)" if self.layout == "unbatched" else f"shape ({self.batch}, {self.input_size})"
         if self.packed:
             return f"PackedSequence of {self.batch} sequences x {self.input_size} features"
         if self.layout == "unbatched":
@@ -147,22 +210,37 @@ class Case:
 @dataclasses.dataclass
 class Materialized:
     """The tensors of one case. Weights are already rounded to the case's dtype, so
-    the float64 reference and the candidate hold identical values."""
+    the float64 reference and the candidate hold identical values.
+
+    Shapes are canonical, whatever the family and layout: the input is time-major
+    ``(T, B, I)`` (a cell case is one step, T = 1), every initial state is
+    ``(L*D, B, width)`` (L*D = 1 for a cell), and the cotangents are keyed by the
+    family's result names (``output``, ``h_n``, ``c_n`` or ``h'``, ``c'``).
+    """
 
     weights: dict[str, Tensor]  # torch's keys, float64 on CPU
     second_weights: dict[str, Tensor] | None  # for second_call, same form
     padded_input: Tensor  # float64 CPU, time-major (T, B, I), zero past each length
-    h0: Tensor | None  # float64 CPU, (L*D, B, H)
-    output_cotangent: Tensor  # float64 CPU (T, B, D*H): coefficients of the random functional
-    hn_cotangent: Tensor  # float64 CPU (L*D, B, H)
+    initial_states: tuple[Tensor, ...] | None  # float64 CPU: h_0 (L*D, B, R) [, c_0 (L*D, B, H)]
+    cotangents: dict[str, Tensor]  # float64 CPU: coefficients of the random functional
+
+    @property
+    def h0(self) -> Tensor | None:
+        return None if self.initial_states is None else self.initial_states[0]
 
     def module_input(self, case: Case, dtype: torch.dtype, device: str | torch.device):
-        """The input and h_0 in the case's layout, dtype and device."""
+        """The input and the initial state (None, a Tensor, or (h_0, c_0)) in the
+        case's layout, dtype and device."""
         x = self.padded_input.to(dtype).to(device)
-        h0 = None if self.h0 is None else self.h0.to(dtype).to(device)
-        if case.layout == "unbatched":
+        states = None if self.initial_states is None else [s.to(dtype).to(device) for s in self.initial_states]
+        family = case.family_record
+        if family.cell:
+            x = x[0, 0] if case.layout == "unbatched" else x[0]
+            if states is not None:
+                states = [s[0, 0] if case.layout == "unbatched" else s[0] for s in states]
+        elif case.layout == "unbatched":
             x = x[:, 0]
-            h0 = None if h0 is None else h0[:, 0]
+            states = None if states is None else [s[:, 0] for s in states]
         elif case.batch_first and not case.packed:
             x = x.transpose(0, 1)
         if case.packed:
@@ -172,9 +250,10 @@ class Materialized:
             x = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         else:
             x = _noncontiguous(x, case.noncontiguous)
-        if h0 is not None:
-            h0 = _noncontiguous(h0, case.noncontiguous)
-        return x, h0
+        if states is None:
+            return x, None
+        states = [_noncontiguous(s, case.noncontiguous) for s in states]
+        return x, (tuple(states) if family.cell_state else states[0])
 
 
 def _noncontiguous(tensor: Tensor, kind: str) -> Tensor:
@@ -207,19 +286,30 @@ def _rounded(tensor: Tensor, dtype: torch.dtype) -> Tensor:
 def _weights(case: Case, generator: torch.Generator) -> dict[str, Tensor]:
     bound = case.weight_gain / math.sqrt(case.hidden_size)
     weights: dict[str, Tensor] = {}
-    for layer in range(case.num_layers):
-        width = case.input_size if layer == 0 else case.hidden_size * case.num_directions
-        for direction in range(case.num_directions):
-            w_ih, w_hh, b_ih, b_hh = parameter_names(layer, direction)
-            shapes = {w_ih: (case.hidden_size, width), w_hh: (case.hidden_size, case.hidden_size)}
-            if case.bias:
-                shapes[b_ih] = shapes[b_hh] = (case.hidden_size,)
-            for name, shape in shapes.items():
-                values = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
-                if case.exact_zeros:
-                    values = values * (torch.rand(shape, generator=generator, dtype=torch.float64) > 0.3)
-                weights[name] = _rounded(values, case.torch_dtype)
+    for name, shape in case.family_record.parameter_shapes(case.constructor()).items():
+        values = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+        if case.exact_zeros:
+            values = values * (torch.rand(shape, generator=generator, dtype=torch.float64) > 0.3)
+        weights[name] = _rounded(values, case.torch_dtype)
     return weights
+
+
+def result_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """The family's results in canonical form: time-major padded output ``(T, B, D*R)``
+    and states ``(L*D, B, width)``; a cell's ``h'`` (and ``c'``) as a one-step output
+    ``(1, B, H)``."""
+    batch = 1 if case.layout == "unbatched" else case.batch
+    family = case.family_record
+    if family.cell:
+        return {name: (1, batch, case.hidden_size) for name in family.result_names}
+    layers_directions = case.num_layers * case.num_directions
+    shapes = {
+        "output": (case.seq_len, batch, case.num_directions * case.state_width),
+        "h_n": (layers_directions, batch, case.state_width),
+    }
+    if family.cell_state:
+        shapes["c_n"] = (layers_directions, batch, case.hidden_size)
+    return shapes
 
 
 def materialize(case: Case) -> Materialized:
@@ -244,10 +334,14 @@ def materialize(case: Case) -> Materialized:
             x[length:, row] = 0
     x = _rounded(x, case.torch_dtype)
     layers_directions = case.num_layers * case.num_directions
-    h0 = None
+    states = None
     if case.h0_given:
-        h0 = _rounded(torch.randn(layers_directions, batch, case.hidden_size, generator=generator_for(2), dtype=torch.float64).tanh() * case.h0_scale, case.torch_dtype)
+        generator = generator_for(2)
+        widths = (case.state_width, case.hidden_size) if case.family_record.cell_state else (case.state_width,)
+        states = tuple(
+            _rounded(torch.randn(layers_directions, batch, width, generator=generator, dtype=torch.float64).tanh() * case.h0_scale, case.torch_dtype)
+            for width in widths
+        )
     generator = generator_for(3)
-    output_cotangent = torch.randn(case.seq_len, batch, case.num_directions * case.hidden_size, generator=generator, dtype=torch.float64)
-    hn_cotangent = torch.randn(layers_directions, batch, case.hidden_size, generator=generator, dtype=torch.float64)
-    return Materialized(weights, second, x, h0, output_cotangent, hn_cotangent)
+    cotangents = {name: torch.randn(shape, generator=generator, dtype=torch.float64) for name, shape in result_shapes(case).items()}
+    return Materialized(weights, second, x, states, cotangents)

@@ -100,6 +100,11 @@ class _PreparedInput(NamedTuple):
     packed: PackedSequence | None
     unbatched: bool
 
+    @property
+    def hx(self) -> Tensor:
+        """The initial h of every layer and direction (kept for nn.RNN-era subclasses)."""
+        return self.states[0]
+
 
 def _torch_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]], factory_kwargs: dict) -> None:
     for name, shape in shapes.items():
@@ -323,6 +328,8 @@ class DropInRecurrent(nn.Module):
 
     def _restore(self, prepared: _PreparedInput, output: Tensor, finals: tuple[Tensor, ...]):
         """Put packed-form results back into the layout the caller gave."""
+        if isinstance(finals, Tensor):
+            finals = (finals,)
         if prepared.packed is not None:
             packed = prepared.packed
             if packed.unsorted_indices is not None:

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from harness.cases import Case, Materialized, materialize
+from harness.families import FAMILIES
 from harness.implementation import Implementation
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
@@ -43,18 +44,29 @@ class Discrepancy(AssertionError):
 @dataclasses.dataclass
 class RunResult:
     raw: Any  # what the module returned
-    output: Tensor  # float64 CPU, (T, B, D, H), zero past each sequence's end
-    h_n: Tensor  # float64 CPU, (L*D, B, H)
-    gradients: dict[str, Tensor]  # "input", "h_0", and state_dict keys; float64 CPU
+    values: dict[str, Tensor]
+    """float64 CPU, by the family's result names: ``output`` (T, B, D, R), zero past
+    each sequence's end; ``h_n``/``c_n`` (L*D, B, 1, width); a cell's ``h'``/``c'``
+    as a one-step output (1, B, 1, H)."""
+    gradients: dict[str, Tensor]  # "input", "h_0", "c_0", and state_dict keys; float64 CPU
     input: Any
-    h0: Tensor | None
+    initial: tuple[Tensor, ...] | None  # the initial state tensors passed, h_0 [, c_0]
+
+    @property
+    def output(self) -> Tensor:
+        return next(iter(self.values.values()))
+
+    @property
+    def h0(self) -> Tensor | None:
+        return None if self.initial is None else self.initial[0]
 
 
-def reference_factory():
-    """torch.nn.RNN on ATen's own kernel (no cuDNN/oneDNN); imported lazily."""
-    from impls.torch_aten import AtenRNN
+def reference_factory(family: str = "RNN"):
+    """The family's torch module on ATen's own kernels (no cuDNN/oneDNN); imported lazily."""
+    from impls.torch_aten import ATEN_MODULES
 
-    return AtenRNN
+    record = FAMILIES[family]
+    return ATEN_MODULES.get(family, record.module_class)
 
 
 def _quiet_construct(factory, case: Case, dtype: torch.dtype, device) -> torch.nn.Module:
@@ -63,7 +75,7 @@ def _quiet_construct(factory, case: Case, dtype: torch.dtype, device) -> torch.n
         warnings.filterwarnings("ignore", message=".*dropout option adds dropout after all but last.*")
         module = factory(**case.constructor(), dtype=dtype, device=device)
     if not isinstance(module, torch.nn.Module):
-        raise Discrepancy("contract", "factory", f"the factory returned a {type(module).__name__}, not an nn.Module; it must return a drop-in for torch.nn.RNN")
+        raise Discrepancy("contract", "factory", f"the factory returned a {type(module).__name__}, not an nn.Module; it must return a drop-in for torch.nn.{case.family}")
     module.train(case.training)
     return module
 
@@ -78,7 +90,7 @@ def _load(module: torch.nn.Module, weights: dict[str, Tensor], who: str) -> None
     if sorted(keys) != sorted(expected):
         raise Discrepancy(
             "contract", "state_dict",
-            f"{who}.state_dict() keys differ from torch.nn.RNN's:\n  missing: {sorted(set(expected) - set(keys))}\n"
+            f"{who}.state_dict() keys differ from torch's:\n  missing: {sorted(set(expected) - set(keys))}\n"
             f"  unexpected: {sorted(set(keys) - set(expected))}",
         )
     template = module.state_dict()
@@ -105,7 +117,7 @@ class _Session:
         self.model = model
         self.materialized = materialize(case)
         self.dtype = case.torch_dtype
-        AtenRNN = reference_factory()
+        AtenRNN = reference_factory(case.family)
         self.reference = _quiet_construct(AtenRNN, case, torch.float64, "cpu")
         _load(self.reference, self.materialized.weights, "reference")
         if self.dtype == torch.float64:
@@ -115,7 +127,7 @@ class _Session:
             self.probe_input = dataclasses.replace(
                 self.materialized,
                 padded_input=_perturbed(self.materialized.padded_input, generator, relative),
-                h0=None if self.materialized.h0 is None else _perturbed(self.materialized.h0, generator, relative),
+                initial_states=None if self.materialized.initial_states is None else tuple(_perturbed(state, generator, relative) for state in self.materialized.initial_states),
             )
         else:
             self.probe_weights = self.materialized.weights
@@ -171,9 +183,12 @@ class _Session:
     def sensitivity_inputs(self, ulps: float) -> Materialized:
         relative = ulps * self.model.unit_roundoff(self.dtype)
         tensors = self.materialized
-        h0 = None if tensors.h0 is None else tensors.h0 * (1 + relative * self._sensitivity_noise("h0", tensors.h0.shape))
+        states = None
+        if tensors.initial_states is not None:
+            # the first state's noise is keyed "h0" as it always was, so nn.RNN cases keep their probes
+            states = tuple(state * (1 + relative * self._sensitivity_noise(key, state.shape)) for key, state in zip(("h0", "c0"), tensors.initial_states))
         x = tensors.padded_input * (1 + relative * self._sensitivity_noise("input", tensors.padded_input.shape))
-        return dataclasses.replace(tensors, padded_input=x, h0=h0)
+        return dataclasses.replace(tensors, padded_input=x, initial_states=states)
 
     def update_weights(self) -> None:
         """Change the weights between calls, the way the case says."""
@@ -198,80 +213,148 @@ class _Session:
                 module.load_state_dict({k: v.to(module.state_dict()[k].dtype).to(module.state_dict()[k].device) for k, v in weights.items()})
 
 
+def _leaf(tensor: Tensor) -> Tensor:
+    return tensor.detach().requires_grad_()
+
+
 def run_module(module, case: Case, tensors: Materialized, dtype, device, who: str) -> RunResult:
     """One forward (and backward, if the case asks) in the case's layout."""
-    x, h0 = tensors.module_input(case, dtype, device)
+    family = case.family_record
+    x, hx = tensors.module_input(case, dtype, device)
     want_grad = case.backward and not case.no_grad
     if want_grad:
         if isinstance(x, PackedSequence):
-            x = PackedSequence(x.data.detach().requires_grad_(), x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+            x = PackedSequence(_leaf(x.data), x.batch_sizes, x.sorted_indices, x.unsorted_indices)
         else:
-            x = x.detach().requires_grad_()
-        if h0 is not None:
-            h0 = h0.detach().requires_grad_()
+            x = _leaf(x)
+        if hx is not None:
+            hx = tuple(_leaf(state) for state in hx) if family.cell_state else _leaf(hx)
+    initial = None if hx is None else (tuple(hx) if family.cell_state else (hx,))
     grad_mode = torch.no_grad() if case.no_grad else contextlib.nullcontext()
     with grad_mode:
-        raw = module(x, h0)
+        raw = module(x, hx)
     if who == "candidate":
         check_structure(case, raw, x)
-    output, h_n = raw
-    if isinstance(output, PackedSequence):
-        padded, _ = pad_packed_sequence(output, total_length=case.seq_len)
-    elif case.layout == "unbatched":
-        padded = output.unsqueeze(1)
-    else:
-        padded = output.transpose(0, 1) if case.batch_first else output
-    if case.layout == "unbatched":
-        h_n = h_n.unsqueeze(1)
+    flat = canonical_results(case, raw)
     gradients: dict[str, Tensor] = {}
     if want_grad:
-        functional = (padded.double() * tensors.output_cotangent.to(padded.device)).sum() + (h_n.double() * tensors.hn_cotangent.to(h_n.device)).sum()
+        functional = sum((value.double() * tensors.cotangents[name].to(value.device)).sum() for name, value in flat.items())
         parameters = module.state_dict(keep_vars=True)
-        names = ["input"] + (["h_0"] if h0 is not None else []) + list(tensors.weights)
-        leaves = [x.data if isinstance(x, PackedSequence) else x] + ([h0] if h0 is not None else []) + [parameters[k] for k in tensors.weights]
+        state_names = list(family.initial_state_names[: len(initial)]) if initial is not None else []
+        names = ["input"] + state_names + list(tensors.weights)
+        leaves = [x.data if isinstance(x, PackedSequence) else x] + list(initial or ()) + [parameters[k] for k in tensors.weights]
         if not functional.requires_grad:
-            raise Discrepancy("gradient", "output", "the outputs do not require grad: the graph to the input, h_0 and parameters is cut (a .detach() or torch.no_grad() inside forward?)")
+            raise Discrepancy("gradient", family.result_names[0], f"the results do not require grad: the graph to the input, {', '.join(family.initial_state_names)} and parameters is cut (a .detach() or torch.no_grad() inside forward?)")
         grads = torch.autograd.grad(functional, leaves, allow_unused=True)
         for name, grad in zip(names, grads):
             if grad is None:
                 if who == "candidate":
-                    raise Discrepancy("gradient", name, f"no gradient reaches {name}: it is not connected to the outputs in the candidate's graph")
+                    raise Discrepancy("gradient", name, f"no gradient reaches {name}: it is not connected to the results in the candidate's graph")
                 continue
             gradients[name] = grad.detach().double().cpu()
-    steps, batch = padded.shape[0], padded.shape[1]
-    output4 = padded.detach().double().cpu().reshape(steps, batch, case.num_directions, case.hidden_size)
-    return RunResult(raw, output4, h_n.detach().double().cpu(), gradients, x, h0)
+    values = {}
+    for name, value in flat.items():
+        value = value.detach().double().cpu()
+        if name == "output":
+            value = value.reshape(value.shape[0], value.shape[1], case.num_directions, case.state_width)
+        else:  # a state, or a cell's one-step result
+            value = value.unsqueeze(2)
+        values[name] = value
+    return RunResult(raw, values, gradients, x, initial)
+
+
+def returned_tensors(case: Case, raw: Any) -> dict[str, Any]:
+    """What forward returned, by the family's result names (structure already checked)."""
+    family = case.family_record
+    if family.cell:
+        return dict(zip(family.result_names, raw if family.cell_state else (raw,)))
+    output, state = raw
+    return dict(zip(family.result_names, (output, *(state if family.cell_state else (state,)))))
+
+
+def canonical_results(case: Case, raw: Any) -> dict[str, Tensor]:
+    """The results in the canonical shapes of `harness.cases.result_shapes`."""
+    family = case.family_record
+    unbatched = case.layout == "unbatched"
+    flat = {}
+    for name, value in returned_tensors(case, raw).items():
+        if family.cell:
+            value = value.unsqueeze(0).unsqueeze(0) if unbatched else value.unsqueeze(0)
+        elif name == "output":
+            if isinstance(value, PackedSequence):
+                value, _ = pad_packed_sequence(value, total_length=case.seq_len)
+            elif unbatched:
+                value = value.unsqueeze(1)
+            elif case.batch_first:
+                value = value.transpose(0, 1)
+        elif unbatched:
+            value = value.unsqueeze(1)
+        flat[name] = value
+    return flat
+
+
+def expected_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """torch's shapes for each returned tensor (a PackedSequence output: its data)."""
+    family = case.family_record
+    B, H, R = case.batch, case.hidden_size, case.state_width
+    if family.cell:
+        shape = (H,) if case.layout == "unbatched" else (B, H)
+        return {name: shape for name in family.result_names}
+    D, L, T = case.num_directions, case.num_layers, case.seq_len
+    if case.layout == "unbatched":
+        shapes = {"output": (T, D * R), "h_n": (L * D, R), "c_n": (L * D, H)}
+    else:
+        if case.packed:
+            output = (sum(case.lengths), D * R)
+        else:
+            output = (B, T, D * R) if case.batch_first else (T, B, D * R)
+        shapes = {"output": output, "h_n": (L * D, B, R), "c_n": (L * D, B, H)}
+    return {name: shapes[name] for name in family.result_names}
 
 
 def check_structure(case: Case, raw: Any, given_input) -> None:
     """Types, shapes, dtypes, devices and PackedSequence metadata, exactly as torch returns them."""
-    if not isinstance(raw, tuple) or len(raw) != 2:
-        raise Discrepancy("type", "return value", f"forward returned {type(raw).__name__}{'' if not isinstance(raw, tuple) else f' of length {len(raw)}'}, but torch returns a tuple (output, h_n)")
-    output, h_n = raw
-    expected_type = PackedSequence if case.packed else Tensor
-    if not isinstance(output, expected_type) or (expected_type is Tensor and isinstance(output, PackedSequence)):
-        raise Discrepancy("type", "output", f"output is a {type(output).__name__}, but torch returns a {expected_type.__name__} for {case.layout} input")
-    if not isinstance(h_n, Tensor):
-        raise Discrepancy("type", "h_n", f"h_n is a {type(h_n).__name__}, but torch returns a Tensor")
-    D, H, L = case.num_directions, case.hidden_size, case.num_layers
-    batch = case.batch
-    if case.layout == "unbatched":
-        expected_output, expected_hn = (case.seq_len, D * H), (L * D, H)
-    elif case.packed:
-        expected_output, expected_hn = (sum(case.lengths), D * H), (L * D, batch, H)
-    elif case.batch_first:
-        expected_output, expected_hn = (batch, case.seq_len, D * H), (L * D, batch, H)
+    family = case.family_record
+    expected = family.return_signature()
+
+    def wrong(what: str) -> Discrepancy:
+        return Discrepancy("type", "return value", f"forward returned {what}, but torch.nn.{family.name} returns {expected}")
+
+    def describe(value) -> str:
+        if isinstance(value, tuple):
+            return f"a tuple of {len(value)} ({', '.join(type(v).__name__ for v in value)})"
+        return f"a {type(value).__name__}"
+
+    if family.cell:
+        if family.cell_state:
+            if not isinstance(raw, tuple) or len(raw) != 2 or not all(isinstance(v, Tensor) for v in raw):
+                raise wrong(describe(raw))
+        elif not isinstance(raw, Tensor) or isinstance(raw, PackedSequence):
+            raise wrong(describe(raw))
     else:
-        expected_output, expected_hn = (case.seq_len, batch, D * H), (L * D, batch, H)
-    output_tensor = output.data if case.packed else output
-    for name, tensor, shape in (("output" + (".data" if case.packed else ""), output_tensor, expected_output), ("h_n", h_n, expected_hn)):
+        if not isinstance(raw, tuple) or len(raw) != 2:
+            raise wrong(describe(raw))
+        output, state = raw
+        expected_type = PackedSequence if case.packed else Tensor
+        if not isinstance(output, expected_type) or (expected_type is Tensor and isinstance(output, PackedSequence)):
+            raise Discrepancy("type", "output", f"output is a {type(output).__name__}, but torch returns a {expected_type.__name__} for {case.layout} input")
+        if family.cell_state:
+            if not isinstance(state, tuple) or len(state) != 2 or not all(isinstance(v, Tensor) for v in state):
+                raise Discrepancy("type", "h_n", f"the state is {describe(state)}, but torch.nn.{family.name} returns a tuple (h_n, c_n) of Tensors")
+        elif not isinstance(state, Tensor):
+            raise Discrepancy("type", "h_n", f"h_n is {describe(state)}, but torch.nn.{family.name} returns a Tensor")
+    shapes = expected_shapes(case)
+    for name, value in returned_tensors(case, raw).items():
+        label, tensor = (name + ".data", value.data) if isinstance(value, PackedSequence) else (name, value)
+        shape = shapes[name]
         if tuple(tensor.shape) != shape:
-            raise Discrepancy("shape", name, f"{name}.shape={tuple(tensor.shape)}, but torch gives {shape}")
+            raise Discrepancy("shape", name, f"{label}.shape={tuple(tensor.shape)}, but torch gives {shape}")
         if tensor.dtype != case.torch_dtype:
-            raise Discrepancy("dtype", name, f"{name}.dtype={tensor.dtype}, but torch gives {case.torch_dtype}")
+            raise Discrepancy("dtype", name, f"{label}.dtype={tensor.dtype}, but torch gives {case.torch_dtype}")
         if tensor.device != torch.device(case.device) and tensor.device.type != torch.device(case.device).type:
-            raise Discrepancy("device", name, f"{name} is on {tensor.device}, but torch returns it on {case.device}")
+            raise Discrepancy("device", name, f"{label} is on {tensor.device}, but torch returns it on {case.device}")
     if case.packed:
+        output = raw[0]
         for field in ("batch_sizes", "sorted_indices", "unsorted_indices"):
             got, want = getattr(output, field), getattr(given_input, field)
             same = (got is None and want is None) or (got is not None and want is not None and torch.equal(got.cpu(), want.cpu()))
@@ -297,39 +380,51 @@ def _storages(tensors: dict[str, Tensor | None]) -> set[frozenset[str]]:
     return {frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1 :] if pointers[a] == pointers[b]}
 
 
-def _alias_view(run: RunResult) -> dict[str, Tensor | None]:
-    output, h_n = run.raw
-    return {
-        "output": output.data if isinstance(output, PackedSequence) else output,
-        "h_n": h_n,
-        "input": run.input.data if isinstance(run.input, PackedSequence) else run.input,
-        "h_0": run.h0,
-    }
+def _alias_view(case: Case, run: RunResult) -> dict[str, Tensor | None]:
+    view = {}
+    for name, value in returned_tensors(case, run.raw).items():
+        view[name] = value.data if isinstance(value, PackedSequence) else value
+    view["input"] = run.input.data if isinstance(run.input, PackedSequence) else run.input
+    for name, state in zip(case.family_record.initial_state_names, run.initial or ()):
+        view[name] = state
+    return view
 
 
-def _input_snapshot(x, h0) -> list[Tensor]:
+def _input_snapshot(x, hx) -> list[Tensor]:
     data = x.data if isinstance(x, PackedSequence) else x
-    return [data.detach().clone()] + ([h0.detach().clone()] if h0 is not None else [])
+    states = [] if hx is None else (list(hx) if isinstance(hx, tuple) else [hx])
+    return [data.detach().clone()] + [state.detach().clone() for state in states]
 
 
 def compare_values(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
-    """Output and h_n within the error model; NaN/Inf only where torch has them."""
-    valid = torch.zeros(case.seq_len, reference.output.shape[1], dtype=torch.bool)
+    """Every returned tensor within the error model; NaN/Inf only where torch has them.
+
+    Step-by-step results (a layer's output, a cell's h' and c') get a bound that
+    grows along each direction's time order; final states (h_n, c_n) one per batch
+    row, which borrows the error the row's outputs showed at every step.
+    """
+    family = case.family_record
+    first = family.result_names[0]
+    steps, batch = reference.values[first].shape[:2]
+    valid = torch.zeros(steps, batch, dtype=torch.bool)
     if case.lengths is not None:
         for row, length in enumerate(case.lengths):
             valid[:length, row] = True
     else:
         valid[:] = True
     causal = case.num_layers == 1 or not case.bidirectional
-    bound, compare = model.value_bound(reference.output, probe.output, valid, case.torch_dtype, causal)
-    _check_elements(case, "output", reference.output, probe.output, candidate.output, bound, compare, call, valid)
-    hn_shape = (reference.h_n.shape[0], reference.h_n.shape[1], 1, reference.h_n.shape[2])
-    hn_valid = torch.ones(hn_shape[0], hn_shape[1], dtype=torch.bool)
-    output_error = (probe.output - reference.output).abs().nan_to_num(nan=math.inf)
+    output_error = (probe.values[first] - reference.values[first]).abs().nan_to_num(nan=math.inf)
     output_error = torch.where(valid.reshape(*valid.shape, 1, 1), output_error, torch.zeros_like(output_error))
     row_error = output_error.amax(dim=(0, 2, 3)) if output_error.numel() else None
-    bound, compare = model.value_bound(reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), hn_valid, case.torch_dtype, causal=False, row_error=row_error)
-    _check_elements(case, "h_n", reference.h_n.reshape(hn_shape), probe.h_n.reshape(hn_shape), candidate.h_n.reshape(hn_shape), bound, compare, call, hn_valid)
+    for name in family.result_names:
+        want, near, got = reference.values[name], probe.values[name], candidate.values[name]
+        if family.cell or name == "output":
+            bound, compare = model.value_bound(want, near, valid, case.torch_dtype, causal)
+            _check_elements(case, name, want, near, got, bound, compare, call, valid)
+        else:
+            state_valid = torch.ones(want.shape[0], want.shape[1], dtype=torch.bool)
+            bound, compare = model.value_bound(want, near, state_valid, case.torch_dtype, causal=False, row_error=row_error)
+            _check_elements(case, name, want, near, got, bound, compare, call, state_valid)
 
 
 def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid) -> None:
@@ -371,15 +466,18 @@ def divmod_index(flat: int, shape) -> tuple[int, ...]:
 
 
 def _where(case: Case, name: str, index: tuple[int, ...]) -> str:
+    if case.family_record.cell:
+        _, row, _, feature = index
+        return f"batch row {row}, feature {feature}" if case.layout != "unbatched" else f"feature {feature}"
     if name == "output":
         step, row, direction, feature = index
         text = f"time step {step}, batch row {row}, feature {feature}"
         if case.bidirectional:
-            text += f" ({'reverse' if direction else 'forward'} half, output feature {direction * case.hidden_size + feature})"
+            text += f" ({'reverse' if direction else 'forward'} half, output feature {direction * case.state_width + feature})"
         return text
     layer_direction, row, _, feature = index
     layer, direction = divmod(layer_direction, case.num_directions)
-    return f"h_n[{layer_direction}] (layer {layer}, {'reverse' if direction else 'forward'} direction), batch row {row}, feature {feature}"
+    return f"{name}[{layer_direction}] (layer {layer}, {'reverse' if direction else 'forward'} direction), batch row {row}, feature {feature}"
 
 
 def _first_divergence(case: Case, violation: Tensor) -> list[str]:
@@ -396,7 +494,10 @@ def _first_divergence(case: Case, violation: Tensor) -> list[str]:
 
 
 def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
-    K = (max(case.input_size, case.num_directions * case.hidden_size) + case.hidden_size) * case.seq_len * max(case.batch, 1)
+    # The longest dot product behind one gradient element: a layer input row, the
+    # recurrent row of every gate, over every step and batch row.
+    gates = case.family_record.gate_count
+    K = (max(case.input_size, case.num_directions * case.state_width) + gates * case.hidden_size) * case.seq_len * max(case.batch, 1)
     for name, expected in reference.gradients.items():
         got = candidate.gradients.get(name)
         if got is None:
@@ -446,8 +547,8 @@ def _check_call(session: _Session, call: str) -> None:
     for module, ulps, values in session.sensitivity_probes:
         perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
         probe = _widened(reference, probe, perturbed, values=values)
-    x, h0 = session.materialized.module_input(case, session.dtype, case.device)
-    before = _input_snapshot(x, h0)
+    x, hx = session.materialized.module_input(case, session.dtype, case.device)
+    before = _input_snapshot(x, hx)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
     try:
         candidate = run_module(session.candidate, case, session.materialized, session.dtype, case.device, "candidate")
@@ -455,14 +556,14 @@ def _check_call(session: _Session, call: str) -> None:
         raise
     except Exception as error:  # noqa: BLE001 - the candidate's exception is the finding
         raise Discrepancy("exception", "forward", f"the candidate raised {_exception_line(error)} on a valid input{call} (torch returns normally)", {"traceback": _short_traceback(error)}) from error
-    after = _input_snapshot(candidate.input, candidate.h0)
-    for name, old, new in zip(("input", "h_0"), before, after):
+    after = _input_snapshot(candidate.input, candidate.initial)
+    for name, old, new in zip(("input", *case.family_record.initial_state_names), before, after):
         if not torch.equal(old.nan_to_num(), new.nan_to_num()):
             raise Discrepancy("mutation", name, f"the candidate modified its {name} in place{call}: max change {float((old.double() - new.double()).abs().max()):.3g}")
     for key, value in session.candidate.state_dict().items():
         if not torch.equal(weights_before[key].nan_to_num(), value.nan_to_num()):
             raise Discrepancy("mutation", key, f"forward modified the parameter {key} in place{call}")
-    new_aliases = _storages(_alias_view(candidate)) - _storages(_alias_view(probe))
+    new_aliases = _storages(_alias_view(case, candidate)) - _storages(_alias_view(case, probe))
     if new_aliases:
         pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
         raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
@@ -480,17 +581,13 @@ def _combined_probe(reference: RunResult, probe: RunResult, low: RunResult, scal
         return ref + torch.maximum((high - ref).abs(), scaled.nan_to_num(nan=math.inf))
 
     gradients = {name: combine(reference.gradients[name], probe.gradients[name], low.gradients[name]) for name in probe.gradients}
-    return dataclasses.replace(
-        probe,
-        output=combine(reference.output, probe.output, low.output),
-        h_n=combine(reference.h_n, probe.h_n, low.h_n),
-        gradients=gradients,
-    )
+    values = {name: combine(reference.values[name], probe.values[name], low.values[name]) for name in probe.values}
+    return dataclasses.replace(probe, values=values, gradients=gradients)
 
 
 def _widened(reference: RunResult, probe: RunResult, perturbed: RunResult, values: bool) -> RunResult:
     """The probe, with its error raised elementwise to a sensitivity probe's where that
-    is larger: always for gradients, for output and h_n only when ``values``."""
+    is larger: always for gradients, for the returned values only when ``values``."""
 
     def widen(ref: Tensor, current: Tensor, other: Tensor) -> Tensor:
         return ref + torch.maximum((current - ref).abs(), (other - ref).abs().nan_to_num(nan=math.inf))
@@ -498,12 +595,8 @@ def _widened(reference: RunResult, probe: RunResult, perturbed: RunResult, value
     gradients = {name: widen(reference.gradients[name], grad, perturbed.gradients[name]) for name, grad in probe.gradients.items()}
     if not values:
         return dataclasses.replace(probe, gradients=gradients)
-    return dataclasses.replace(
-        probe,
-        output=widen(reference.output, probe.output, perturbed.output),
-        h_n=widen(reference.h_n, probe.h_n, perturbed.h_n),
-        gradients=gradients,
-    )
+    widened = {name: widen(reference.values[name], value, perturbed.values[name]) for name, value in probe.values.items()}
+    return dataclasses.replace(probe, values=widened, gradients=gradients)
 
 
 def _probe_tensors(session: _Session) -> Materialized:
@@ -512,42 +605,81 @@ def _probe_tensors(session: _Session) -> Materialized:
     return session.materialized
 
 
-def _with_defect(case: Case, x, h0, dtype):
-    """Break one thing about a valid input, the way a user's mistake would."""
-    if case.defect == "wrong_width":
-        data = x.data if isinstance(x, PackedSequence) else x
-        wider = torch.cat([data, data[..., :1]], dim=-1)
-        return (PackedSequence(wider, x.batch_sizes, x.sorted_indices, x.unsorted_indices) if isinstance(x, PackedSequence) else wider), h0
-    if h0 is None and case.defect.startswith("h0"):
-        shape = (case.num_layers * case.num_directions,) + ((case.batch,) if case.layout != "unbatched" else ()) + (case.hidden_size,)
-        h0 = torch.zeros(shape, dtype=dtype, device=case.device)
-    if case.defect == "h0_wrong_batch":
-        batch_dim = 1 if h0.dim() == 3 else 0
-        return x, torch.cat([h0, h0.sum(batch_dim, keepdim=True)], dim=batch_dim)
-    if case.defect == "h0_wrong_hidden":
-        return x, torch.cat([h0, h0[..., :1]], dim=-1)
-    if case.defect == "h0_wrong_rank":
-        return x, h0.unsqueeze(0)
-    data = x.data if isinstance(x, PackedSequence) else x
-    if case.defect == "input_1d":
-        return data.reshape(-1), h0
-    if case.defect == "input_4d":
-        return data.reshape(1, *([1] * (3 - data.dim())), *data.shape), h0
-    if case.defect == "empty_sequence":  # generated for plain tensor layouts only
-        time_dim = 1 if case.batch_first and data.dim() == 3 else 0
-        return data.narrow(time_dim, 0, 0), h0
-    if case.defect == "dtype_mismatch":
+def _with_defect(case: Case, x, hx, dtype):
+    """Break one thing about a valid input, the way a user's mistake would.
+
+    ``hx`` is the initial state in the case's layout (None, a Tensor, or (h_0, c_0));
+    a defect in the state needs one, so pass the state of ``h0_given=True``.
+    """
+    family = case.family_record
+    defect = case.defect
+    packed = isinstance(x, PackedSequence)
+    data = x.data if packed else x
+
+    def with_data(new):
+        return PackedSequence(new, x.batch_sizes, x.sorted_indices, x.unsorted_indices) if packed else new
+
+    if defect == "wrong_width":
+        return with_data(torch.cat([data, data[..., :1]], dim=-1)), hx
+    if defect == "input_one_feature":
+        return with_data(data[..., :1]), hx
+    if defect == "dtype_mismatch":
         other = torch.float64 if dtype != torch.float64 else torch.float32
-        data = x.data if isinstance(x, PackedSequence) else x
-        converted = data.to(other)
-        return (PackedSequence(converted, x.batch_sizes, x.sorted_indices, x.unsorted_indices) if isinstance(x, PackedSequence) else converted), h0
-    raise ValueError(f"unknown defect {case.defect!r}")
+        return with_data(data.to(other)), hx
+    if defect == "input_1d":
+        return data.reshape(-1), hx
+    if defect == "input_4d":
+        return data.reshape(1, *([1] * (3 - data.dim())), *data.shape), hx
+    if defect == "input_0d":
+        return data.reshape(-1)[0], hx
+    if defect == "input_3d":
+        return data.unsqueeze(0), hx
+    if defect == "empty_sequence":  # generated for plain tensor layouts only
+        time_dim = 1 if case.batch_first and data.dim() == 3 else 0
+        return data.narrow(time_dim, 0, 0), hx
+    states = list(hx) if family.cell_state else [hx]
+    if defect == "c0_missing":
+        return x, (states[0],)
+    if defect == "state_not_tuple":
+        return x, states[0]
+    target, change = defect.split("_", 1)
+    index = 1 if target == "c0" else 0
+    state = states[index]
+    # the batch dimension of a state in the caller's layout (None when unbatched)
+    batch_dim = (0 if state.dim() == 2 else None) if family.cell else (1 if state.dim() == 3 else None)
+    if change == "wrong_batch":
+        state = torch.cat([state, state.sum(batch_dim, keepdim=True)], dim=batch_dim)
+    elif change == "wrong_hidden":
+        state = torch.cat([state, state[..., :1]], dim=-1)
+    elif change == "wrong_rank":
+        state = state.unsqueeze(0)
+    elif change == "one_layer":
+        state = state[:1]
+    elif change == "one_row":
+        state = state.narrow(batch_dim, 0, 1)
+    elif change == "one_feature":
+        state = state[..., :1]
+    else:
+        raise ValueError(f"unknown defect {defect!r}")
+    states[index] = state
+    return x, (tuple(states) if family.cell_state else states[0])
+
+
+def defective_input(case: Case, dtype):
+    """The case's (input, state) with its defect applied, in dtype on the case's device."""
+    materialized = materialize(dataclasses.replace(case, h0_given=True)) if _state_defect(case) and not case.h0_given else materialize(case)
+    x, hx = materialized.module_input(case, dtype, case.device)
+    return _with_defect(case, x, hx, dtype)
+
+
+def _state_defect(case: Case) -> bool:
+    return case.defect is not None and (case.defect.startswith(("h0", "c0")) or case.defect in ("c0_missing", "state_not_tuple"))
 
 
 def check_invalid(implementation: Implementation, case: Case) -> None:
     """On an invalid input the candidate must raise the same exception type as torch."""
     materialized = materialize(case)
-    torch_module = _quiet_construct(reference_factory(), case, case.torch_dtype, case.device)
+    torch_module = _quiet_construct(reference_factory(case.family), case, case.torch_dtype, case.device)
     _load(torch_module, materialized.weights, "reference")
     try:
         candidate = _quiet_construct(implementation.factory, case, case.torch_dtype, case.device)
@@ -558,10 +690,9 @@ def check_invalid(implementation: Implementation, case: Case) -> None:
     _load(candidate, materialized.weights, "candidate")
     outcomes = []
     for module in (torch_module, candidate):
-        x, h0 = materialized.module_input(case, case.torch_dtype, case.device)
-        x, h0 = _with_defect(case, x, h0, case.torch_dtype)
+        x, hx = defective_input(case, case.torch_dtype)
         try:
-            module(x, h0)
+            module(x, hx)
             outcomes.append(None)
         except Exception as error:  # noqa: BLE001
             outcomes.append(error)
@@ -582,7 +713,7 @@ def check_invalid(implementation: Implementation, case: Case) -> None:
 def localize_layer(implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL) -> int | None:
     """The first layer whose output already differs: rerun with the stack cut after
     each layer (weights of the kept layers only). None if the cut stacks all agree."""
-    if case.num_layers == 1 or case.defect is not None:
+    if case.family_record.cell or case.num_layers == 1 or case.defect is not None:
         return None
     for layers in range(1, case.num_layers):
         shorter = dataclasses.replace(case, num_layers=layers, second_call="none", backward=False)

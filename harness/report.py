@@ -39,7 +39,7 @@ class Progress:
 
 
 def summary_table(results) -> str:
-    rows = [("implementation", "verdict", "examples", "seconds", "examples/s", "finding")]
+    rows = [("implementation", "family", "verdict", "examples", "seconds", "examples/s", "finding")]
     for result in results:
         rate = f"{result.examples / result.seconds:.1f}" if result.seconds > 0 else "-"
         finding = ""
@@ -47,7 +47,7 @@ def summary_table(results) -> str:
             finding = f"{result.failure.kind}: {result.failure.subject}"
         elif result.reason:
             finding = result.reason.strip().splitlines()[-1][:60]
-        rows.append((result.name, result.verdict.upper() if result.verdict != "pass" else "pass", str(result.examples), f"{result.seconds:.1f}", rate, finding))
+        rows.append((result.name, result.family or "?", result.verdict.upper() if result.verdict != "pass" else "pass", str(result.examples), f"{result.seconds:.1f}", rate, finding))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

@@ -15,7 +15,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 from harness.cases import Case, materialize
-from harness.oracle import Discrepancy, _with_defect
+from harness.oracle import Discrepancy, defective_input
 
 _TEMPLATE = '''\
 """Repro for {name}: {headline}
@@ -33,6 +33,10 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from {module} import {qualname} as candidate_factory
 
+TORCH_CLASS = torch.nn.{family}  # the reference, on ATen's own kernels (see main)
+CELL, CELL_STATE = {cell}, {cell_state}  # a one-step cell; a state (h, c) rather than h
+RESULT_NAMES, STATE_NAMES = {result_names}, {state_names}
+STATE_WIDTH = {state_width}
 CONSTRUCTOR = {constructor}
 DTYPE, DEVICE = torch.{dtype}, {device!r}
 TRAINING, NO_GRAD, BACKWARD = {training}, {no_grad}, {backward}
@@ -44,10 +48,10 @@ FINDING = {finding}
 WEIGHTS = {weights}
 SECOND_WEIGHTS = {second_weights}
 INPUT = {input}
-H0 = {h0}
+INITIAL_STATES = {initial_states}  # in the layout passed to forward
+STATE_FORM = {state_form!r}  # how forward receives them: "none", "tensor" or "tuple"
 PACKED = {packed}  # batch_sizes, sorted_indices, unsorted_indices
-OUTPUT_COTANGENT = {output_cotangent}
-HN_COTANGENT = {hn_cotangent}
+COTANGENTS = {cotangents}
 
 
 def laid_out(tensor):
@@ -67,16 +71,34 @@ def laid_out(tensor):
 
 
 def make_input(dtype, device, requires_grad):
+    """(input, hx, leaves): hx is None, a Tensor, or a tuple, as forward takes it."""
     x = laid_out(torch.tensor(INPUT, dtype=torch.float64).to(dtype).to(device))
-    h0 = None if H0 is None else laid_out(torch.tensor(H0, dtype=torch.float64).to(dtype).to(device))
+    states = [] if INITIAL_STATES is None else [laid_out(torch.tensor(s, dtype=torch.float64).to(dtype).to(device)) for s in INITIAL_STATES]
     if requires_grad:
-        x.requires_grad_()
-        if h0 is not None:
-            h0.requires_grad_()
-    leaf = x
+        for tensor in [x, *states]:
+            tensor.requires_grad_()
+    leaves = [x, *states]
     if PACKED is not None:
         x = PackedSequence(x, *(None if v is None else torch.tensor(v) for v in PACKED))
-    return x, h0, leaf
+    hx = {{"none": None, "tensor": states[0] if states else None, "tuple": tuple(states)}}[STATE_FORM]
+    return x, hx, leaves
+
+
+def canonical(result):
+    """The results as the harness compares them: time-major padded output and states."""
+    if CELL:
+        parts = list(result) if CELL_STATE else [result]
+        parts = [p.unsqueeze(0).unsqueeze(0) if LAYOUT == "unbatched" else p.unsqueeze(0) for p in parts]
+        return dict(zip(RESULT_NAMES, parts))
+    output, state = result
+    states = list(state) if CELL_STATE else [state]
+    if isinstance(output, PackedSequence):
+        output = pad_packed_sequence(output, total_length=TOTAL_LENGTH)[0]
+    elif LAYOUT == "unbatched":
+        output, states = output.unsqueeze(1), [s.unsqueeze(1) for s in states]
+    elif BATCH_FIRST:
+        output = output.transpose(0, 1)
+    return dict(zip(RESULT_NAMES, [output, *states]))
 
 
 def build(factory, dtype, device, weights):
@@ -99,32 +121,30 @@ def update(module, weights):
 def call(module, dtype, device):
     """Forward (and backward) like the harness: canonical outputs and gradients."""
     want_grad = BACKWARD and not NO_GRAD
-    x, h0, leaf = make_input(dtype, device, want_grad)
-    before = [t.detach().clone() for t in (leaf, h0) if t is not None]
+    x, hx, leaves = make_input(dtype, device, want_grad)
+    before = [t.detach().clone() for t in leaves]
     if NO_GRAD:
         with torch.no_grad():
-            result = module(x, h0)
+            result = module(x, hx)
     else:
-        result = module(x, h0)
-    output, h_n = result
-    if isinstance(output, PackedSequence):
-        padded = pad_packed_sequence(output, total_length=TOTAL_LENGTH)[0]
-    elif LAYOUT == "unbatched":
-        padded, h_n = output.unsqueeze(1), h_n.unsqueeze(1)
-    else:
-        padded = output.transpose(0, 1) if BATCH_FIRST else output
-    values = {{"output": padded, "h_n": h_n}}
+        result = module(x, hx)
+    values = canonical(result)
     gradients = {{}}
     if want_grad:
-        functional = (padded.double() * torch.tensor(OUTPUT_COTANGENT, dtype=torch.float64).to(padded.device)).sum()
-        functional = functional + (h_n.double() * torch.tensor(HN_COTANGENT, dtype=torch.float64).to(h_n.device)).sum()
+        functional = sum((v.double() * torch.tensor(COTANGENTS[k], dtype=torch.float64).to(v.device)).sum() for k, v in values.items())
         parameters = module.state_dict(keep_vars=True)
-        names = ["input"] + (["h_0"] if h0 is not None else []) + list(WEIGHTS)
-        leaves = [leaf] + ([h0] if h0 is not None else []) + [parameters[k] for k in WEIGHTS]
-        grads = torch.autograd.grad(functional, leaves, allow_unused=True)
+        names = ["input"] + STATE_NAMES[: len(leaves) - 1] + list(WEIGHTS)
+        grads = torch.autograd.grad(functional, leaves + [parameters[k] for k in WEIGHTS], allow_unused=True)
         gradients = dict(zip(names, grads))
-    after = [t.detach().clone() for t in (leaf, h0) if t is not None]
+    after = [t.detach().clone() for t in leaves]
     return result, values, gradients, before, after
+
+
+def flat(result):
+    """Every object forward returned, nested tuples opened."""
+    if isinstance(result, tuple) and not isinstance(result, PackedSequence):
+        return [part for item in result for part in flat(item)]
+    return [result]
 
 
 def run(factory, dtype, device, label):
@@ -143,11 +163,11 @@ def main():
     torch.backends.mkldnn.enabled = False  # the reference is ATen's own kernel
     if kind == "exception_type":
         errors = []
-        for factory, label in ((torch.nn.RNN, "torch"), (candidate_factory, "candidate")):
+        for factory, label in ((TORCH_CLASS, "torch"), (candidate_factory, "candidate")):
             module = build(factory, DTYPE, DEVICE, WEIGHTS)
-            x, h0, _ = make_input(DTYPE, DEVICE, False)
+            x, hx, _ = make_input(DTYPE, DEVICE, False)
             try:
-                module(x, h0)
+                module(x, hx)
                 errors.append(None)
             except Exception as error:
                 errors.append(error)
@@ -160,11 +180,11 @@ def main():
         import traceback
         traceback.print_exc()
         print("REPRODUCED: the candidate raised (torch does not, see below)")
-        run(torch.nn.RNN, DTYPE, DEVICE, "torch")
+        run(TORCH_CLASS, DTYPE, DEVICE, "torch")
         print("torch ran normally")
         return 1
-    reference = run(torch.nn.RNN, torch.float64, "cpu", "reference")
-    same_dtype_torch = run(torch.nn.RNN, DTYPE, DEVICE, "torch")
+    reference = run(TORCH_CLASS, torch.float64, "cpu", "reference")
+    same_dtype_torch = run(TORCH_CLASS, DTYPE, DEVICE, "torch")
     if kind == "gradient" and "index" not in FINDING:
         missing = candidate[2].get(subject) is None
         print(f"gradient w.r.t. {{subject}}: " + ("missing in the candidate's graph" if missing else "present"))
@@ -176,9 +196,9 @@ def main():
         want = reference[source][name].detach().double().cpu()
         torch_own = same_dtype_torch[source][name].detach().double().cpu()
         index = tuple(FINDING["index"])
-        if name in ("output",):
-            got, want, torch_own = (t.reshape(t.shape[0], t.shape[1], -1, CONSTRUCTOR["hidden_size"]) for t in (got, want, torch_own))
-        if name == "h_n":
+        if kind == "value" and name == "output":
+            got, want, torch_own = (t.reshape(t.shape[0], t.shape[1], -1, STATE_WIDTH) for t in (got, want, torch_own))
+        elif kind == "value":
             got, want, torch_own = (t.unsqueeze(2) for t in (got, want, torch_own))
         error = abs(float(got[index]) - float(want[index]))
         print(f"{{name}}{{list(index)}}: candidate {{float(got[index]):.9g}}, float64 reference {{float(want[index]):.9g}}, "
@@ -189,18 +209,22 @@ def main():
         print("the candidate " + ("modified" if changed else "did not modify") + " its input or h_0 in place")
         return int(changed)
     if kind == "aliasing":
-        output, h_n = candidate[0]
-        data = output.data if isinstance(output, PackedSequence) else output
-        shared = data.numel() > 0 and h_n.numel() > 0 and data.untyped_storage().data_ptr() == h_n.untyped_storage().data_ptr()
-        print("output and h_n " + ("share" if shared else "do not share") + " memory in the candidate's result")
+        tensors = [t.data if isinstance(t, PackedSequence) else t for t in flat(candidate[0])]
+        pointers = [t.untyped_storage().data_ptr() for t in tensors if isinstance(t, torch.Tensor) and t.numel() > 0]
+        shared = len(pointers) != len(set(pointers))
+        print("returned tensors " + ("share" if shared else "do not share") + " memory in the candidate's result")
         return int(shared)
     # types, shapes, dtypes, devices, PackedSequence metadata
     def describe(result):
-        output, h_n = result
-        data = output.data if isinstance(output, PackedSequence) else output
-        text = [type(output).__name__, tuple(data.shape), data.dtype, data.device.type, tuple(h_n.shape), h_n.dtype, h_n.device.type]
-        if isinstance(output, PackedSequence):
-            text += [None if t is None else t.tolist() for t in (output.batch_sizes, output.sorted_indices, output.unsorted_indices)]
+        text = [type(result).__name__]
+        for part in flat(result):
+            if not isinstance(part, (torch.Tensor, PackedSequence)):
+                text.append(type(part).__name__)
+                continue
+            data = part.data if isinstance(part, PackedSequence) else part
+            text += [type(part).__name__, tuple(data.shape), data.dtype, data.device.type]
+            if isinstance(part, PackedSequence):
+                text += [None if t is None else t.tolist() for t in (part.batch_sizes, part.sorted_indices, part.unsorted_indices)]
         return text
     got, want = describe(candidate[0]), describe(same_dtype_torch[0])
     print(f"candidate returns {{got}}\\ntorch returns     {{want}}")
@@ -222,16 +246,24 @@ def _literal(tensor: torch.Tensor | None):
 
 def write_repro(path: Path, implementation_name: str, factory, case: Case, discrepancy: Discrepancy) -> Path:
     """Write the script for one finding and return its path."""
+    family = case.family_record
     materialized = materialize(case)
-    x, h0 = materialized.module_input(case, torch.float64, "cpu")
     if case.defect is not None:
-        x, h0 = _with_defect(case, x, h0, case.torch_dtype)
-        if x.dtype != case.torch_dtype:  # a dtype defect: keep the wrong dtype in the literal
-            x = x.to(torch.float64)
+        x, hx = defective_input(case, torch.float64)
+    else:
+        x, hx = materialized.module_input(case, torch.float64, "cpu")
     packed = None
     if isinstance(x, PackedSequence):
         packed = tuple(None if t is None else t.tolist() for t in (x.batch_sizes, x.sorted_indices, x.unsorted_indices))
         x = x.data
+    if x.dtype != torch.float64:  # a dtype defect: the literal holds the values, the script the dtype
+        x = x.to(torch.float64)
+    if hx is None:
+        states, state_form = None, "none"
+    elif isinstance(hx, tuple):
+        states, state_form = list(hx), "tuple"
+    else:
+        states, state_form = [hx], "tensor"
     finding = {
         "kind": discrepancy.kind,
         "subject": discrepancy.subject,
@@ -245,6 +277,12 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
         qualname=factory.__qualname__,
         filename=path.name,
         case_text=case.describe(),
+        family=case.family,
+        cell=family.cell,
+        cell_state=family.cell_state,
+        result_names=list(family.result_names),
+        state_names=list(family.initial_state_names),
+        state_width=case.state_width,
         constructor=case.constructor(),
         dtype=case.dtype,
         device=case.device,
@@ -260,10 +298,10 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
         weights=_dict_literal(materialized.weights),
         second_weights=_dict_literal(materialized.second_weights) if materialized.second_weights else "None",
         input=_literal(x),
-        h0=_literal(h0),
+        initial_states="None" if states is None else "[\n" + "".join(f"    {_literal(state)},\n" for state in states) + "]",
+        state_form=state_form,
         packed=repr(packed),
-        output_cotangent=_literal(materialized.output_cotangent),
-        hn_cotangent=_literal(materialized.hn_cotangent),
+        cotangents=_dict_literal(materialized.cotangents),
     )
     if case.defect == "dtype_mismatch":
         # The point of the case is an input whose dtype differs from the weights'.

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for the whole torch.nn.RNN input space, as `Case`s.
+"""Hypothesis strategies for the whole input space of torch's recurrent modules, as `Case`s.
 
 Built in layers: small strategies for sizes and regimes, then `cases()`, a
 ``@composite`` that draws a constructor, a layout and values consistent with it and
@@ -10,10 +10,12 @@ bounded so one example stays cheap; shrinking heads for the first option of each
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from hypothesis import strategies as st
 
-from harness.cases import DEFECTS, Case
+from harness.cases import Case, defects_for
 from harness.implementation import ALL_DTYPES, Implementation
 
 DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -48,34 +50,52 @@ def batch_sizes(coincidence: int) -> st.SearchStrategy[int]:
 
 @st.composite
 def constructors(draw, implementation: Implementation) -> dict:
+    """The family's constructor keywords (and the size fields a cell case keeps at 1)."""
+    family = implementation.family_record
     hidden_size = draw(sized(st.integers(1, 12), {"wide": st.integers(13, 40)}, ("wide",)))
-    max_layers = min(4, implementation.max_layers or 4)
-    num_layers = draw(sized(st.integers(1, min(2, max_layers)), {"deep": st.integers(1, max_layers)}, ("deep",)))
-    bidirectional = draw(st.booleans()) if implementation.bidirectional else False
-    directions = 2 if bidirectional else 1
+    if family.cell:
+        num_layers, bidirectional, width = 1, False, hidden_size
+        proj_size = 0
+    else:
+        max_layers = min(4, implementation.max_layers or 4)
+        num_layers = draw(sized(st.integers(1, min(2, max_layers)), {"deep": st.integers(1, max_layers)}, ("deep",)))
+        bidirectional = draw(st.booleans()) if implementation.bidirectional else False
+        proj_size = 0
+        if family.projections and implementation.projections and hidden_size > 1:
+            # Mostly none; else anywhere in 1..H-1 (square W_hr is impossible, but a
+            # one-wide h and an h one narrower than c both hide bugs).
+            proj_size = draw(sized(st.just(0), {"projected": st.integers(1, hidden_size - 1)}, ("projected",)))
+        width = (2 if bidirectional else 1) * (proj_size or hidden_size)
     # Coincidences that hide bugs: square W_ih, and an input as wide as a layer output.
     input_size = draw(
         sized(
             st.integers(1, 12),
-            {"square": st.just(hidden_size), "layer-wide": st.just(directions * hidden_size), "wide": st.integers(13, 40)},
+            {"square": st.just(hidden_size), "layer-wide": st.just(width), "wide": st.integers(13, 40)},
             ("square", "layer-wide", "wide"),
         )
     )
-    nonlinearities = sorted(implementation.nonlinearities or ("tanh", "relu"), key=("tanh", "relu").index)
+    nonlinearity = "tanh"
+    if family.nonlinearity:
+        nonlinearities = sorted(implementation.nonlinearities or ("tanh", "relu"), key=("tanh", "relu").index)
+        nonlinearity = draw(st.sampled_from(nonlinearities))
+    bias = draw(st.booleans().map(lambda b: not b))
+    batch_first = False if family.cell else draw(st.booleans())
     return {
         "input_size": input_size,
         "hidden_size": hidden_size,
         "num_layers": num_layers,
-        "nonlinearity": draw(st.sampled_from(nonlinearities)),
-        "bias": draw(st.booleans().map(lambda b: not b)),
-        "batch_first": draw(st.booleans()),
+        "nonlinearity": nonlinearity,
+        "bias": bias,
+        "batch_first": batch_first,
         "bidirectional": bidirectional,
+        "proj_size": proj_size,
     }
 
 
 @st.composite
 def cases(draw, implementation: Implementation, devices: list[str] | None = None, invalid: bool = True) -> Case:
     """One valid (or, sometimes, deliberately invalid) example the implementation claims to support."""
+    family = implementation.family_record
     constructor = draw(constructors(implementation))
     dtypes = [name for name in DTYPE_ORDER if DTYPE_NAMES_REVERSED[name] in (implementation.dtypes or ALL_DTYPES)]
     dtype = draw(st.sampled_from(dtypes))
@@ -84,10 +104,10 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     layouts = ["batched"]
     if implementation.unbatched:
         layouts.append("unbatched")
-    if implementation.packed:
+    if implementation.packed and not family.cell:
         layouts += ["packed_sorted", "packed_unsorted"]
     layout = draw(st.sampled_from(layouts))
-    seq_len = draw(sequence_lengths())
+    seq_len = 1 if family.cell else draw(sequence_lengths())
     lengths = None
     if layout == "unbatched":
         batch = 1
@@ -102,9 +122,14 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         lengths = tuple(lengths)
     else:
         directions = 2 if constructor["bidirectional"] else 1
-        batch = draw(batch_sizes(constructor["num_layers"] * directions))
+        # A state with swapped axes has the right shape when the batch equals the
+        # other axis: layers*directions for a layer, the hidden size for a cell.
+        coincidence = constructor["hidden_size"] if family.cell else constructor["num_layers"] * directions
+        batch = draw(batch_sizes(coincidence))
     training = draw(st.booleans())
-    if training:
+    if family.cell:
+        dropout = 0.0
+    elif training:
         # In training only p = 0 and p = 1 make dropout deterministic enough to compare.
         dropout = draw(st.sampled_from([0.0, 1.0]))
     else:
@@ -114,12 +139,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     if constructor["nonlinearity"] == "relu" and weight_gain > 1:
         weight_gain = 1.5  # relu has no saturation: large gains only overflow
     grad_mode = draw(st.sampled_from(["backward", "forward_only", "no_grad"]))
-    defect = None
-    # 1 in 10 cases is invalid on purpose; the shrinker heads for 0, i.e. valid input.
-    if invalid and draw(st.integers(0, 9)) == 9:
-        defects = [d for d in DEFECTS if not (d == "empty_sequence" and layout.startswith("packed"))]
-        defect = draw(st.sampled_from(defects))
-    return Case(
+    case = Case(
+        family=family.name,
         **constructor,
         dropout=dropout,
         dtype=dtype,
@@ -141,8 +162,11 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         backward=grad_mode == "backward" and implementation.backward,
         no_grad=grad_mode == "no_grad",
         second_call=draw(st.sampled_from(["none", "optimizer_step", "load_state_dict"])),
-        defect=defect,
     )
+    # 1 in 10 cases is invalid on purpose; the shrinker heads for 0, i.e. valid input.
+    if invalid and draw(st.integers(0, 9)) == 9:
+        case = dataclasses.replace(case, defect=draw(st.sampled_from(defects_for(case))))
+    return case
 
 
 DTYPE_NAMES_REVERSED = {name: dtype for dtype, name in DTYPE_NAMES.items()}

@@ -12,6 +12,15 @@ from harness.cells import family_step
 from harness.dropin import DropInGRU, DropInGRUCell, DropInLSTM, DropInLSTMCell, DropInRNN, DropInRNNCell, step_offsets
 
 
+def _functions(module):
+    """The elementwise hook for harness.cells: RNN's single nonlinearity goes through
+    ``activation`` (which plugins of the nn.RNN era override), the gates through
+    ``elementwise``."""
+    if module.family.nonlinearity:
+        return lambda name, x: module.activation(x)
+    return module.elementwise
+
+
 def _projections(x, h, weights):
     w_ih, w_hh, b_ih, b_hh = weights
     gi, gh = x @ w_ih.T, h @ w_hh.T
@@ -33,7 +42,7 @@ class LoopLayer:
         for t in reversed(steps) if direction == 1 else steps:
             rows = batch_sizes[t]
             gi, gh = _projections(data[offsets[t] : offsets[t] + rows], states[0][:rows], weights)
-            new = family_step(self.family.name, gi, gh, tuple(s[:rows] for s in states), self.nonlinearity, w_hr, self.elementwise)
+            new = family_step(self.family.name, gi, gh, tuple(s[:rows] for s in states), self.nonlinearity, w_hr, _functions(self))
             outputs[t] = new[0]
             # Rows past `rows` have finished (forward) or not started (reverse):
             # their state carries over unchanged.
@@ -48,7 +57,7 @@ class LoopCell:
     def step(self, input, state):
         states = tuple(state) if self.family.cell_state else (state,)
         gi, gh = _projections(input, states[0], self.cell_weights())
-        new = family_step(self.family.name, gi, gh, states, self.nonlinearity, None, self.elementwise)
+        new = family_step(self.family.name, gi, gh, states, self.nonlinearity, None, _functions(self))
         return new if self.family.cell_state else new[0]
 
 

@@ -50,7 +50,7 @@ class InitialStateIgnored(StepwiseRNN):
 
     def _prepare(self, input, hx):
         prepared = super()._prepare(input, hx)
-        return prepared._replace(hx=torch.zeros_like(prepared.hx))
+        return prepared._replace(states=(torch.zeros_like(prepared.hx),))
 
 
 class InitialStateNotSorted(StepwiseRNN):
@@ -65,7 +65,7 @@ class InitialStateNotSorted(StepwiseRNN):
     def _prepare(self, input, hx):
         prepared = super()._prepare(input, hx)
         if isinstance(input, PackedSequence) and hx is not None:
-            prepared = prepared._replace(hx=hx)
+            prepared = prepared._replace(states=(hx,))
         return prepared
 
 
