@@ -78,6 +78,47 @@ EXPOSURES = {
     "mutant-batch-first-view-not-transpose": ({"batch_first": True, "batch": 1}, {"batch": 3}),
     "mutant-assumes-contiguous-input": ({}, {"noncontiguous": "transposed"}),
 }
+
+LSTM_PLAIN = dataclasses.replace(PLAIN, family="LSTM")
+GRU_PLAIN = dataclasses.replace(PLAIN, family="GRU")
+CELL_PLAIN = {family: Case(family=family, input_size=3, hidden_size=4, batch=3, h0_given=True, backward=True) for family in ("RNNCell", "LSTMCell", "GRUCell")}
+# All weights zero: every gate block computes the same thing, so a mistake in which
+# block is which (or in how the two halves of a symmetric formula are used) cannot
+# show in the values, only in the gradients.
+EQUAL_GATES = {"weight_gain": 0.0, "backward": False}
+FAMILY_EXPOSURES = {
+    # mutant: (the case it starts from, a case where it agrees with torch or None when
+    # no valid input does, the one change that exposes it)
+    "mutant-lstm-gate-order-onnx": (LSTM_PLAIN, EQUAL_GATES, {"weight_gain": 1.0}),
+    "mutant-lstm-gate-order-tensorflow": (LSTM_PLAIN, EQUAL_GATES, {"weight_gain": 1.0}),
+    "mutant-lstm-forget-bias-plus-one": (LSTM_PLAIN, {"h0_given": False, "seq_len": 1}, {"h0_given": True}),
+    "mutant-lstm-single-bias": (LSTM_PLAIN, {"bias": False}, {"bias": True}),
+    "mutant-lstm-sigmoid-cell-gate": (LSTM_PLAIN, None, {}),  # sigmoid(g) > 0 where tanh(g) = 0
+    "mutant-lstm-no-tanh-on-c": (LSTM_PLAIN, {"weight_gain": 0.0, "h0_given": False}, {"weight_gain": 1.0}),
+    "mutant-lstm-c0-ignored": (LSTM_PLAIN, {"h0_given": False}, {"h0_given": True}),
+    "mutant-lstm-c-runs-over-padding": (LSTM_PLAIN, PACKED_EQUAL, PACKED_UNEQUAL),
+    "mutant-lstm-h-c-swapped": (LSTM_PLAIN, {**EQUAL_GATES, "h0_given": False}, {"weight_gain": 1.0}),
+    "mutant-lstm-h-n-unprojected": (LSTM_PLAIN, {}, {"proj_size": 2}),
+    "mutant-lstm-reverse-uses-forward-projection": (LSTM_PLAIN, {"proj_size": 2}, {"bidirectional": True}),
+    "mutant-lstm-c-n-not-unsorted": (LSTM_PLAIN, {"layout": "packed_sorted", "lengths": (5, 3, 2)}, {"layout": "packed_unsorted", "lengths": (2, 5, 3)}),
+    "mutant-lstm-unbatched-c-n-3d": (LSTM_PLAIN, {}, {"layout": "unbatched", "batch": 1}),
+    "mutant-gru-biases-folded": (GRU_PLAIN, {"bias": False}, {"bias": True}),
+    "mutant-gru-reset-before-hidden-product": (GRU_PLAIN, {"bias": False, "h0_given": False, "seq_len": 1}, {"seq_len": 5}),
+    "mutant-gru-update-gate-inverted": (GRU_PLAIN, EQUAL_GATES, {"weight_gain": 1.0}),
+    "mutant-gru-gate-order-keras": (GRU_PLAIN, EQUAL_GATES, {"weight_gain": 1.0}),
+    "mutant-gru-reset-gate-missing": (GRU_PLAIN, {"bias": False, "h0_given": False, "seq_len": 1}, {"seq_len": 5}),
+    "mutant-gru-h-n-from-last-output": (GRU_PLAIN, {}, {"bidirectional": True}),
+    "mutant-gru-h-n-after-padding": (GRU_PLAIN, PACKED_EQUAL, PACKED_UNEQUAL),
+    "mutant-gru-h0-updated-in-place": (GRU_PLAIN, {"backward": False}, NO_GRAD),
+    "mutant-rnncell-unbatched-returns-batch": (CELL_PLAIN["RNNCell"], {}, {"layout": "unbatched", "batch": 1}),
+    "mutant-rnncell-hx-updated-in-place": (CELL_PLAIN["RNNCell"], {"h0_given": False, "backward": False}, {"h0_given": True}),
+    "mutant-lstmcell-h-c-swapped": (CELL_PLAIN["LSTMCell"], {**EQUAL_GATES, "h0_given": False}, {"weight_gain": 1.0}),
+    "mutant-lstmcell-c-ignored": (CELL_PLAIN["LSTMCell"], {"h0_given": False}, {"h0_given": True}),
+    "mutant-lstmcell-unbatched-c-keeps-batch": (CELL_PLAIN["LSTMCell"], {}, {"layout": "unbatched", "batch": 1}),
+    "mutant-grucell-batch-0-stack": (CELL_PLAIN["GRUCell"], {}, {"batch": 0}),
+    "mutant-grucell-default-hx-input-wide": (CELL_PLAIN["GRUCell"], {"h0_given": False, "input_size": 4}, {"input_size": 3}),
+}
+EXPOSURES.update({name: (benign, exposing) for name, (_, benign, exposing) in FAMILY_EXPOSURES.items()})
 """Pinned by hand, independent of what Hypothesis happens to draw: each mistake is
 real, and it is the documented one, not an accident elsewhere in the mutant."""
 
@@ -105,11 +146,13 @@ def test_catalogue_is_large_and_named():
 def test_mutant_is_wrong_exactly_where_documented(mutant):
     assert mutant.name in EXPOSURES, f"{mutant.name}: add its benign case and exposing change to EXPOSURES"
     benign_overrides, exposing_change = EXPOSURES[mutant.name]
-    benign = dataclasses.replace(PLAIN, **benign_overrides)
+    start = FAMILY_EXPOSURES[mutant.name][0] if mutant.name in FAMILY_EXPOSURES else PLAIN
+    benign = dataclasses.replace(start, **(benign_overrides or {}))
     exposing = dataclasses.replace(benign, **exposing_change)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constructor warnings (dropout with one layer) are expected
-        check(mutant, benign)
+        if benign_overrides is not None:
+            check(mutant, benign)
         with pytest.raises(Discrepancy):
             check(mutant, exposing)
 
@@ -123,7 +166,7 @@ def test_fuzzer_flags_mutant(mutant, tmp_path):
     )
     failure = result.failure
     assert failure is not None, f"{mutant.name}: a failing verdict must come with a failure to show"
-    assert "nn.RNN(" in failure.summary, f"the summary should show the failing case:\n{failure.summary}"
+    assert f"nn.{mutant.family}(" in failure.summary, f"the summary should show the failing case:\n{failure.summary}"
     assert failure.subject and failure.subject in failure.summary, (
         f"the summary should name what differs ({failure.subject!r}):\n{failure.summary}"
     )
