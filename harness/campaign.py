@@ -2,8 +2,9 @@
 
 `fuzz_implementation` runs one implementation and returns an `ImplementationResult`
 (verdict, examples, seconds, and the minimal failure with its explanation and repro
-script). `run_command` is the ``python -m harness fuzz`` front end over it. Failures
-are stored in a per-implementation Hypothesis database and replayed first next time.
+script). `run_command` is the ``python -m harness fuzz`` front end over it (with
+``--scheduler``, `harness.cluster` runs it on a Dask cluster). Failures are stored in
+a per-implementation Hypothesis database (`harness.database`) and replayed first next time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
-import re
 import sys
 import time
 import traceback
@@ -20,11 +20,11 @@ from typing import Callable
 
 import torch
 from hypothesis import HealthCheck, Phase, given, reject, seed as hypothesis_seed, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from harness import oracle, report, strategies
+from harness import database as examples_database, oracle, report, strategies
 from harness.cases import Case
+from harness.database import slug as _slug
 from harness.implementation import Implementation
 from harness.isolation import HarnessError, InProcess, Worker
 from harness.repro import write_repro
@@ -41,6 +41,7 @@ DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
 DEFAULT_TIMEOUT = 30.0
 """Seconds one example may take in the worker before the candidate counts as hung."""
+_UNSET = object()
 
 
 def register_profiles() -> None:
@@ -116,12 +117,12 @@ class ImplementationResult:
             "seconds_to_failure": None if self.seconds_to_failure is None else round(self.seconds_to_failure, 3),
             "reason": self.reason,
             "failure": None if self.failure is None else self.failure.to_json(),
-            "replay": f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}",
+            "replay": self.replay_command(),
         }
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+    def replay_command(self) -> str:
+        """The command that runs this campaign again."""
+        return f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}"
 
 
 @contextlib.contextmanager
@@ -145,7 +146,8 @@ def fuzz_implementation(
     max_examples: int | None = None,
     seed: int | None = None,
     repro_dir: Path | None = DEFAULT_REPRO_DIR,
-    database_dir: Path | None = DEFAULT_DATABASE,
+    database: str | Path | examples_database.Location | None = DEFAULT_DATABASE,
+    database_dir: Path | None | object = _UNSET,
     devices: list[str] | None = None,
     on_example: Callable[[int], None] | None = None,
     isolate: bool = True,
@@ -156,8 +158,13 @@ def fuzz_implementation(
 
     With ``isolate`` (the default) the candidate runs in a worker process, so a crash
     or a hang (longer than ``timeout`` seconds on one example) is reported as a
-    finding on that case and the campaign goes on.
+    finding on that case and the campaign goes on. ``database`` is where failures are
+    kept and replayed from: a directory, a ``redis://HOST:PORT/DB`` URL, a parsed
+    `harness.database.Location`, or None for none (``database_dir`` is its former name).
     """
+    if database_dir is not _UNSET:
+        database = database_dir
+    location = database if database is None or isinstance(database, examples_database.Location) else examples_database.parse(database)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     register_profiles()
@@ -180,21 +187,24 @@ def fuzz_implementation(
             return result
         result.reason = unavailable or ""
         if not unavailable:
-            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, database_dir, devices, on_example, started)
+            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started)
         result.worker_restarts = runner.restarts
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, database_dir, devices, on_example, started) -> None:
+def _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started) -> None:
     counter = {"first_failure": None, "first_failure_seconds": None}
     last_failure: dict = {}
-    overrides = {"database": None if database_dir is None else DirectoryBasedExampleDatabase(str(database_dir / _slug(implementation.name)))}
+    examples = examples_database.open_database(location, implementation.name, devices or strategies.available_devices())
+    overrides = {"database": examples}
     if max_examples is not None:
         overrides["max_examples"] = max_examples
 
-    @hypothesis_seed(seed)
+    # settings outside seed: @seed alone switches the database off (for an exactly
+    # repeatable run), and stored failures must be replayed first whatever the seed.
     @settings(settings.get_profile(f"rnn-harness-{profile}"), **overrides)
+    @hypothesis_seed(seed)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
         known = implementation.known_failure(case)
@@ -270,21 +280,42 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repro-dir", type=Path, default=DEFAULT_REPRO_DIR, metavar="DIR", help="where repro scripts go (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="per-example limit before a candidate counts as hung (default: %(default)s)")
     parser.add_argument("--no-isolation", action="store_true", help="run candidates in this process (faster to debug; a crash ends the campaign)")
+    parser.add_argument("--database", metavar="URL", help=f"where failures are kept and replayed first: {examples_database.ACCEPTED} (default: {DEFAULT_DATABASE})")
+    from harness import cluster
+
+    cluster.add_arguments(parser)
+
+
+def check_arguments(args) -> examples_database.Location:
+    """The checks a local and a cluster run share; returns the database location."""
+    from harness.cli import UsageError
+
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UsageError("--max-examples must be at least 1")
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    try:
+        location = examples_database.parse(DEFAULT_DATABASE if args.database is None else args.database)
+        examples_database.check_reachable(location)
+    except examples_database.DatabaseError as error:
+        raise UsageError(str(error)) from None
+    return location
 
 
 def run_command(args, registry, names: list[str]) -> int:
-    from harness.cli import EXIT_DISCREPANCY, EXIT_OK, UsageError
+    from harness.cli import UsageError
 
+    if args.scheduler is not None or args.shards is not None:
+        from harness import cluster
+
+        return cluster.run_command(args, registry, names)
+    location = check_arguments(args)
     devices = args.device or strategies.available_devices()
     for device in devices:
         if device not in ("cpu", "cuda"):
             raise UsageError(f"unknown device {device!r}; expected cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
             raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
-    if args.max_examples is not None and args.max_examples < 1:
-        raise UsageError("--max-examples must be at least 1")
-    if not args.timeout > 0:
-        raise UsageError("--timeout must be a positive number of seconds")
     seed = random.randrange(2**31) if args.seed is None else args.seed
     results: list[ImplementationResult] = []
     progress = report.Progress(sys.stderr)
@@ -298,7 +329,7 @@ def run_command(args, registry, names: list[str]) -> int:
             progress.start(name)
             result = fuzz_implementation(
                 registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
-                seed=seed, repro_dir=args.repro_dir, devices=devices, on_example=progress.example,
+                seed=seed, repro_dir=args.repro_dir, database=location, devices=devices, on_example=progress.example,
                 isolate=not args.no_isolation, timeout=args.timeout,
             )
             progress.done(result)
@@ -310,6 +341,13 @@ def run_command(args, registry, names: list[str]) -> int:
                 progress.name, "skipped", progress.count, time.perf_counter() - progress.started, seed, args.profile,
                 reason=f"interrupted by the user after {progress.count} examples",
             ))
+    return finish(args, results, seed=seed, devices=devices)
+
+
+def finish(args, results: list[ImplementationResult], *, seed: int, devices: list[str]) -> int:
+    """Print the summary and the failures, write the report, and return the exit code."""
+    from harness.cli import EXIT_DISCREPANCY, EXIT_OK
+
     print(report.summary_table(results))
     for result in results:
         if result.failure is not None or result.verdict == "error":

@@ -74,6 +74,11 @@ def defects_for(case: "Case") -> tuple[str, ...]:
             continue
         if defect == "empty_sequence" and case.packed:
             continue
+        if defect == "c0_one_layer" and case.packed:
+            # torch 2.13's own ATen LSTM kernel reads past a short c_0 with packed input
+            # and crashes the process (docs/found-bugs.md, tests/test_found_in_torch.py):
+            # torch has no behaviour there to hold a candidate to.
+            continue
         if defect.endswith("one_layer") and case.num_layers * case.num_directions == 1:
             continue
         if defect.endswith("one_row") and (batch < 2 or case.layout == "unbatched"):

@@ -631,7 +631,7 @@ def _with_defect(case: Case, x, hx, dtype):
     if defect == "input_4d":
         return data.reshape(1, *([1] * (3 - data.dim())), *data.shape), hx
     if defect == "input_0d":
-        return data.reshape(-1)[0], hx
+        return data.new_zeros(()), hx  # a scalar: even an empty batch has one
     if defect == "input_3d":
         return data.unsqueeze(0), hx
     if defect == "empty_sequence":  # generated for plain tensor layouts only

@@ -59,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rnn-repro-dir", type=Path, default=None, metavar="DIR", dest="rnn_repro_dir",
         help="where repro scripts for failures go (default: rnn-harness-repros, as for python -m harness fuzz)",
     )
+    group.addoption(
+        "--rnn-database", default=None, metavar="URL", dest="rnn_database",
+        help="where failures are kept and replayed first: a directory path, or redis://HOST:PORT/DB "
+        "(default: .hypothesis/rnn-harness, as for python -m harness fuzz --database)",
+    )
 
 
 def chosen_profile(config: pytest.Config) -> str:
@@ -81,6 +86,13 @@ def pytest_configure(config: pytest.Config) -> None:
     max_examples = config.getoption("rnn_max_examples")
     if max_examples is not None and max_examples < 1:
         raise pytest.UsageError(f"--rnn-max-examples must be at least 1, got {max_examples}")
+    if config.getoption("rnn_database") is not None:
+        from harness import database
+
+        try:
+            database.check_reachable(database.parse(config.getoption("rnn_database")))
+        except database.DatabaseError as error:
+            raise pytest.UsageError(f"--rnn-database: {error}") from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _SEED_KEY in workerinput:
         seed = workerinput[_SEED_KEY]  # one seed for the whole session, across workers
@@ -138,6 +150,8 @@ class Campaign:
             settings["max_examples"] = self.config.getoption("rnn_max_examples")
         if self.config.getoption("rnn_repro_dir") is not None:
             settings["repro_dir"] = self.config.getoption("rnn_repro_dir")
+        if self.config.getoption("rnn_database") is not None:
+            settings["database"] = self.config.getoption("rnn_database")
         return settings
 
     # -- hooks ---------------------------------------------------------------------
@@ -217,7 +231,7 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
     skip the test if the implementation is unavailable here. Returns the
     `ImplementationResult`. ``options`` override the command line's settings; they
     are `harness.campaign.fuzz_implementation`'s keywords (profile, max_examples,
-    seed, repro_dir, database_dir, devices).
+    seed, repro_dir, database, devices).
     """
     campaign: Campaign = request.config.stash[_CAMPAIGN]
 

@@ -59,7 +59,7 @@ def failure_text(result) -> str:
     if result.examples_to_failure is not None:
         header += f" (first failing example: #{result.examples_to_failure}, after {result.seconds_to_failure:.1f}s; minimal case below)"
     body = result.failure.summary if result.failure is not None else result.reason
-    replay = f"\n  replay the campaign: python -m harness fuzz --impl {result.name} --seed {result.seed} --profile {result.profile}"
+    replay = f"\n  replay the campaign: {result.replay_command()}"
     return header + "\n" + body + replay
 
 

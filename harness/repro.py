@@ -147,7 +147,26 @@ def flat(result):
     return [result]
 
 
+class AtenOnly:
+    """The reference runs on ATen's own kernels: cuDNN and oneDNN off for its calls
+    only, so a candidate that is torch itself keeps torch's default dispatch."""
+
+    def __enter__(self):
+        self.saved = torch.backends.cudnn.enabled, torch.backends.mkldnn.enabled
+        torch.backends.cudnn.enabled = torch.backends.mkldnn.enabled = False
+
+    def __exit__(self, *exc_info):
+        torch.backends.cudnn.enabled, torch.backends.mkldnn.enabled = self.saved
+
+
 def run(factory, dtype, device, label):
+    if label != "candidate":
+        with AtenOnly():
+            return _run(factory, dtype, device)
+    return _run(factory, dtype, device)
+
+
+def _run(factory, dtype, device):
     module = build(factory, dtype, device, WEIGHTS)
     outcome = call(module, dtype, device)
     if FINDING["second_call"]:
@@ -159,15 +178,17 @@ def run(factory, dtype, device, label):
 def main():
     kind, subject = FINDING["kind"], FINDING["subject"]
     print(__doc__)
-    torch.backends.cudnn.enabled = False
-    torch.backends.mkldnn.enabled = False  # the reference is ATen's own kernel
     if kind == "exception_type":
         errors = []
         for factory, label in ((TORCH_CLASS, "torch"), (candidate_factory, "candidate")):
             module = build(factory, DTYPE, DEVICE, WEIGHTS)
             x, hx, _ = make_input(DTYPE, DEVICE, False)
             try:
-                module(x, hx)
+                if label == "torch":
+                    with AtenOnly():
+                        module(x, hx)
+                else:
+                    module(x, hx)
                 errors.append(None)
             except Exception as error:
                 errors.append(error)
