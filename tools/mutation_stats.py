@@ -8,6 +8,7 @@ numbers come from this script:
     python tools/mutation_stats.py                 # default profile, seed 0
     python tools/mutation_stats.py --seeds 0 1 2   # medians over several seeds
     python tools/mutation_stats.py -k padding      # only mutants whose name contains it
+    python tools/mutation_stats.py --family LSTM   # only one family's mutants and variants
 
 "Detection" is the first failing example, before Hypothesis shrinks it ("seconds
 with shrinking" is the whole run, what the test suite pays). The saved example
@@ -32,6 +33,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="default", help="fuzzing profile (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Hypothesis seeds to run each mutant with (default: 0)")
     parser.add_argument("-k", dest="select", metavar="TEXT", help="only mutants and variants whose name contains TEXT")
+    parser.add_argument("--family", action="append", help="only this family's mutants and variants (repeatable)")
     parser.add_argument("--variant-examples", type=int, help="max_examples for the correct variants (default: the profile's)")
     parser.add_argument("--no-variants", action="store_true", help="skip the correct variants")
     parser.add_argument(
@@ -66,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         model = dataclasses.replace(DEFAULT_MODEL, activation_ulps=arguments.activation_ulps)
 
     warnings.simplefilter("ignore")  # constructor warnings (dropout with one layer) are expected
-    mutants = [m for m in MUTANTS if not arguments.select or arguments.select in m.name]
-    variants = [] if arguments.no_variants else [v for v in CORRECT_VARIANTS if not arguments.select or arguments.select in v.name]
+    def selected(implementation) -> bool:
+        return (not arguments.select or arguments.select in implementation.name) and (
+            not arguments.family or implementation.family in arguments.family
+        )
+
+    mutants = [m for m in MUTANTS if selected(m)]
+    variants = [] if arguments.no_variants else [v for v in CORRECT_VARIANTS if selected(v)]
     repro_dir = Path(tempfile.mkdtemp(prefix="mutation-stats-"))
 
     def fuzz(implementation, max_examples=None):
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     all_seconds: list[float] = []
     killed_runs = runs = 0
     survivors = []
+    per_family: dict[str, dict[str, list]] = {}
     for mutant in mutants:
         results = fuzz(mutant)
         killed = [r for r in results if r.verdict == "fail"]
@@ -96,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         seconds = [r.seconds_to_failure for r in killed if r.seconds_to_failure is not None]
         all_examples += examples
         all_seconds += seconds
+        tally = per_family.setdefault(mutant.family, {"mutants": [], "runs": [], "examples": [], "seconds": []})
+        tally["mutants"].append(mutant.name)
+        tally["runs"] += [r.verdict == "fail" for r in results]
+        tally["examples"] += examples
+        tally["seconds"] += seconds
         if len(killed) < len(results):
             survivors.append(mutant.name)
         shown = killed[0] if killed else results[0]
@@ -112,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     if survivors:
         print(f"Survivors: {', '.join(survivors)}")
+    if len(per_family) > 1:
+        print("\n| family | mutants | killed runs | kill rate | median examples to detection | median seconds to detection |")
+        print("|---|---|---|---|---|---|")
+        for family_name, tally in per_family.items():
+            killed_count, run_count = sum(tally["runs"]), len(tally["runs"])
+            print(
+                f"| {family_name} | {len(tally['mutants'])} | {killed_count}/{run_count} | {100 * killed_count / run_count:.0f}% "
+                f"| {median_text(tally['examples'], 0)} | {median_text(tally['seconds'], 1)} |"
+            )
 
     false_alarms = []
     if variants:

@@ -1,5 +1,6 @@
-"""The mutation catalogue: re-implementations of torch.nn.RNN, each with one mistake
-people really make, and correct variants that differ from torch in rounding only.
+"""The mutation catalogue: re-implementations of torch.nn.RNN, LSTM, GRU and the
+cells, each with one mistake people really make, and correct variants that differ
+from torch in rounding only.
 
 The fuzzer is trustworthy if it flags every entry of `MUTANTS` and passes every
 entry of `CORRECT_VARIANTS` (``tests/test_mutation_catalogue.py`` checks both;
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from harness import Implementation
 from . import autograd, correct, directions, hidden_state, layers, memory, numerics, weights
+from .family_catalogue import FAMILY_CORRECT_VARIANTS, FAMILY_MUTANTS
 
 
 def _entry(name: str, factory: type) -> Implementation:
@@ -60,6 +62,8 @@ MUTANTS: list[Implementation] = [
     _entry("mutant-stale-transpose-cache", memory.StaleTransposeCache),
     _entry("mutant-batch-first-view-not-transpose", memory.BatchFirstViewNotTranspose),
     _entry("mutant-assumes-contiguous-input", memory.AssumesContiguousInput),
+    # LSTM, GRU and the cells (family_catalogue.py)
+    *FAMILY_MUTANTS,
 ]
 
 CORRECT_VARIANTS: list[Implementation] = [
@@ -70,4 +74,5 @@ CORRECT_VARIANTS: list[Implementation] = [
     _entry("correct-approximate-activations", correct.ApproximateActivations),
     _entry("correct-blocked-fused-gemm", correct.BlockedFusedGemm),
     _entry("correct-float32-accumulated-half", correct.Float32AccumulatedHalf),
+    *FAMILY_CORRECT_VARIANTS,
 ]
