@@ -269,21 +269,37 @@ class DropInRecurrent(nn.Module):
         # Indexed the way torch indexes it, so a malformed hx fails as it does in torch.
         return [hx[0], hx[1]] if self.family.cell_state else [hx]
 
+    def _packed_states(self, hx, sorted_indices) -> list[Tensor]:
+        """The state for a PackedSequence, handled as torch handles it: put in the
+        packed batch's row order, then handed to the kernel, which wants exactly one
+        Tensor (RNN, GRU) or a tuple of two (LSTM)."""
+        if self.family.cell_state:
+            if sorted_indices is not None:
+                hx = (hx[0].index_select(1, sorted_indices), hx[1].index_select(1, sorted_indices))
+            if isinstance(hx, Tensor):
+                raise TypeError(f"{self.family.name.lower()}(): argument 'hx' must be a tuple of Tensors, not Tensor")
+            if len(hx) != 2:
+                raise RuntimeError(f"{self.family.name.lower()} expects two hidden states, got {len(hx)}")
+            if any(state.dim() < 3 for state in hx):
+                # ATen's packed kernel indexes the layer dimension first
+                raise IndexError(f"Dimension out of range: a packed {self.family.name}'s states must be 3-D, got {[s.dim() for s in hx]}-D")
+            return [hx[0], hx[1]]
+        return [hx.index_select(1, sorted_indices) if sorted_indices is not None else hx]
+
     def _prepare(self, input, hx: State | None) -> _PreparedInput:
         """Bring any accepted layout to packed form, checking it the way torch does."""
         weight_dtype = self.direction_weights(0, 0).w_ih.dtype
-        states = None if hx is None else self._split_state(hx)
         if isinstance(input, PackedSequence):
             data, batch_sizes_tensor, sorted_indices, _ = input
             batch_sizes = tuple(int(b) for b in batch_sizes_tensor.tolist())
             batch = batch_sizes[0]
-            if states is not None and sorted_indices is not None:
-                states = [state.index_select(1, sorted_indices) for state in states]
+            states = None if hx is None else self._packed_states(hx, sorted_indices)
             self._check_input(data, weight_dtype, expected_dim=2)
             packed, unbatched = input, False
         else:
             if not isinstance(input, Tensor):
                 raise TypeError(f"input must be a Tensor or a PackedSequence, got {type(input).__name__}")
+            states = None if hx is None else self._split_state(hx)
             if input.dim() not in (2, 3):
                 raise ValueError(f"{self.family.name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
             unbatched = input.dim() == 2
