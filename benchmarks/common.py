@@ -15,7 +15,11 @@ import torch
 from harness.registry import discover
 from harness.workload import Shape, build_workload, worst_error
 
-IMPLEMENTATIONS = ["torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "compiled"]
+IMPLEMENTATIONS = [
+    "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript",
+    # torch's own execution paths; compiled and exported compile/export in setup (minutes).
+    "torch-decomp", "compiled", "exported", "onnxruntime",
+]
 
 SHAPES = {
     "latency L50 N1 I32 H32": Shape(50, 1, 32, 32),

@@ -161,7 +161,8 @@ IMPLEMENTATION = Implementation(
     family="RNN",
     packed=False,
     backward=False,
-    dtypes={torch.float32},
+    # ONNX Runtime's CPU RNN kernel: float and float16; no double, and ONNX's RNN takes no bfloat16.
+    dtypes={torch.float32, torch.float16},
     devices={"cpu"},
     known_failures=(
         KnownFailure(

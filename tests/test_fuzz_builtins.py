@@ -10,7 +10,10 @@ import pytest
 from harness.campaign import fuzz_implementation
 from support import registry
 
-NAMES = registry().names
+# Paths that compile or export per shape (an example_timeout declared: minutes per
+# example) are fuzzed with few shape-stable examples in test_execution_paths.py and
+# in long campaigns (docs/found-bugs.md), not here.
+NAMES = [name for name in registry().names if registry().implementation(name).example_timeout is None]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -32,9 +32,20 @@ def registry():
     return discover()
 
 
-def builtin_names() -> list[str]:
-    """Every registered built-in, sorted, for parametrising (ids are the names)."""
-    return [name for name, plugin in registry().loaded.items() if plugin.found.builtin]
+EXECUTION_PATHS = ("torch-decomp", "compiled", "exported", "onnxruntime")
+"""torch's own execution paths: they run torch's forward through a decomposition, a
+compiler, an exporter or ONNX Runtime, declare what they cannot take, and some
+compile per shape (minutes). tests/test_execution_paths.py checks them within their
+declared limits; the hand-written specification below is for re-implementations."""
+
+
+def builtin_names(*, execution_paths: bool = False) -> list[str]:
+    """Every registered built-in, sorted, for parametrising (ids are the names);
+    torch's execution paths only if asked for."""
+    return [
+        name for name, plugin in registry().loaded.items()
+        if plugin.found.builtin and (execution_paths or name not in EXECUTION_PATHS)
+    ]
 
 
 def implementation(name: str) -> Implementation:
