@@ -51,8 +51,9 @@ class RNNBenchmark:
     mode = "forward"
     params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
     param_names = ["implementation", "shape", "threads"]
-    # loop and linear at the compute-bound shape take a while per call.
-    timeout = 600
+    # loop and linear at the compute-bound shape take a while per call, and compiled
+    # compiles a 100-step unrolled graph in setup (many minutes on 2 cores).
+    timeout = 1800
 
     def setup(self, name: str, shape: str, threads: int) -> None:
         self.threads_before = torch.get_num_threads()

@@ -164,6 +164,7 @@ IMPLEMENTATION = Implementation(
     # ONNX Runtime's CPU RNN kernel: float and float16; no double, and ONNX's RNN takes no bfloat16.
     dtypes={torch.float32, torch.float16},
     devices={"cpu"},
+    default_examples=60,  # every case exports a model and opens a session
     known_failures=(
         KnownFailure(
             when=lambda case: case.training and case.dropout > 0,

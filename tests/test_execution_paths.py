@@ -130,18 +130,23 @@ def test_compiled_compiles_once_for_new_batches_and_follows_weight_changes():
         pytest.skip(compiled.compiler_problem())
     counters = torch._dynamo.utils.counters
     graphs_before = counters["stats"]["unique_graphs"]
-    reference, candidate = torch_and(compiled.CompiledRNN, num_layers=2)
-    x, h0 = inputs(4, 3)
+    # One layer, two steps: the smallest graph (compiling costs tens of seconds).
+    reference, candidate = torch_and(compiled.CompiledRNN)
+    # Batches unequal to every static size: with dynamic=True, Dynamo gives equal
+    # sizes one symbol (duck sizing), so a batch of 3 here (= input_size) would be
+    # specialized to 3 and the next batch recompile.
+    x, h0 = inputs(2, 6)
+    x, h0 = x, h0[:1]
     with torch.no_grad():
         assert_same(candidate(x, h0), reference(x, h0), "first call")
         assert counters["stats"]["unique_graphs"] == graphs_before + 1, "torch.compile produced no graph: it ran eager"
-        x5, h5 = inputs(4, 5, seed=2)
-        assert_same(candidate(x5, h5), reference(x5, h5), "new batch")
+        x7, h7 = inputs(2, 7, seed=2)
+        assert_same(candidate(x7, h7[:1]), reference(x7, h7[:1]), "new batch")
         assert counters["stats"]["unique_graphs"] == graphs_before + 1, "a new batch size recompiled: the batch is not dynamic"
         for module in (reference, candidate):
-            module.weight_hh_l1.mul_(-0.5)  # optimizer-style, in place
+            module.weight_hh_l0.mul_(-0.5)  # optimizer-style, in place
         assert_same(candidate(x, h0), reference(x, h0), "after an in-place weight change")
-        other = nn.RNN(3, 4, num_layers=2)
+        other = nn.RNN(3, 4)
         reference.load_state_dict(other.state_dict()), candidate.load_state_dict(other.state_dict())
         assert_same(candidate(x, h0), reference(x, h0), "after load_state_dict")
     assert counters["stats"]["unique_graphs"] == graphs_before + 1, "a weight change recompiled"
