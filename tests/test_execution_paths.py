@@ -52,8 +52,8 @@ def test_every_path_is_registered_with_torch_state_dict_keys():
         implementation = registry().implementation(name)
         try:
             module = implementation.factory(input_size=3, hidden_size=4, num_layers=2)
-        except Unavailable as reason:
-            pytest.skip(f"{name}: {reason}")
+        except Unavailable:
+            continue  # onnxruntime without the [onnx] extra: its own test below says so
         assert isinstance(module, nn.RNN), f"{name} should be a torch.nn.RNN with another forward"
         assert list(module.state_dict(keep_vars=True)) == list(nn.RNN(3, 4, num_layers=2).state_dict())
 
