@@ -19,7 +19,11 @@ import torch
 from harness.registry import discover
 from harness.workload import Shape, build_workload, builtin_name, worst_error
 
-IMPLEMENTATIONS = ["torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "compiled"]
+IMPLEMENTATIONS = [
+    "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript",
+    # torch's own execution paths; compiled and exported compile/export in setup (minutes).
+    "torch-decomp", "compiled", "exported", "onnxruntime",
+]
 
 SHAPES = {
     "latency L50 N1 I32 H32": Shape(50, 1, 32, 32),
@@ -53,8 +57,9 @@ class RNNBenchmark:
     family = "RNN"
     params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
     param_names = ["implementation", "shape", "threads"]
-    # loop and linear at the compute-bound shape take a while per call.
-    timeout = 600
+    # loop and linear at the compute-bound shape take a while per call, and compiled
+    # compiles a 100-step unrolled graph in setup (many minutes on 2 cores).
+    timeout = 1800
 
     def setup(self, name: str, shape: str, threads: int) -> None:
         self.threads_before = torch.get_num_threads()

@@ -114,6 +114,8 @@ class ImplementationResult:
     isolated: bool = True
     worker_restarts: int = 0
     family: str | None = None  # torch's class name; None when the plugin could not load
+    example_budget: int | None = None  # examples asked of Hypothesis
+    budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
 
     def to_json(self) -> dict:
         return {
@@ -125,6 +127,8 @@ class ImplementationResult:
             "isolated": self.isolated,
             "worker_restarts": self.worker_restarts,
             "examples": self.examples,
+            "example_budget": self.example_budget,
+            "budget_capped": self.budget_capped,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
             "profile": self.profile,
@@ -197,6 +201,8 @@ def fuzz_implementation(
     seed = random.randrange(2**31) if seed is None else seed
     model = model.scaled(implementation.error_budget)
     started = time.perf_counter()
+    if implementation.example_timeout is not None:
+        timeout = max(timeout, implementation.example_timeout)
     runner = Worker(implementation, model, timeout) if isolate else InProcess(implementation, model)
     with runner:
         result = ImplementationResult(
@@ -224,8 +230,11 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     last_failure: dict = {}
     examples = examples_database.open_database(location, implementation.name, devices or strategies.available_devices())
     overrides = {"database": examples}
-    if max_examples is not None:
-        overrides["max_examples"] = max_examples
+    # A slow implementation's own smaller budget applies to every profile;
+    # an explicit --max-examples applies as given.
+    overrides["max_examples"] = max_examples if max_examples is not None else implementation.example_budget(PROFILES[profile][0])
+    result.example_budget = overrides["max_examples"]
+    result.budget_capped = max_examples is None and result.example_budget < PROFILES[profile][0]
 
     # settings outside seed: @seed alone switches the database off (for an exactly
     # repeatable run), and stored failures must be replayed first whatever the seed.

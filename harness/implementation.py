@@ -70,6 +70,13 @@ class Implementation:
     and every report says so."""
     known_failures: tuple[KnownFailure, ...] = ()
     description: str = ""
+    default_examples: int | None = None
+    """At most this many examples per campaign, whatever the profile (``--max-examples``
+    overrides): for implementations that are slow per example (compiling, exporting).
+    Shown in ``list`` and in every report."""
+    example_timeout: float | None = None
+    """Seconds one example may take before the candidate counts as hung, if more than
+    ``--timeout``: a path that compiles a new graph for a new shape needs minutes."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -101,6 +108,10 @@ class Implementation:
         for known in self.known_failures:
             if not isinstance(known, KnownFailure):
                 raise TypeError(f"Implementation {self.name!r}: known_failures must hold KnownFailure(when=..., reason=...), got {known!r}")
+        if self.default_examples is not None and self.default_examples < 1:
+            raise ValueError(f"Implementation {self.name!r}: default_examples must be at least 1, got {self.default_examples}")
+        if self.example_timeout is not None and not self.example_timeout > 0:
+            raise ValueError(f"Implementation {self.name!r}: example_timeout must be a positive number of seconds, got {self.example_timeout}")
         if self.max_layers is not None and self.max_layers < 1:
             raise ValueError(f"Implementation {self.name!r}: max_layers must be at least 1, got {self.max_layers}")
 
@@ -161,7 +172,17 @@ class Implementation:
             shown["approximate"] = f"bound x{self.error_budget:g}"
         if self.known_failures:
             shown["known_failures"] = str(len(self.known_failures))
+        if self.default_examples is not None:
+            shown["default_examples"] = str(self.default_examples)
+        if self.example_timeout is not None:
+            shown["example_timeout"] = f"{self.example_timeout:g}s"
         return shown
+
+    def example_budget(self, profile_examples: int) -> int:
+        """How many examples a profile that asks for ``profile_examples`` gives this one."""
+        if self.default_examples is None:
+            return profile_examples
+        return min(profile_examples, self.default_examples)
 
     def known_failure(self, case) -> KnownFailure | None:
         """The declared known failure covering this case, if any."""

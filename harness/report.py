@@ -64,7 +64,10 @@ def summary_table(results) -> str:
             finding = f"{result.failure.kind}: {result.failure.subject}"
         elif result.reason:
             finding = result.reason.strip().splitlines()[-1][:60]
-        rows.append((result.name, result.family or "?", result.verdict.upper() if result.verdict != "pass" else "pass", str(result.examples), f"{result.seconds:.1f}", rate, finding))
+        examples = str(result.examples)
+        if getattr(result, "budget_capped", False):
+            examples += f" (capped at {result.example_budget})"
+        rows.append((result.name, result.family or "?", result.verdict.upper() if result.verdict != "pass" else "pass", examples, f"{result.seconds:.1f}", rate, finding))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

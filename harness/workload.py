@@ -10,11 +10,11 @@ the call under test warmed up before any timing.
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from collections.abc import Callable
 
 import torch
-import torch.utils.benchmark
 from torch import Tensor, nn
 
 from harness.families import FAMILIES, family as family_record
@@ -181,10 +181,15 @@ def build_workload(
                 loss = loss + state.sum()
             loss.backward()
 
-    timer = torch.utils.benchmark.Timer("call()", globals={"call": call})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a compiler's first-call chatter is not a result
-        first_call_seconds = timer.timeit(1).median
+        # A plain clock, not torch.utils.benchmark: Timer.timeit(1) makes two
+        # warm-up calls first, so the compilation would land there, untimed.
+        started = time.perf_counter()
+        call()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        first_call_seconds = time.perf_counter() - started
         for _ in range(warmup_calls):
             call()
     return Workload(implementation.name, shape, mode, module, x, first_call_seconds, call)

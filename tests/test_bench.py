@@ -9,6 +9,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -226,3 +227,22 @@ def test_bench_on_cuda_without_cuda_is_a_usage_error():
 def test_workload_skips_cells():
     with pytest.raises(UnsupportedCase, match="layer families"):
         build_workload(discover().implementation("torch-lstmcell"), Shape(3, 1, 2, 2), "forward")
+class _SlowFirstCall(torch.nn.RNN):
+    """Stands in for a compiling implementation: the first forward takes 0.3 s more."""
+
+    compiled = False
+
+    def forward(self, input, hx=None):
+        if not self.compiled:
+            time.sleep(0.3)
+            self.compiled = True
+        return super().forward(input, hx)
+
+
+def test_first_call_time_includes_what_the_first_call_compiles():
+    """Pinned: it was timed with Timer.timeit(1), whose two warm-up calls hid the compile."""
+    from harness import Implementation
+
+    slow = Implementation(name="slow-first-call", factory=_SlowFirstCall)
+    workload = build_workload(slow, Shape(4, 2, 3, 5), "forward", warmup_calls=0)
+    assert workload.first_call_seconds >= 0.3, f"first call timed as {workload.first_call_seconds:.3f}s"

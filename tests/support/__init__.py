@@ -33,12 +33,20 @@ def registry():
     return discover(builtin_only=True)
 
 
-def builtin_names(family: str | None = "RNN") -> list[str]:
+EXECUTION_PATHS = ("torch-decomp", "compiled", "exported", "onnxruntime")
+"""torch's own execution paths: they run torch's forward through a decomposition, a
+compiler, an exporter or ONNX Runtime, declare what they cannot take, and some
+compile per shape (minutes). tests/test_execution_paths.py checks them within their
+declared limits; the hand-written specification below is for re-implementations."""
+
+
+def builtin_names(family: str | None = "RNN", *, execution_paths: bool = False) -> list[str]:
     """The registered built-ins of one family (every family with None), sorted, for
-    parametrising (ids are the names)."""
+    parametrising (ids are the names); torch's execution paths only if asked for."""
     return [
         name for name, plugin in registry().loaded.items()
         if plugin.found.builtin and (family is None or plugin.implementation.family == family)
+        and (execution_paths or name not in EXECUTION_PATHS)
     ]
 
 

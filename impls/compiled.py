@@ -1,0 +1,108 @@
+"""`compiled`: torch's module run through ``torch.compile`` (Inductor) with dynamic shapes.
+
+What a user gets from ``torch.compile(rnn, dynamic=True)``, with two settings made
+on purpose and only around our own call:
+
+- ``allow_rnn=True``. By default Dynamo refuses to trace nn.RNN/LSTM/GRU and falls
+  back to eager *silently* (a graph break): "compiled" would be eager torch again.
+- ``fail_on_recompile_limit_hit=True`` with a higher ``recompile_limit``. Dynamo's
+  default, after 8 recompilations of one code object, is to run eager from then on,
+  again silently; every new module and every new sequence length recompiles here.
+
+What is dynamic: the batch (one graph serves every batch size of at least 2). What
+is not: the sequence length. torch's decomposition of ``aten.rnn_tanh`` (the code
+Inductor compiles, see `impls.torch_decomp`) unrolls the time loop in Python, so
+each new length specializes and compiles again (tens of seconds each on this
+machine; see docs/benchmarks.md). That is why this implementation has a small
+default budget and a long per-example timeout.
+
+Family-generic: `compiled_factory(module_class)` for any torch recurrent module.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+
+import torch
+from torch import nn
+
+from harness import Implementation, KnownFailure, Unavailable
+from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED
+
+RECOMPILE_LIMIT = 1_000_000
+"""Every fuzzing example builds a new module, and every sequence length is a new graph."""
+
+
+@functools.cache
+def compiler_problem() -> str | None:
+    """Why Inductor cannot compile CPU code here, or None."""
+    try:
+        from torch._inductor import cpp_builder
+
+        compiler = cpp_builder.get_cpp_compiler()
+    except Exception as error:  # noqa: BLE001 - any failure here means "cannot compile"
+        return f"torch.compile's Inductor backend found no usable C++ compiler ({type(error).__name__}: {error})"
+    if shutil.which(compiler) is None:
+        return f"torch.compile's Inductor backend needs the C++ compiler {compiler!r}, which is not on PATH"
+    return None
+
+
+def dynamo_settings():
+    return torch._dynamo.config.patch(
+        allow_rnn=True,
+        recompile_limit=RECOMPILE_LIMIT,
+        accumulated_recompile_limit=RECOMPILE_LIMIT,
+        fail_on_recompile_limit_hit=True,
+    )
+
+
+class CompiledForward:
+    """Mixin over a torch recurrent module: its own forward, compiled once per module."""
+
+    def __init__(self, *args, **kwargs):
+        problem = compiler_problem()
+        if problem is not None:
+            raise Unavailable(problem)
+        super().__init__(*args, **kwargs)
+        # The torch class's forward bound to this module: Dynamo traces torch's code
+        # with this module's parameters as graph inputs, so weight changes (in place
+        # or by load_state_dict) reach the compiled graph without recompiling.
+        self._compiled_forward = torch.compile(super().forward, dynamic=True)
+
+    def forward(self, input, hx=None):
+        with dynamo_settings():
+            return self._compiled_forward(input, hx)
+
+
+def compiled_factory(module_class: type[nn.Module]) -> type[nn.Module]:
+    """A drop-in subclass of ``module_class`` whose forward is torch.compile'd.
+    Assign it to a module-level name equal to its ``__name__`` (workers and repro
+    scripts import it by name)."""
+    return type(f"Compiled{module_class.__name__}", (CompiledForward, module_class), {"__module__": __name__})
+
+
+CompiledRNN = compiled_factory(nn.RNN)
+
+IMPLEMENTATION = Implementation(
+    name="compiled",
+    factory=CompiledRNN,
+    family="RNN",
+    # Inductor lowers the kernel with torch._decomp's decomposition, bug included.
+    known_failures=(
+        INTER_LAYER_DROPOUT_IGNORED,
+        KnownFailure(
+            when=lambda case: case.num_layers == 1 and not case.bidirectional and not case.packed,
+            reason=(
+                "torch.compile (AOTAutograd + Inductor, torch._inductor.compile_fx) returns h_n as a view "
+                "into output's storage for one unidirectional layer; eager torch, and torch._decomp's "
+                "decomposition run eagerly, return separate tensors (docs/found-bugs.md)"
+            ),
+        ),
+    ),
+    # One example (its first graph costs tens of seconds) in `python -m harness fuzz`;
+    # campaigns give it more with --max-examples (docs/found-bugs.md).
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.RNN, dynamic=True), Inductor; each new sequence length compiles",
+)

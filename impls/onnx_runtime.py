@@ -1,0 +1,186 @@
+"""`onnxruntime`: torch's module exported with ``torch.onnx.export`` and run by
+ONNX Runtime's CPU execution provider.
+
+The exporter used is torch's TorchScript-based one (``dynamo=False``): it maps
+nn.RNN to ONNX's ``RNN`` operator, with dynamic sequence length and batch, so
+what is checked is the exporter's translation and ONNX Runtime's own recurrent
+kernel, an implementation independent of torch. (The default exporter since
+torch 2.9, ``dynamo=True``, has no translation for ``aten.rnn_tanh``: it lowers
+torch's Python decomposition, the time loop unrolled for one sequence length, which
+`exported` already checks.)
+
+The module owns torch's parameters (it *is* the torch class, with another
+forward). The exporter folds the weights into the ONNX graph (re-laid out for ONNX's
+gate order), so a weight change is a re-export: each call compares the parameters'
+version counters with those the session was built from. Sessions are also keyed by
+the call's structure (training, input rank, ``h_0`` given, feature widths).
+
+Declared out of scope: PackedSequence (the exporter takes tensors), gradients
+(an inference session returns arrays), and the dtypes ONNX Runtime's CPU RNN kernel
+does not implement.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from harness import Implementation, KnownFailure, Unavailable
+
+INSTALL = 'pip install "rnn-harness[onnx]"  (onnx, onnxruntime, onnxscript)'
+
+
+@functools.cache
+def onnxruntime_problem() -> str | None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        return f"ONNX Runtime is not installed ({error}); install it with: {INSTALL}"
+    return None
+
+
+def export_session(module: nn.Module, module_class: type, input, hx):
+    """An onnxruntime.InferenceSession for torch's forward of ``module`` on inputs like these."""
+    import onnxruntime
+
+    batched = input.dim() == 3
+    batch_dim = 0 if getattr(module, "batch_first", False) else 1
+    names = ["input"] + ([] if hx is None else ["h0"])
+    dynamic_axes = {"input": {0: "steps", 1: "batch"} if batched else {0: "steps"}}
+    dynamic_axes["output"] = dict(dynamic_axes["input"])
+    if batched and batch_dim == 0:
+        dynamic_axes["input"] = dynamic_axes["output"] = {0: "batch", 1: "steps"}
+    if batched:
+        dynamic_axes["h_n"] = {1: "batch"}
+        if hx is not None:
+            dynamic_axes["h0"] = {1: "batch"}
+    buffer = io.BytesIO()
+    wrapper = _TorchForward(module, module_class)
+    args = (input,) if hx is None else (input, hx)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated and says so, and warns about
+        # variable-length RNN export and tracing; all expected here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, args, buffer, dynamo=False, input_names=names, output_names=["output", "h_n"],
+            dynamic_axes=dynamic_axes,
+            training=torch.onnx.TrainingMode.TRAINING if module.training else torch.onnx.TrainingMode.EVAL,
+            do_constant_folding=not module.training,
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: not the "initializer in graph inputs" notices
+    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+
+class _TorchForward(nn.Module):
+    def __init__(self, module: nn.Module, module_class: type[nn.Module]):
+        super().__init__()
+        self.module = module
+        self.module_class = module_class
+        # The exporter switches the wrapper's mode for the export and back after it,
+        # recursively: the wrapper must be in the module's mode, or the module's own
+        # mode is changed behind the caller's back.
+        self.train(module.training)
+
+    def forward(self, input, hx=None):
+        return self.module_class.forward(self.module, input, hx)
+
+
+class OnnxRuntimeForward:
+    """Mixin over a torch recurrent module: forward through ONNX Runtime."""
+
+    _torch_class: type[nn.Module]
+
+    def __init__(self, *args, **kwargs):
+        problem = onnxruntime_problem()
+        if problem is not None:
+            raise Unavailable(problem)
+        super().__init__(*args, **kwargs)
+        self._sessions: dict = {}
+
+    def _weights_version(self) -> tuple:
+        return tuple((id(p), p.data_ptr(), p._version) for p in self.parameters())
+
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            raise TypeError(f"{type(self).__name__} cannot take a PackedSequence: torch.onnx.export takes tensors. Pad the batch instead.")
+        structure = _structure(self, input, hx)
+        weights = self._weights_version()
+        cached = self._sessions.get(structure)
+        if cached is None or cached[0] != weights:
+            with torch.no_grad():
+                session = export_session(self, self._torch_class, input.detach(), None if hx is None else hx.detach())
+            self._sessions[structure] = cached = (weights, session)
+        session = cached[1]
+        feeds = {"input": input.detach().cpu().contiguous().numpy()}
+        if hx is not None:
+            feeds["h0"] = hx.detach().cpu().contiguous().numpy()
+        output, h_n = session.run(None, feeds)
+        device = next(self.parameters()).device
+        return torch.from_numpy(output).to(device), torch.from_numpy(h_n).to(device)
+
+
+def _structure(module: nn.Module, input, hx) -> tuple:
+    """What a session is specialized on. Sizes that are dynamic in the ONNX graph
+    (steps, batch) are left out, except whether they are empty and whether h_0's
+    batch agrees with the input's: on such invalid input a fresh export lets torch's
+    forward raise its own error, rather than ONNX Runtime raise another."""
+    batch_dim = 0 if getattr(module, "batch_first", False) else 1
+    batched = input.dim() == 3
+    steps = input.shape[1 - batch_dim if batched else 0] if input.dim() >= 2 else None
+    batch = input.shape[batch_dim] if batched else None
+    return (
+        module.training, input.dtype, input.dim(), tuple(input.shape[2:] if batched else input.shape[1:]),
+        steps == 0, batch == 0,
+        None if hx is None else (hx.dtype, hx.dim(), hx.shape[0], hx.shape[-1], hx.dim() == 3 and hx.shape[1] == batch),
+    )
+
+
+def onnxruntime_factory(module_class: type[nn.Module]) -> type[nn.Module]:
+    """A drop-in subclass of ``module_class`` run by ONNX Runtime. Assign it to a
+    module-level name equal to its ``__name__``."""
+    return type(
+        f"OnnxRuntime{module_class.__name__}", (OnnxRuntimeForward, module_class),
+        {"__module__": __name__, "_torch_class": module_class},
+    )
+
+
+OnnxRuntimeRNN = onnxruntime_factory(nn.RNN)
+
+IMPLEMENTATION = Implementation(
+    name="onnxruntime",
+    factory=OnnxRuntimeRNN,
+    family="RNN",
+    packed=False,
+    backward=False,
+    # ONNX Runtime's CPU RNN kernel: float and float16; no double, and ONNX's RNN takes no bfloat16.
+    dtypes={torch.float32, torch.float16},
+    devices={"cpu"},
+    default_examples=60,  # every case exports a model and opens a session
+    known_failures=(
+        KnownFailure(
+            when=lambda case: case.training and case.dropout > 0,
+            reason=(
+                "torch.onnx's TorchScript exporter (symbolic_opset9._generic_rnn) refuses RNN dropout in "
+                "training mode with SymbolicValueError, even where torch applies none (one layer)"
+            ),
+        ),
+        KnownFailure(
+            when=lambda case: case.bidirectional and case.batch == 0 and case.layout != "unbatched",
+            reason=(
+                "torch.onnx's TorchScript exporter (symbolic_opset9._generic_rnn) joins the two directions "
+                "with Reshape(Y, [0, 0, -1]); on an empty batch the -1 cannot be inferred and "
+                "onnxruntime's Reshape fails"
+            ),
+        ),
+    ),
+    description="torch.onnx.export(torch.nn.RNN) (TorchScript exporter, ONNX RNN op) run by onnxruntime's CPU session",
+)

@@ -1,0 +1,107 @@
+"""`torch-decomp`: torch's module with its recurrent kernel swapped for torch's own
+Python decomposition (``torch._decomp``, what AOTAutograd, Inductor and export lower
+``aten.rnn_tanh`` and friends to).
+
+Everything else in torch's ``forward`` (validation, unbatched and PackedSequence
+handling, ``h_0`` sorting) runs unchanged: a `torch.overrides.TorchFunctionMode`
+catches the one call into the fused kernel (``_VF.rnn_tanh(...)``) and runs the
+decomposition registered for that exact overload instead. The decomposition is
+looked up in ``torch._decomp.decomposition_table`` at call time, so what runs is
+what torch's compilers would use.
+
+Family-generic: `decomposed_factory(module_class)` makes the drop-in for any torch
+recurrent module whose forward calls one of `RECURRENT_KERNELS`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from harness import Implementation, KnownFailure
+
+aten = torch.ops.aten
+
+RECURRENT_KERNELS = {"rnn_tanh": aten.rnn_tanh, "rnn_relu": aten.rnn_relu, "lstm": aten.lstm, "gru": aten.gru}
+"""``_VF`` function name -> the aten packet whose ``.input`` / ``.data`` overloads it calls."""
+
+
+def kernel_overload(name: str, args: tuple) -> torch._ops.OpOverload:
+    """The overload a ``_VF`` call binds to: ``.data`` (PackedSequence: the second
+    argument is the int64 ``batch_sizes``) or ``.input`` (a padded tensor)."""
+    packed = isinstance(args[1], Tensor) and not args[1].is_floating_point() and args[1].dim() == 1
+    return getattr(RECURRENT_KERNELS[name], "data" if packed else "input")
+
+
+def _fused_kernel_names() -> dict:
+    """The ``_VF`` functions torch's modules call (``torch._VF.rnn_tanh`` is
+    ``torch._C._VariableFunctions.rnn_tanh``), mapped to their names."""
+    return {getattr(torch._C._VariableFunctions, name): name for name in RECURRENT_KERNELS}
+
+
+def decomposition(overload: torch._ops.OpOverload):
+    from torch._decomp import decomposition_table
+
+    try:
+        return decomposition_table[overload]
+    except KeyError:
+        raise NotImplementedError(f"torch._decomp has no decomposition for {overload}") from None
+
+
+class RecurrentKernelsDecomposed(TorchFunctionMode):
+    """Runs every recurrent kernel call made inside it through torch's decomposition."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = _fused_kernel_names().get(func)
+        if name is not None:
+            return decomposition(kernel_overload(name, args))(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+class DecomposedForward:
+    """Mixin over a torch recurrent module: its forward, with the kernel decomposed."""
+
+    def forward(self, input, hx=None):
+        with RecurrentKernelsDecomposed():
+            return super().forward(input, hx)
+
+
+def decomposed_factory(module_class: type[nn.Module]) -> type[nn.Module]:
+    """A drop-in subclass of ``module_class`` (nn.RNN, nn.LSTM, nn.GRU) that runs
+    torch's Python decomposition of its kernel. Assign it to a module-level name of
+    the same ``__name__`` so workers and repro scripts can import it."""
+    return type(f"Decomposed{module_class.__name__}", (DecomposedForward, module_class), {"__module__": __name__})
+
+
+DecomposedRNN = decomposed_factory(nn.RNN)
+
+INTER_LAYER_DROPOUT_IGNORED = KnownFailure(
+    when=lambda case: case.training and case.dropout > 0 and case.num_layers > 1,
+    reason=(
+        "torch._decomp.decompositions._rnn_helper never applies dropout between layers: "
+        "it sets `dropout = dropout if (train and num_layers < i - 1) else 0.0`, which is "
+        "0 for every layer i (docs/found-bugs.md)"
+    ),
+)
+
+EMPTY_SEQUENCE_ERROR_TYPE = KnownFailure(
+    when=lambda case: case.defect == "empty_sequence",
+    reason=(
+        "torch._decomp.decompositions.one_layer_rnn does not check for an empty sequence: "
+        "torch.cat of no steps raises ValueError where aten.rnn_tanh raises RuntimeError "
+        "(docs/found-bugs.md)"
+    ),
+)
+
+IMPLEMENTATION = Implementation(
+    name="torch-decomp",
+    factory=DecomposedRNN,
+    family="RNN",
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE),
+    # Python loops per step: several times slower per example than the built-ins;
+    # keeps `python -m harness fuzz` (everything registered) within two minutes.
+    default_examples=100,
+    description="torch.nn.RNN with aten.rnn_tanh/rnn_relu run by torch._decomp's Python decomposition",
+)
