@@ -294,7 +294,13 @@ class DropInRecurrent(nn.Module):
             batch_sizes = tuple(int(b) for b in batch_sizes_tensor.tolist())
             batch = batch_sizes[0]
             states = None if hx is None else self._packed_states(hx, sorted_indices)
-            self._check_input(data, weight_dtype, expected_dim=2)
+            if self.family.cell_state:
+                # nn.LSTM does not run its Python checks on a PackedSequence: ATen's
+                # kernel meets a wrong dtype or width first, with a RuntimeError.
+                if data.dtype != weight_dtype or data.dim() != 2 or data.size(-1) != self.input_size:
+                    raise RuntimeError(f"packed LSTM input must be ({self.input_size}-wide, {weight_dtype}), got {tuple(data.shape)} {data.dtype}")
+            else:
+                self._check_input(data, weight_dtype, expected_dim=2)
             packed, unbatched = input, False
         else:
             if not isinstance(input, Tensor):
