@@ -64,7 +64,7 @@ def address_of(implementation: Implementation) -> Address:
 
     factory = implementation.factory
     entry_point = entry_point_name(implementation)
-    if entry_point is not None:
+    if entry_point is not None and _still_installed(entry_point):
         return Address("entry_point", entry_point, (("attr", "factory"),))
     found = _by_qualified_name(factory) or _search_modules(implementation, factory)
     if found is not None:
@@ -88,6 +88,17 @@ def address_of(implementation: Implementation) -> Address:
             "(a list or dict of Implementations is fine), register it as an entry point, or run with --no-isolation."
         ) from None
     return Address("pickle", factory=factory)
+
+
+def _still_installed(name: str) -> bool:
+    """Whether the entry point is still there to load: one that was loaded from a
+    distribution since removed from the path (a test's temporary install) is not,
+    and a worker must then find the object by its module instead."""
+    import importlib.metadata
+
+    from harness.registry import ENTRY_POINT_GROUP
+
+    return bool(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name))
 
 
 def _label(factory) -> str:

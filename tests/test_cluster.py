@@ -167,7 +167,10 @@ def test_a_failure_found_on_the_cluster_comes_back_with_its_repro(cluster_run):
     failing = [s for s in entry["shards"] if s["verdict"] == "fail"]
     assert entry["replay"] in [s["replay"] for s in failing], "the replay command reruns the failing shard alone"
     assert f"--seed {failing[0]['seed']} --max-examples 20" in entry["replay"], entry["replay"]
-    assert "from mutants.hidden_state import FinalStateBatchFirst as candidate_factory" in repro.read_text(), (
+    script = repro.read_text()
+    assert "from mutants.hidden_state import FinalStateBatchFirst as candidate_factory" in script or (
+        "['mutant-h-n-batch-first'].load().factory" in script  # reached by its entry point, as the worker did
+    ), (
         "the script is the worker's, for the mutant"
     )
 

@@ -146,8 +146,11 @@ def test_builtins_are_listed_beside_it_as_built_in(listings):
     result = listings["good and broken plugins"]
     rows = result.rows()
     assert all(name in rows for name in BUILTINS), f"the built-ins {BUILTINS} should be listed:\n{result.stdout}"
+    families = {"lstm": "LSTM", "gru": "GRU", "rnncell": "RNNCell", "lstmcell": "LSTMCell", "grucell": "GRUCell"}
     for name in BUILTINS:
-        assert rows[name][:2] == ["RNN", "built-in"], f"{name}: row {rows[name]}, but should be family RNN, origin built-in"
+        # one entry point per family: NAME for nn.RNN, NAME-lstm, NAME-gru, NAME-rnncell, ...
+        family = families.get(name.rsplit("-", 1)[-1], "RNN")
+        assert rows[name][:2] == [family, "built-in"], f"{name}: row {rows[name]}, but should be family {family}, origin built-in"
 
 
 BROKEN_PLUGINS = {
@@ -220,7 +223,7 @@ INVALID_RECORDS = {
     "empty name": ({"name": ""}, TypeError, r"name must be a non-empty string"),
     "name not a string": ({"name": 3}, TypeError, r"name must be a non-empty string"),
     "factory not callable": ({"factory": "nn.RNN"}, TypeError, r"factory must be callable"),
-    "family LSTM (planned, not yet checked)": ({"family": "LSTM"}, ValueError, r"family 'LSTM' is not supported; expected one of RNN"),
+    "family not spelt as torch's class": ({"family": "Lstm"}, ValueError, r"family 'Lstm' is not one of torch's recurrent modules; expected one of RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell"),
     "integer dtype": ({"dtypes": [torch.int32]}, ValueError, r"torch\.int32.*not floating types"),
     "unknown nonlinearity": ({"nonlinearities": ["sigmoid"]}, ValueError, r"unknown nonlinearities \['sigmoid'\]"),
     "max_layers 0": ({"max_layers": 0}, ValueError, r"max_layers must be at least 1, got 0"),

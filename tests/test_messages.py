@@ -21,7 +21,7 @@ import torch
 
 from harness import KnownFailure, report
 from harness.campaign import ImplementationResult, fuzz_implementation
-from harness.cases import DEFECTS, Case
+from harness.cases import Case, defects_for
 from harness.oracle import Discrepancy, check
 from harness.repro import write_repro
 from impls.loop import LoopRNN
@@ -86,10 +86,9 @@ def repro_cases():
         if finding == "second call":
             case = Case(**{**case.__dict__, "second_call": "optimizer_step"})
         yield f"{layout}-{finding}", case, Discrepancy(finding.split()[0], subject, f"{finding} differs", evidence)
-    for (layout, case), defect in itertools.product(LAYOUT_CASES.items(), DEFECTS):
-        if defect == "empty_sequence" and case.packed:
-            continue  # generated for plain tensor layouts only
-        yield f"{layout}-{defect}", Case(**{**case.__dict__, "defect": defect}), Discrepancy("exception_type", "forward", "raises another type", {"expected": "RuntimeError"})
+    for layout, case in LAYOUT_CASES.items():
+        for defect in defects_for(case):
+            yield f"{layout}-{defect}", Case(**{**case.__dict__, "defect": defect}), Discrepancy("exception_type", "forward", "raises another type", {"expected": "RuntimeError"})
 
 
 class BreaksOnPackedDtypeMismatch(LoopRNN):
@@ -161,7 +160,7 @@ def test_case_dtype_compares_with_torch_dtypes_in_a_known_failure():
     declared = implementation("torch").__class__(
         name="torch-float64-aside", factory=torch.nn.RNN, known_failures=(KnownFailure(when=lambda case: case.dtype == torch.float64, reason=reason),),
     )
-    result = fuzz_implementation(declared, profile="ci", max_examples=20, seed=0, repro_dir=None, database_dir=None, isolate=False)
+    result = fuzz_implementation(declared, profile="ci", max_examples=60, seed=0, repro_dir=None, database_dir=None, isolate=False)
     assert result.verdict == "pass" and result.known_failure_cases.get(reason, 0) > 0, result.known_failure_cases
     assert Case(dtype="bfloat16").dtype in (torch.float16, torch.bfloat16) and json.loads(Case(dtype="float64").to_json())["dtype"] == "float64"
 
