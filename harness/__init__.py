@@ -1,4 +1,4 @@
-"""rnn-harness: differential fuzzing and benchmarks for re-implementations of torch.nn.RNN."""
+"""rnn-harness: differential fuzzing and benchmarks for re-implementations of torch's recurrent modules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 _PUBLIC = {
     "Case": "harness.cases",
     "DirectionWeights": "harness.dropin",
+    "DropInGRU": "harness.dropin",
+    "DropInGRUCell": "harness.dropin",
+    "DropInLSTM": "harness.dropin",
+    "DropInLSTMCell": "harness.dropin",
     "DropInRNN": "harness.dropin",
+    "DropInRNNCell": "harness.dropin",
+    "Family": "harness.families",
     "Implementation": "harness.implementation",
     "KnownFailure": "harness.implementation",
     "Unavailable": "harness.implementation",
@@ -25,7 +31,8 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from harness.cases import Case
-    from harness.dropin import DirectionWeights, DropInRNN
+    from harness.dropin import DirectionWeights, DropInGRU, DropInGRUCell, DropInLSTM, DropInLSTMCell, DropInRNN, DropInRNNCell
+    from harness.families import Family
     from harness.implementation import Implementation, KnownFailure, Unavailable
     from harness.packing import packed_from_padded, padded_from_packed, reverse_padded
     from harness.registry import discover
