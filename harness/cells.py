@@ -17,15 +17,17 @@ from torch import Tensor
 Elementwise = Callable[[str, Tensor], Tensor]
 
 
+ELEMENTWISE = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+"""torch's own elementwise functions, by the names the formulas use."""
+
+
 def torch_elementwise(name: str, x: Tensor) -> Tensor:
     """torch's own tanh, sigmoid or relu."""
-    if name == "tanh":
-        return torch.tanh(x)
-    if name == "sigmoid":
-        return torch.sigmoid(x)
-    if name == "relu":
-        return torch.relu(x)
-    raise ValueError(f"unknown elementwise function {name!r}")
+    try:
+        function = ELEMENTWISE[name]
+    except KeyError:
+        raise ValueError(f"unknown elementwise function {name!r}") from None
+    return function(x)
 
 
 def rnn_step(gi: Tensor, gh: Tensor, h: Tensor, nonlinearity: str, f: Elementwise = torch_elementwise) -> Tensor:

@@ -31,15 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from harness.cells import torch_elementwise
+from harness.cells import ELEMENTWISE, torch_elementwise  # noqa: F401 - ELEMENTWISE re-exported
 from harness.families import FAMILIES, Family, parameter_names
 
 State = Tensor | tuple[Tensor, Tensor]
 """A recurrent state: ``h``, or ``(h, c)`` for the LSTM family."""
-
-
-ELEMENTWISE = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
-"""The functions `DropInRNN.elementwise` knows, by name."""
 
 
 class DirectionWeights(NamedTuple):

@@ -185,16 +185,16 @@ class _Session:
         # Libraries' tanh and sigmoid are a few ulps off where torch's are half an ulp:
         # a +/- pair of `loop` runs with every activation output moved by the budget
         # measures what that costs in this case (harness/probes.py).
-        self.activation_probes = []
+        self.activation_factories = []
         if needs_activation_probes(model, case.family_record.elementwise_functions(case.nonlinearity), self.dtype):
             # Two pairs: outputs moved at random (errors that average out along the
             # recurrence) and all one way (an approximation's error where the arguments
             # stay close, as in saturation, adds up step after step).
-            for sign, systematic in ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True)):
-                factory = activation_probe_factory(model, case.seed * 1000 + 1, sign, case.family, systematic)
-                module = _quiet_construct(factory, case, self.dtype, case.device)
-                _load(module, self.materialized.weights, "activation probe")
-                self.activation_probes.append(module)
+            self.activation_factories = [
+                activation_probe_factory(model, case.seed * 1000 + 1, sign, case.family, systematic)
+                for sign, systematic in ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True))
+            ]
+        self._activation_modules: list | None = None  # built on first use: most examples never need them
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -202,6 +202,17 @@ class _Session:
         except Exception as error:
             raise Discrepancy("exception", "constructor", f"constructing the candidate raised {_exception_line(error)}", {"traceback": _short_traceback(error)}) from error
         _load(self.candidate, self.materialized.weights, "candidate")
+
+    def activation_probes(self) -> list:
+        """The activation probes, built and loaded with the current weights the first
+        time a verdict needs them."""
+        if self._activation_modules is None:
+            self._activation_modules = []
+            for factory in self.activation_factories:
+                module = _quiet_construct(factory, self.case, self.dtype, self.case.device)
+                _load(module, self.materialized.weights, "activation probe")
+                self._activation_modules.append(module)
+        return self._activation_modules
 
     def _sensitivity_noise(self, name: str, shape) -> Tensor:
         generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
@@ -230,7 +241,7 @@ class _Session:
         if self.low_probe is not None:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
-        modules += [(module, new) for module in self.activation_probes]
+        modules += [(module, new) for module in self._activation_modules or ()]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -615,7 +626,7 @@ def _check_call(session: _Session, call: str) -> None:
     # horizon), so running them only where the candidate is out of the narrower
     # bounds gives the same verdict at a fraction of the cost. Margins are watched
     # against the full bounds.
-    if not session.activation_probes:
+    if not session.activation_factories:
         return judge(probe)
     if MARGIN_OBSERVER.get() is not None:
         return judge(_with_activation_probes(session, reference, probe))
@@ -631,7 +642,7 @@ def _with_activation_probes(session: _Session, reference: RunResult, probe: RunR
     # by their ratio before it widens the probe.
     model = session.model
     scale = model.activation_amplification / model.amplification
-    for module in session.activation_probes:
+    for module in session.activation_probes():
         perturbed = run_module(module, session.case, session.materialized, session.dtype, session.case.device, "probe")
         probe = _widened(reference, probe, _scaled_deviation(reference, perturbed, scale), values=True)
     return probe
