@@ -4,7 +4,8 @@ The template is copied and ``pip install --target``-ed into a temporary director
 (a real dist-info with its entry point), then three commands run at once with that
 directory on PYTHONPATH, from a directory that does not hold the template's source:
 ``python -m harness list``, the template's own pytest suite (its fuzzing test goes
-through our pytest plugin) and ``python -m harness fuzz --impl my-rnn``.
+through our pytest plugin) and ``python -m harness fuzz`` of its three implementations
+(nn.RNN, nn.LSTM and nn.GRUCell: one per kind of drop-in shell).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 TEMPLATE = Path(__file__).parents[1] / "examples" / "plugin-template"
 NAME, DISTRIBUTION = "my-rnn", "my-rnn 0.1.0"
+FAMILIES = {"my-rnn": "RNN", "my-lstm": "LSTM", "my-grucell": "GRUCell"}
 EXIT_OK = 0
 
 
@@ -51,7 +53,10 @@ def commands(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
         "list": [sys.executable, "-m", "harness", "list"],
         "pytest": [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(source / "tests"),
                    "--rnn-max-examples", "5", "--rnn-seed", "0", "--rnn-report", "pytest-report.json"],
-        "fuzz": [sys.executable, "-m", "harness", "fuzz", "--impl", NAME, "--max-examples", "20", "--seed", "0", "--report", "fuzz-report.json"],
+        "fuzz": [
+            sys.executable, "-m", "harness", "fuzz", *(f"--impl={name}" for name in FAMILIES),
+            "--max-examples", "20", "--seed", "0", "--report", "fuzz-report.json",
+        ],
     }
     processes = {
         name: subprocess.Popen(line, cwd=run_directory, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -65,27 +70,30 @@ def commands(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     return completed
 
 
-def test_the_template_lists_its_implementation_with_its_distribution(commands):
+def test_the_template_lists_its_implementations_with_their_families_and_distribution(commands):
     listing = commands["list"]
     assert listing.returncode == EXIT_OK, f"exit {listing.returncode}:\n{listing.stderr}"
     rows = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip())[1:] for line in listing.stdout.splitlines()[1:]}
-    assert rows.get(NAME, [])[:2] == ["RNN", DISTRIBUTION], f"row for {NAME}: {rows.get(NAME)}; expected family RNN, origin {DISTRIBUTION}:\n{listing.stdout}"
+    for name, family in FAMILIES.items():
+        assert rows.get(name, [])[:2] == [family, DISTRIBUTION], f"row for {name}: {rows.get(name)}; expected family {family}, origin {DISTRIBUTION}:\n{listing.stdout}"
 
 
 def test_the_templates_own_test_suite_passes_through_the_pytest_plugin(commands):
     run = commands["pytest"]
     assert run.returncode == EXIT_OK, f"the template's tests: exit {run.returncode}\n{run.stdout}{run.stderr}"
-    assert re.search(r"\b2 passed\b", run.stdout), f"both template tests should pass:\n{run.stdout}"
+    assert re.search(r"\b5 passed\b", run.stdout), f"all five template tests should pass:\n{run.stdout}"
     report = json.loads((commands["run directory"] / "pytest-report.json").read_text())
-    entry = report["implementations"].get(NAME)
-    assert entry is not None and entry["verdict"] == "pass" and entry["examples"] == 5, (
-        f"the plugin's report should hold {NAME} passing 5 examples: {report['implementations']}"
-    )
+    for name in FAMILIES:
+        entry = report["implementations"].get(name)
+        assert entry is not None and entry["verdict"] == "pass" and entry["examples"] == 5, (
+            f"the plugin's report should hold {name} passing 5 examples: {report['implementations']}"
+        )
 
 
 def test_the_template_survives_the_fuzz_command(commands):
     run = commands["fuzz"]
     assert run.returncode == EXIT_OK, f"python -m harness fuzz --impl {NAME}: exit {run.returncode}\n{run.stdout}{run.stderr}"
     report = json.loads((commands["run directory"] / "fuzz-report.json").read_text())
-    entry = report["implementations"][NAME]
-    assert (entry["verdict"], entry["examples"]) == ("pass", 20), f"fuzz report for {NAME}: {entry}"
+    for name, family in FAMILIES.items():
+        entry = report["implementations"][name]
+        assert (entry["verdict"], entry["examples"], entry["family"]) == ("pass", 20, family), f"fuzz report for {name}: {entry}"
