@@ -9,10 +9,14 @@ a per-implementation Hypothesis database (`harness.database`) and replayed first
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import os
+import queue
 import random
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -25,8 +29,9 @@ from hypothesis.errors import Flaky
 from harness import database as examples_database, locate, oracle, report, strategies
 from harness.cases import Case
 from harness.database import slug as _slug
-from harness.implementation import Implementation, KnownFailure
-from harness.isolation import HarnessError, InProcess, Worker
+from harness.implementation import DEFAULT_PROFILE_EXAMPLES, Implementation, KnownFailure
+from harness.isolation import SLOW_CONFIRM_FACTOR, HarnessError, InProcess, Worker
+from harness.usage import UsageError
 from harness.repro import write_repro
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
@@ -34,7 +39,7 @@ PROFILES = {
     # name: (max_examples, what it is for)
     "ci": (40, "the pytest run in CI: every built-in, a couple of minutes in all"),
     "quick": (100, "a smoke test while developing"),
-    "default": (300, "python -m harness fuzz: a few minutes for the built-ins on 2 cores"),
+    "default": (DEFAULT_PROFILE_EXAMPLES, "python -m harness fuzz: every built-in within two minutes on 2 cores"),
     "long": (5000, "campaigns: the zero-false-alarm run"),
 }
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
@@ -113,6 +118,8 @@ class ImplementationResult:
     known_failure_cases: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> cases set aside
     isolated: bool = True
     worker_restarts: int = 0
+    slow_cases: list[float] = dataclasses.field(default_factory=list)
+    """Seconds of each case that exceeded the timeout, then finished when run again: slow, not hung."""
     family: str | None = None  # torch's class name; None when the plugin could not load
     example_budget: int | None = None  # examples asked of Hypothesis
     budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
@@ -126,6 +133,7 @@ class ImplementationResult:
             "known_failure_cases": self.known_failure_cases,
             "isolated": self.isolated,
             "worker_restarts": self.worker_restarts,
+            "slow_cases": [round(seconds, 3) for seconds in self.slow_cases],
             "examples": self.examples,
             "example_budget": self.example_budget,
             "budget_capped": self.budget_capped,
@@ -155,9 +163,11 @@ class ImplementationResult:
 
 
 @contextlib.contextmanager
-def _exact_cuda_math():
-    """TF32 would make CUDA float32 results differ from float32 arithmetic."""
-    if not torch.cuda.is_available():
+def _exact_cuda_math(runner):
+    """TF32 would make CUDA float32 results differ from float32 arithmetic. A worker
+    switches it off for itself (`harness.isolation`); in this process it is switched
+    off for the campaign only."""
+    if not isinstance(runner, InProcess) or not torch.cuda.is_available():
         yield
         return
     matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -221,6 +231,7 @@ def fuzz_implementation(
         if not unavailable:
             _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started)
         result.worker_restarts = runner.restarts
+        result.slow_cases = list(getattr(runner, "slow_cases", ()))
     result.seconds = time.perf_counter() - started
     return result
 
@@ -273,7 +284,7 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
             raise
 
     try:
-        with _exact_cuda_math():
+        with _exact_cuda_math(runner):
             differential_test()
     except KeyboardInterrupt:
         raise
@@ -372,7 +383,8 @@ def _confirm_hang(runner, case: Case, found: oracle.Discrepancy) -> tuple[Case, 
 
 def _full_timeout(runner) -> oracle.Discrepancy:
     summary = (
-        f"the candidate did not finish within {runner.timeout:g}s on this case (a hang or an infinite loop). "
+        f"the candidate did not finish within {runner.timeout:g}s on this case, nor within "
+        f"{SLOW_CONFIRM_FACTOR * runner.timeout:g}s when run again in a fresh worker (a hang or an infinite loop). "
         "Shrinking it found smaller cases that exceeded their shortened limits, but the smallest of them finished "
         "when given longer, so this is the first case that exceeded the full limit, not a minimal one."
     )
@@ -400,6 +412,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repro-dir", type=Path, default=DEFAULT_REPRO_DIR, metavar="DIR", help="where repro scripts go (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="per-example limit before a candidate counts as hung (default: %(default)s)")
     parser.add_argument("--no-isolation", action="store_true", help="run candidates in this process (faster to debug; a crash ends the campaign)")
+    parser.add_argument(
+        "--jobs", type=int, metavar="N",
+        help=f"implementations fuzzed at once, each in its own worker process with one thread (default: the CPUs available, {default_jobs()} here)",
+    )
     parser.add_argument("--database", metavar="URL", help=f"where failures are kept and replayed first: {examples_database.ACCEPTED} (default: {DEFAULT_DATABASE})")
     from harness import cluster
 
@@ -408,8 +424,6 @@ def add_arguments(parser) -> None:
 
 def check_arguments(args) -> examples_database.Location:
     """The checks a local and a cluster run share; returns the database location."""
-    from harness.usage import UsageError
-
     if args.max_examples is not None and args.max_examples < 1:
         raise UsageError("--max-examples must be at least 1")
     if not args.timeout > 0:
@@ -422,12 +436,20 @@ def check_arguments(args) -> examples_database.Location:
     return location
 
 
-def run_command(args, registry, names: list[str]) -> int:
-    from harness.usage import EXIT_DISCREPANCY, EXIT_OK, UsageError
+def default_jobs() -> int:
+    """The CPUs this process may run on: one campaign each, every worker one thread."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
+
+def run_command(args, registry, names: list[str]) -> int:
     if args.scheduler is not None or args.shards is not None:
         from harness import cluster
 
+        if args.jobs is not None:
+            raise UsageError("--jobs is for a run on this machine; on a cluster, its workers' threads decide how many units run at once")
         return cluster.run_command(args, registry, names)
     location = check_arguments(args)
     devices = args.device or strategies.available_devices()
@@ -436,38 +458,128 @@ def run_command(args, registry, names: list[str]) -> int:
             raise UsageError(f"unknown device {device!r}; expected cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
             raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
+    jobs = _jobs(args, len(names))
     seed = random.randrange(2**31) if args.seed is None else args.seed
-    results: list[ImplementationResult] = []
-    progress = report.Progress(sys.stderr)
-    broken = {plugin.name: plugin for plugin in registry.broken}
-    print(f"rnn-harness fuzz: profile {args.profile}, seed {seed}, devices {','.join(devices)}", file=sys.stderr)
-    try:
-        for name in names:
-            if name in broken:
-                results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
-                continue
-            progress.start(name, total=args.max_examples or PROFILES[args.profile][0])
-            try:
-                result = fuzz_implementation(
-                    registry.implementation(name), profile=args.profile, max_examples=args.max_examples,
-                    seed=seed, repro_dir=args.repro_dir, database=location, devices=devices, on_example=progress.example,
-                    isolate=not args.no_isolation, timeout=args.timeout,
-                )
-            except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
-                result = ImplementationResult(
-                    name, "error", progress.count, time.perf_counter() - progress.started, seed, args.profile,
-                    reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
-                )
-            progress.done(result)
-            results.append(result)
-    except KeyboardInterrupt:
-        print("\ninterrupted: reporting what finished", file=sys.stderr)
-        if progress.name and progress.name not in {r.name for r in results}:
-            results.append(ImplementationResult(
-                progress.name, "skipped", progress.count, time.perf_counter() - progress.started, seed, args.profile,
-                reason=f"interrupted by the user after {progress.count} examples",
-            ))
+    print(
+        f"rnn-harness fuzz: profile {args.profile}, seed {seed}, devices {','.join(devices)}"
+        + (f", {jobs} implementations at a time" if jobs > 1 else ""),
+        file=sys.stderr,
+    )
+    runs = _Runs(args, registry, seed, location, devices)
+    results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
     return finish(args, results, seed=seed, devices=devices)
+
+
+def _jobs(args, implementations: int) -> int:
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        if args.jobs > 1 and args.no_isolation:
+            raise UsageError("--jobs above 1 needs the worker processes: drop --no-isolation, or run one implementation at a time")
+        return min(args.jobs, max(implementations, 1))
+    if args.no_isolation:
+        return 1
+    return max(1, min(default_jobs(), implementations))
+
+
+class _Runs:
+    """The campaigns of one ``fuzz`` command, one at a time or several at once. Each
+    campaign drives its own worker process, so running several at once is several
+    Hypothesis runs in threads of this process (Hypothesis is thread-safe since 6.136)
+    while torch runs in the workers, one thread each."""
+
+    def __init__(self, args, registry, seed: int, location, devices: list[str]):
+        self.args, self.registry, self.seed, self.location, self.devices = args, registry, seed, location, devices
+        self.broken = {plugin.name: plugin for plugin in registry.broken}
+        self.stop = threading.Event()
+
+    def budget(self, name: str) -> int:
+        if self.args.max_examples is not None:
+            return self.args.max_examples
+        return self.registry.implementation(name).example_budget(PROFILES[self.args.profile][0])
+
+    def fuzz(self, name: str, progress: report.Progress) -> ImplementationResult:
+        """One implementation's campaign; a harness bug becomes its `error`, never the run's end."""
+        if name in self.broken:
+            return ImplementationResult(name, "error", 0, 0.0, self.seed, self.args.profile, reason=self.broken[name].error)
+        progress.start(name, total=self.budget(name))
+
+        def on_example(count: int) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
+            progress.example(count)
+
+        try:
+            result = fuzz_implementation(
+                self.registry.implementation(name), profile=self.args.profile, max_examples=self.args.max_examples,
+                seed=self.seed, repro_dir=self.args.repro_dir, database=self.location, devices=self.devices,
+                on_example=on_example, isolate=not self.args.no_isolation, timeout=self.args.timeout,
+            )
+        except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
+            result = ImplementationResult(
+                name, "error", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
+                reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
+            )
+        progress.done(result)
+        return result
+
+    def interrupted(self, progress: report.Progress) -> ImplementationResult:
+        return ImplementationResult(
+            progress.name, "skipped", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
+            reason=f"interrupted by the user after {progress.count} examples",
+        )
+
+    def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
+        results: list[ImplementationResult] = []
+        progress = report.Progress(sys.stderr)
+        try:
+            for name in names:
+                results.append(self.fuzz(name, progress))
+        except KeyboardInterrupt:
+            print("\ninterrupted: reporting what finished", file=sys.stderr)
+            if progress.name and progress.name not in {r.name for r in results}:
+                results.append(self.interrupted(progress))
+        return results
+
+    def concurrently(self, names: list[str], jobs: int) -> list[ImplementationResult]:
+        # Slow-per-example paths (compiling, exporting) start first, so the quick ones
+        # fill the other slots around them instead of leaving one running alone at the end.
+        order = sorted(names, key=lambda name: name in self.broken or self.registry.implementation(name).example_timeout is None)
+        slots: queue.SimpleQueue = queue.SimpleQueue()
+        for slot in range(jobs):
+            slots.put(slot)
+        progresses: dict[str, report.Progress] = {}
+
+        def job(name: str) -> ImplementationResult:
+            slot = slots.get()
+            try:
+                progresses[name] = progress = report.Progress(sys.stderr, position=slot)
+                return self.fuzz(name, progress)
+            finally:
+                slots.put(slot)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="rnn-harness-fuzz") as pool:
+            futures = {name: pool.submit(job, name) for name in order}
+            try:
+                for _ in concurrent.futures.as_completed(futures.values()):
+                    pass
+            except KeyboardInterrupt:
+                self.stop.set()
+                for future in futures.values():
+                    future.cancel()
+                print("\ninterrupted: finishing the running examples, then reporting what finished", file=sys.stderr)
+                concurrent.futures.wait(futures.values())
+        results = []
+        for name in names:
+            future = futures[name]
+            if future.cancelled():
+                if self.stop.is_set():
+                    continue  # never started: nothing to report, as when one at a time
+            elif isinstance(future.exception(), KeyboardInterrupt):
+                results.append(self.interrupted(progresses[name]))
+            else:
+                results.append(future.result())
+        return results
 
 
 def finish(args, results: list[ImplementationResult], *, seed: int, devices: list[str]) -> int:

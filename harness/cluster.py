@@ -562,6 +562,7 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
         error_budget=outcomes[0].result.error_budget if outcomes else 1.0,
         isolated=all(o.result.isolated for o in outcomes),
         worker_restarts=sum(o.result.worker_restarts for o in outcomes),
+        slow_cases=[seconds for o in outcomes for seconds in getattr(o.result, "slow_cases", ())],
         workers=sorted({o.worker for o in outcomes if o.worker}),
         worker_deaths=[dead for o in outcomes for dead in o.worker_deaths],
         shards=[o.to_json() for o in outcomes] + [_unfinished_json(unit) for unit in unfinished],

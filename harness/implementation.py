@@ -8,6 +8,7 @@ until the harness calls ``factory``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ FAMILIES = FAMILY_NAMES
 
 ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 ALL_NONLINEARITIES = frozenset({"tanh", "relu"})
+DEFAULT_PROFILE_EXAMPLES = 300
+"""Examples per implementation in the default profile (``python -m harness fuzz``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +74,11 @@ class Implementation:
     known_failures: tuple[KnownFailure, ...] = ()
     description: str = ""
     default_examples: int | None = None
-    """At most this many examples per campaign, whatever the profile (``--max-examples``
-    overrides): for implementations that are slow per example (compiling, exporting).
-    Shown in ``list`` and in every report."""
+    """This implementation's budget under the default profile, for one that is slow per
+    example (compiling, exporting) or one of many registered together: smaller profiles
+    give at most this many, the long profile as many times more as it has more examples
+    than the default one (`example_budget`); ``--max-examples`` overrides. Shown in
+    ``list`` and in every report."""
     example_timeout: float | None = None
     """Seconds one example may take before the candidate counts as hung, if more than
     ``--timeout``: a path that compiles a new graph for a new shape needs minutes."""
@@ -179,10 +184,17 @@ class Implementation:
         return shown
 
     def example_budget(self, profile_examples: int) -> int:
-        """How many examples a profile that asks for ``profile_examples`` gives this one."""
+        """How many examples a profile that asks for ``profile_examples`` gives this one.
+
+        Up to the default profile's count the declared ``default_examples`` caps it (a
+        quick look stays quick). Beyond it the cap grows in proportion: the long
+        profile's campaign stays as much longer than the default one as it is for an
+        implementation that declares nothing, instead of stopping at the quick budget."""
         if self.default_examples is None:
             return profile_examples
-        return min(profile_examples, self.default_examples)
+        if profile_examples <= DEFAULT_PROFILE_EXAMPLES:
+            return min(profile_examples, self.default_examples)
+        return min(profile_examples, math.ceil(self.default_examples * profile_examples / DEFAULT_PROFILE_EXAMPLES))
 
     def known_failure(self, case) -> KnownFailure | None:
         """The declared known failure covering this case, if any."""

@@ -37,6 +37,10 @@ SHORT_LIMIT_FLOOR = 0.3
 """After a hang: never less than this many seconds per case (a busy machine)."""
 CONFIRM_FACTOR, CONFIRM_FLOOR = 3.0, 3.0
 """The minimal hanging case is re-run with 3x its limit, at least 3 s, before it is reported."""
+SLOW_CONFIRM_FACTOR = 4.0
+"""A case that exceeds the full timeout is run once more, in a fresh worker, with this
+many times the timeout before it counts as a hang: on a loaded machine a long case can
+take several times its usual time, and slow is not hung."""
 
 
 def case_cost(case: Case) -> float:
@@ -59,6 +63,15 @@ def _context():
     return multiprocessing.get_context("spawn")
 
 
+def exact_float32_math() -> None:
+    """No TF32 in this process: on CUDA, cuDNN's recurrent kernels use it by default,
+    and its 10-bit mantissa is not float32 arithmetic (the error model's premise)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 class HarnessError(RuntimeError):
     """The harness or the reference failed in the worker: not the candidate's fault."""
 
@@ -74,6 +87,7 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
     # One thread by default: fuzzing tensors are small, and workers often run side
     # by side (pytest -n, several campaigns), where more threads only wait on each other.
     torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
+    exact_float32_math()
     # Import by name from where the parent imports (pytest's rootdir, a script's folder).
     sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
     try:
@@ -132,7 +146,8 @@ class Worker:
         self.address: locate.Address | None = None
         self.fixed_seconds = None  # the fastest passing case: the cost of a call at all
         self.seconds_per_cost = 0.0  # the steepest passing case above that, per unit of case_cost
-        self.first_hang: Case | None = None  # the case that exceeded the full timeout
+        self.first_hang: Case | None = None  # the case that exceeded the full timeout, twice
+        self.slow_cases: list[float] = []  # seconds taken by cases that exceeded the timeout once, then finished
         self.warm = False  # a fresh worker's first case pays for lazy setup: not measured
 
     def predicted_seconds(self, case: Case) -> float | None:
@@ -230,10 +245,25 @@ class Worker:
         if not ready:
             self._kill()
             full = limit >= self.timeout
-            if full and self.first_hang is None and case is not None:
+            longer = None
+            if full and limit <= self.timeout and self.first_hang is None and case is not None:
+                # The first case over the full timeout: slow, or hung? Once more, fresh,
+                # with SLOW_CONFIRM_FACTOR times as long. Finishing answers as usual.
+                longer = SLOW_CONFIRM_FACTOR * limit
+                try:
+                    started = time.perf_counter()
+                    answer = self.request(request, case, limit=longer)
+                except Discrepancy as found:
+                    if found.kind != "timeout":
+                        self.slow_cases.append(time.perf_counter() - started)
+                        raise
+                else:
+                    self.slow_cases.append(time.perf_counter() - started)
+                    return answer
                 self.first_hang = case
             if full:
-                text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
+                again = "" if longer is None else f", nor within {longer:.3g}s when run again in a fresh worker"
+                text = (f"the candidate did not finish within {limit:.3g}s on this case{again} (a hang or an infinite loop); "
                         "the worker was killed. Raise the limit with --timeout if the case is merely slow.")
             else:
                 text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "

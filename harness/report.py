@@ -18,8 +18,9 @@ class Progress:
     with rate and ETA on a terminal; elsewhere (CI logs) one plain line every
     ``interval`` seconds. Shrinking runs past the planned count; the count goes on."""
 
-    def __init__(self, stream, *, interval: float = 5.0):
+    def __init__(self, stream, *, interval: float = 5.0, position: int | None = None):
         self.stream = stream
+        self.position = position  # the bar's line when several campaigns run at once
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self.interval = interval
         self.name = ""
@@ -33,7 +34,10 @@ class Progress:
         self.name, self.started, self.count, self.total = name, time.perf_counter(), 0, total
         self.last_line = self.started
         if self.live:
-            self.bar = tqdm(total=total, desc=f"  {name}", unit="ex", file=self.stream, leave=False, dynamic_ncols=True, mininterval=0.2)
+            self.bar = tqdm(
+                total=total, desc=f"  {name}", unit="ex", file=self.stream, leave=False, dynamic_ncols=True,
+                mininterval=0.2, position=self.position,
+            )
         else:
             print(f"fuzzing {name} ...", file=self.stream, flush=True)
 
@@ -52,7 +56,11 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(f"  {result.name}: {result.verdict} after {result.examples} examples in {result.seconds:.1f}s", file=self.stream, flush=True)
+        line = f"  {result.name}: {result.verdict} after {result.examples} examples in {result.seconds:.1f}s"
+        if self.live:
+            tqdm.write(line, file=self.stream)  # above any other campaign's bar
+        else:
+            print(line, file=self.stream, flush=True)
 
 
 def summary_table(results) -> str:
@@ -75,8 +83,8 @@ def summary_table(results) -> str:
 
 
 def declarations(results) -> list[str]:
-    """What each implementation declared that changes what its verdict means: cases set
-    aside as known failures, and an approximate implementation's looser bound."""
+    """What changes what a verdict means: cases set aside as known failures, an
+    approximate implementation's looser bound, and cases that were slow, not hung."""
     lines = []
     for result in results:
         if result.error_budget != 1.0:
@@ -86,7 +94,13 @@ def declarations(results) -> list[str]:
             )
         for reason, count in result.known_failure_cases.items():
             lines.append(f"  {result.name}: {count} case{'s' if count != 1 else ''} set aside as a known failure: {reason}")
-    return ["", "declared by the implementations:", *lines] if lines else []
+        slow = getattr(result, "slow_cases", None)
+        if slow:
+            lines.append(
+                f"  {result.name}: {len(slow)} case{'s' if len(slow) != 1 else ''} exceeded the per-example timeout and then "
+                f"finished when run again (longest {max(slow):.1f}s): slow, maybe a loaded machine, not hung"
+            )
+    return ["", "declared by the implementations, and noticed:", *lines] if lines else []
 
 
 def failure_text(result) -> str:

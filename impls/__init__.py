@@ -1,7 +1,18 @@
-"""Built-in implementations of torch.nn.RNN.
+"""Built-in implementations of torch's recurrent modules.
 
-Each module exposes one `harness.Implementation` named ``IMPLEMENTATION`` and is
-registered through the ``rnn_harness.impls`` entry-point group in pyproject.toml,
+Each module exposes `harness.Implementation` records (``IMPLEMENTATION`` for nn.RNN,
+``LSTM``, ``GRU``, ``RNN_CELL``, ... for the other families), each registered through the ``rnn_harness.impls`` entry-point group in pyproject.toml,
 exactly as an outside plugin would be. Nothing here is imported by the harness
 directly.
 """
+
+BUILTIN_EXAMPLES = {"RNN": 60, "LSTM": 30, "GRU": 30, "RNNCell": 100, "LSTMCell": 100, "GRUCell": 100}
+"""Each eager built-in's budget under the default profile (``default_examples``).
+
+``python -m harness fuzz`` runs every registered implementation, 40-odd built-ins
+among them, and must finish within two minutes on a 2-core machine. An outside
+plugin keeps the default profile's 300 examples; a built-in takes about two seconds
+of one core: examples per family in inverse proportion to their cost (an LSTM
+example costs about twice an nn.RNN one, a cell example a third). The long profile
+scales these (`Implementation.example_budget`); our zero-false-alarm campaigns give
+every built-in 5,000 with ``--max-examples``."""

@@ -30,6 +30,7 @@ from harness.dropin import (
     parameter_names,
     step_offsets,
 )
+from impls import BUILTIN_EXAMPLES
 
 
 class _Linears(nn.Module):
@@ -213,9 +214,9 @@ class LinearGRUCell(LinearCell, DropInGRUCell):
 
 
 _DESCRIPTION = "nn.Linear {} per {}, state_dict-compatible with torch"
-IMPLEMENTATION = Implementation(name="linear", factory=LinearRNN, family="RNN", description=_DESCRIPTION.format("input and hidden projections", "layer and direction"))
-LSTM = Implementation(name="linear-lstm", factory=LinearLSTM, family="LSTM", description=_DESCRIPTION.format("gate projections (and W_hr)", "layer and direction"))
-GRU = Implementation(name="linear-gru", factory=LinearGRU, family="GRU", description=_DESCRIPTION.format("gate projections", "layer and direction"))
-RNN_CELL = Implementation(name="linear-rnncell", factory=LinearRNNCell, family="RNNCell", description=_DESCRIPTION.format("input and hidden projections", "cell"))
-LSTM_CELL = Implementation(name="linear-lstmcell", factory=LinearLSTMCell, family="LSTMCell", description=_DESCRIPTION.format("gate projections", "cell"))
-GRU_CELL = Implementation(name="linear-grucell", factory=LinearGRUCell, family="GRUCell", description=_DESCRIPTION.format("gate projections", "cell"))
+IMPLEMENTATION = Implementation(name="linear", factory=LinearRNN, family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"], description=_DESCRIPTION.format("input and hidden projections", "layer and direction"))
+LSTM = Implementation(name="linear-lstm", factory=LinearLSTM, family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"], description=_DESCRIPTION.format("gate projections (and W_hr)", "layer and direction"))
+GRU = Implementation(name="linear-gru", factory=LinearGRU, family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"], description=_DESCRIPTION.format("gate projections", "layer and direction"))
+RNN_CELL = Implementation(name="linear-rnncell", factory=LinearRNNCell, family="RNNCell", default_examples=BUILTIN_EXAMPLES["RNNCell"], description=_DESCRIPTION.format("input and hidden projections", "cell"))
+LSTM_CELL = Implementation(name="linear-lstmcell", factory=LinearLSTMCell, family="LSTMCell", default_examples=BUILTIN_EXAMPLES["LSTMCell"], description=_DESCRIPTION.format("gate projections", "cell"))
+GRU_CELL = Implementation(name="linear-grucell", factory=LinearGRUCell, family="GRUCell", default_examples=BUILTIN_EXAMPLES["GRUCell"], description=_DESCRIPTION.format("gate projections", "cell"))

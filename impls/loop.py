@@ -10,6 +10,7 @@ import torch
 from harness import Implementation
 from harness.cells import family_step
 from harness.dropin import DropInGRU, DropInGRUCell, DropInLSTM, DropInLSTMCell, DropInRNN, DropInRNNCell, step_offsets
+from impls import BUILTIN_EXAMPLES
 
 
 def _functions(module):
@@ -86,9 +87,9 @@ class LoopGRUCell(LoopCell, DropInGRUCell):
 
 
 _DESCRIPTION = "per-step Python loop over the textbook formula (the readable reference)"
-IMPLEMENTATION = Implementation(name="loop", factory=LoopRNN, family="RNN", description=_DESCRIPTION)
-LSTM = Implementation(name="loop-lstm", factory=LoopLSTM, family="LSTM", description=_DESCRIPTION)
-GRU = Implementation(name="loop-gru", factory=LoopGRU, family="GRU", description=_DESCRIPTION)
-RNN_CELL = Implementation(name="loop-rnncell", factory=LoopRNNCell, family="RNNCell", description=_DESCRIPTION)
-LSTM_CELL = Implementation(name="loop-lstmcell", factory=LoopLSTMCell, family="LSTMCell", description=_DESCRIPTION)
-GRU_CELL = Implementation(name="loop-grucell", factory=LoopGRUCell, family="GRUCell", description=_DESCRIPTION)
+IMPLEMENTATION = Implementation(name="loop", factory=LoopRNN, family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"], description=_DESCRIPTION)
+LSTM = Implementation(name="loop-lstm", factory=LoopLSTM, family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"], description=_DESCRIPTION)
+GRU = Implementation(name="loop-gru", factory=LoopGRU, family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"], description=_DESCRIPTION)
+RNN_CELL = Implementation(name="loop-rnncell", factory=LoopRNNCell, family="RNNCell", default_examples=BUILTIN_EXAMPLES["RNNCell"], description=_DESCRIPTION)
+LSTM_CELL = Implementation(name="loop-lstmcell", factory=LoopLSTMCell, family="LSTMCell", default_examples=BUILTIN_EXAMPLES["LSTMCell"], description=_DESCRIPTION)
+GRU_CELL = Implementation(name="loop-grucell", factory=LoopGRUCell, family="GRUCell", default_examples=BUILTIN_EXAMPLES["GRUCell"], description=_DESCRIPTION)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from harness import Implementation
+from impls import BUILTIN_EXAMPLES
 
 
 @contextlib.contextmanager
@@ -55,6 +56,6 @@ ATEN_MODULES = {"RNN": AtenRNN, "LSTM": AtenLSTM, "GRU": AtenGRU}
 CPU, so torch's own cell modules are already ATen's there."""
 
 _DESCRIPTION = "torch.nn.{} with cuDNN and oneDNN disabled (ATen's native kernel)"
-IMPLEMENTATION = Implementation(name="torch-aten", factory=AtenRNN, family="RNN", description=_DESCRIPTION.format("RNN"))
-LSTM = Implementation(name="torch-aten-lstm", factory=AtenLSTM, family="LSTM", description=_DESCRIPTION.format("LSTM"))
-GRU = Implementation(name="torch-aten-gru", factory=AtenGRU, family="GRU", description=_DESCRIPTION.format("GRU"))
+IMPLEMENTATION = Implementation(name="torch-aten", factory=AtenRNN, family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"], description=_DESCRIPTION.format("RNN"))
+LSTM = Implementation(name="torch-aten-lstm", factory=AtenLSTM, family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"], description=_DESCRIPTION.format("LSTM"))
+GRU = Implementation(name="torch-aten-gru", factory=AtenGRU, family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"], description=_DESCRIPTION.format("GRU"))

@@ -4,6 +4,7 @@ picks it on CPU, cuDNN on CUDA), one implementation per family."""
 from torch import nn
 
 from harness import Implementation, KnownFailure
+from impls import BUILTIN_EXAMPLES
 
 ONEDNN_PACKED_UNCHECKED = (
     "wrong_width", "input_one_feature", "h0_wrong_batch", "h0_one_layer", "h0_one_row", "c0_one_row",
@@ -39,12 +40,12 @@ LSTM_ONEDNN_PACKED = KnownFailure(
 )
 
 _DESCRIPTION = "torch.nn.{} with default dispatch (oneDNN/ATen on CPU, cuDNN on CUDA)"
-IMPLEMENTATION = Implementation(name="torch", factory=nn.RNN, family="RNN", description=_DESCRIPTION.format("RNN"))
+IMPLEMENTATION = Implementation(name="torch", factory=nn.RNN, family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"], description=_DESCRIPTION.format("RNN"))
 LSTM = Implementation(
-    name="torch-lstm", factory=nn.LSTM, family="LSTM", description=_DESCRIPTION.format("LSTM"),
+    name="torch-lstm", factory=nn.LSTM, family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"], description=_DESCRIPTION.format("LSTM"),
     known_failures=(LSTM_ONEDNN_PACKED,),
 )
-GRU = Implementation(name="torch-gru", factory=nn.GRU, family="GRU", description=_DESCRIPTION.format("GRU"))
-RNN_CELL = Implementation(name="torch-rnncell", factory=nn.RNNCell, family="RNNCell", description="torch.nn.RNNCell (ATen's cell kernel; fused kernel on CUDA)")
-LSTM_CELL = Implementation(name="torch-lstmcell", factory=nn.LSTMCell, family="LSTMCell", description="torch.nn.LSTMCell (ATen's cell kernel; fused kernel on CUDA)")
-GRU_CELL = Implementation(name="torch-grucell", factory=nn.GRUCell, family="GRUCell", description="torch.nn.GRUCell (ATen's cell kernel; fused kernel on CUDA)")
+GRU = Implementation(name="torch-gru", factory=nn.GRU, family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"], description=_DESCRIPTION.format("GRU"))
+RNN_CELL = Implementation(name="torch-rnncell", factory=nn.RNNCell, family="RNNCell", default_examples=BUILTIN_EXAMPLES["RNNCell"], description="torch.nn.RNNCell (ATen's cell kernel; fused kernel on CUDA)")
+LSTM_CELL = Implementation(name="torch-lstmcell", factory=nn.LSTMCell, family="LSTMCell", default_examples=BUILTIN_EXAMPLES["LSTMCell"], description="torch.nn.LSTMCell (ATen's cell kernel; fused kernel on CUDA)")
+GRU_CELL = Implementation(name="torch-grucell", factory=nn.GRUCell, family="GRUCell", default_examples=BUILTIN_EXAMPLES["GRUCell"], description="torch.nn.GRUCell (ATen's cell kernel; fused kernel on CUDA)")

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from harness import Implementation, Unavailable
+from impls import BUILTIN_EXAMPLES
 from impls.vectorized import StepPlan, VectorizedGRU, VectorizedLSTM, VectorizedRNN, gru_layer_, lstm_layer_
 
 
@@ -123,18 +124,18 @@ class TorchScriptGRU(VectorizedGRU):
 IMPLEMENTATION = Implementation(
     name="torchscript",
     factory=TorchScriptRNN,
-    family="RNN",
+    family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"],
     description="forward recurrence compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
 )
 LSTM = Implementation(
     name="torchscript-lstm",
     factory=TorchScriptLSTM,
-    family="LSTM",
+    family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"],
     description="vectorized's LSTM loop compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
 )
 GRU = Implementation(
     name="torchscript-gru",
     factory=TorchScriptGRU,
-    family="GRU",
+    family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"],
     description="vectorized's GRU loop compiled with torch.jit.script (deprecated in torch, kept while it works); backward shared with vectorized",
 )

@@ -35,6 +35,7 @@ from torch.autograd.function import once_differentiable
 from harness import DropInRNN, Implementation
 from harness.dropin import DropInGRU, DropInLSTM
 from harness.dropin import step_offsets
+from impls import BUILTIN_EXAMPLES
 
 Rows = slice | Tensor
 """Rows of a packed matrix: a slice where they are contiguous, else an index."""
@@ -629,18 +630,18 @@ class VectorizedGRU(DropInGRU):
 IMPLEMENTATION = Implementation(
     name="vectorized",
     factory=VectorizedRNN,
-    family="RNN",
+    family="RNN", default_examples=BUILTIN_EXAMPLES["RNN"],
     description="input projection hoisted into one GEMM; hand-written backward through time",
 )
 LSTM = Implementation(
     name="vectorized-lstm",
     factory=VectorizedLSTM,
-    family="LSTM",
+    family="LSTM", default_examples=BUILTIN_EXAMPLES["LSTM"],
     description="input projection hoisted into one GEMM; hand-written backward through time",
 )
 GRU = Implementation(
     name="vectorized-gru",
     factory=VectorizedGRU,
-    family="GRU",
+    family="GRU", default_examples=BUILTIN_EXAMPLES["GRU"],
     description="input projection hoisted into one GEMM; hand-written backward through time",
 )

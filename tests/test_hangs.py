@@ -54,3 +54,37 @@ def test_a_slow_case_after_a_hang_is_not_reported_as_the_hang():
     # that exceeded the full timeout, and the report says the limit was the full one.
     assert reported_case is first and reported.evidence["full_timeout"], reported.summary
     assert f"within {TIMEOUT:g}s" in reported.summary and "not a minimal one" in reported.summary, reported.summary
+
+
+def test_a_case_over_the_timeout_that_finishes_when_run_again_is_slow_not_hung():
+    # A loaded machine can make one long case take several times its usual time: the
+    # first case over the full timeout is run again, fresh, with SLOW_CONFIRM_FACTOR
+    # times as long, and finishing there is an answer like any other.
+    wide = Case(input_size=2, hidden_size=5, seq_len=2, batch=2)
+    with Worker(SLOW_WHEN_WIDE, DEFAULT_MODEL, timeout=0.3) as worker:
+        worker.request("check", Case())  # the worker's lazy setup, inside no limit that matters
+        worker.request("check", wide)  # 0.5 s: over 0.3 s, within 4 x 0.3 s
+        assert len(worker.slow_cases) == 1 and worker.slow_cases[0] >= 0.5, worker.slow_cases
+        assert worker.first_hang is None, "slow is not hung: shrinking keeps the full timeout"
+
+
+def test_a_campaign_reports_its_slow_cases_beside_a_pass(tmp_path):
+    result = campaign.fuzz_implementation(SLOW_WHEN_WIDE, profile="ci", max_examples=6, seed=1, timeout=0.4, repro_dir=None, database_dir=None)
+    assert result.verdict == "pass", result.failure.summary if result.failure else result.reason
+    assert result.slow_cases and result.to_json()["slow_cases"] == [round(s, 3) for s in result.slow_cases]
+    from harness import report
+
+    assert "exceeded the per-example timeout and then finished when run again" in report.summary_table([result])
+
+
+def test_a_hang_is_confirmed_with_a_longer_limit_before_it_counts():
+    with Worker(HANGS_WHEN_WIDE, DEFAULT_MODEL, timeout=0.5) as worker:
+        worker.request("check", Case())
+        try:
+            worker.request("check", Case(input_size=2, hidden_size=5, seq_len=2, batch=2))
+        except Discrepancy as found:
+            assert found.kind == "timeout" and found.evidence["full_timeout"]
+            assert "nor within 2s when run again in a fresh worker" in found.summary, found.summary
+        else:
+            raise AssertionError("a case that spins forever must be reported as a hang")
+    assert worker.first_hang is not None and not worker.slow_cases

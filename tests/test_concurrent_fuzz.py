@@ -1,0 +1,162 @@
+"""`fuzz` runs several implementations at once, and each one's budget is its own.
+
+`python -m harness fuzz` fuzzes everything registered; with 40-odd built-ins it runs
+them side by side (`--jobs`, by default one per CPU), each campaign in its own
+worker with one thread, and a slow implementation declares a smaller budget
+(`default_examples`), which the report and `list` show. What runs at once must
+report exactly what one at a time would: the same verdicts, in the order asked,
+and Ctrl-C still writes the report of what finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from harness import Implementation, Unavailable, cli
+from harness.campaign import PROFILES, default_jobs
+from harness.isolation import Worker
+from harness.registry import FoundPlugin, LoadedPlugin, Registry
+from harness.tolerance import DEFAULT_MODEL
+from mutants import MUTANTS
+from support import implementation
+
+
+def harness(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def registered(monkeypatch, *records: Implementation) -> None:
+    plugins = {
+        record.name: LoadedPlugin(FoundPlugin(record.name, "tests", "0", "tests", entry_point=None), record)
+        for record in records
+    }
+    monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry(plugins, []))
+
+
+# -- budgets -----------------------------------------------------------------------------
+
+
+def test_default_examples_caps_the_small_profiles_and_scales_the_long_one():
+    record = dataclasses.replace(implementation("loop"), name="budgeted", default_examples=30)
+    assert record.example_budget(PROFILES["ci"][0]) == 30, "40 asked, at most 30"
+    assert record.example_budget(PROFILES["quick"][0]) == 30
+    assert record.example_budget(PROFILES["default"][0]) == 30
+    assert record.example_budget(PROFILES["long"][0]) == 500, "the long profile is 5000/300 times the default one"
+    assert record.example_budget(10) == 10, "a smaller request is never raised"
+    unbudgeted = dataclasses.replace(record, default_examples=None)
+    assert [unbudgeted.example_budget(count) for count, _ in PROFILES.values()] == [count for count, _ in PROFILES.values()]
+
+
+def test_a_budget_of_one_still_grows_in_the_long_profile():
+    record = dataclasses.replace(implementation("loop"), name="compiles", default_examples=1)
+    assert record.example_budget(PROFILES["default"][0]) == 1
+    assert record.example_budget(PROFILES["long"][0]) == 17, "ceil(5000 / 300)"
+
+
+def test_every_builtin_states_its_budget_in_list():
+    listed = harness("list", cwd=".")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines()[1:] if "built-in" in line]
+    assert rows and all("default_examples=" in row for row in rows), "\n".join(row for row in rows if "default_examples=" not in row)
+
+
+# -- several at once -----------------------------------------------------------------------
+
+
+def test_jobs_defaults_to_the_cpus_available():
+    assert default_jobs() == len(os.sched_getaffinity(0))
+
+
+def test_concurrent_run_reports_every_verdict_in_the_order_asked(tmp_path, monkeypatch, capsys):
+    mutant = next(m for m in MUTANTS if m.name == "mutant-b-hh-twice")
+    registered(monkeypatch, implementation("loop"), mutant, implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main([
+        "fuzz", "--jobs", "2", "--max-examples", "12", "--seed", "5", "--report", str(report),
+        "--repro-dir", str(tmp_path / "repros"), "--database", str(tmp_path / "db"),
+    ])
+    assert code == cli.EXIT_DISCREPANCY, "the mutant's finding decides the exit code, whichever campaign ends first"
+    captured = capsys.readouterr()
+    assert "2 implementations at a time" in captured.err
+    entries = json.loads(report.read_text())["implementations"]
+    assert list(entries) == ["loop", mutant.name, "torch-rnncell"], "the report keeps the order asked"
+    assert entries["loop"]["verdict"] == "pass" and entries["loop"]["examples"] == 12
+    assert entries["torch-rnncell"]["verdict"] == "pass" and entries["torch-rnncell"]["examples"] == 12
+    assert entries[mutant.name]["verdict"] == "fail"
+    assert (tmp_path / "repros" / f"repro_{mutant.name}.py").exists()
+    table = captured.out.splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["loop", mutant.name, "torch-rnncell"], captured.out
+
+
+def test_concurrent_and_one_at_a_time_find_the_same(tmp_path, monkeypatch):
+    mutant = next(m for m in MUTANTS if m.name == "mutant-h-n-direction-major")
+    registered(monkeypatch, mutant, implementation("loop"))
+    verdicts = {}
+    for jobs in ("1", "2"):
+        report = tmp_path / f"report-{jobs}.json"
+        cli.main([
+            "fuzz", "--jobs", jobs, "--max-examples", "60", "--seed", "11", "--report", str(report),
+            "--repro-dir", str(tmp_path / f"repros-{jobs}"), "--database", str(tmp_path / f"db-{jobs}"),
+        ])
+        entries = json.loads(report.read_text())["implementations"]
+        verdicts[jobs] = {name: (entry["verdict"], entry["examples_to_failure"], entry["failure"] and entry["failure"]["case"]) for name, entry in entries.items()}
+    assert verdicts["1"] == verdicts["2"], "the same seed finds the same first failure and the same minimal case"
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--jobs", "2", "--no-isolation"], "--jobs above 1 needs the worker processes"),
+])
+def test_impossible_jobs_are_usage_errors(arguments, message, capsys):
+    assert cli.main(["fuzz", "--impl", "loop", "--max-examples", "1", *arguments]) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "harness", "fuzz", "--impl", "loop", "--impl", "linear", "--impl", "torch",
+            "--jobs", "2", "--max-examples", "100000", "--report", str(report), "--database", str(tmp_path / "db"),
+        ],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    seen = ""
+    # Interrupt once both have shown progress (a line every 5 s when not on a terminal).
+    while not ("  loop: " in seen and "  linear: " in seen) and time.time() < deadline:
+        seen += process.stderr.readline()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_OK, out + err
+    assert "interrupted: finishing the running examples" in err
+    entries = json.loads(report.read_text())["implementations"]
+    assert list(entries) == ["loop", "linear"], "the one that never started is not reported, as one at a time"
+    for entry in entries.values():
+        assert entry["verdict"] == "skipped" and entry["reason"].startswith("interrupted by the user after"), entry
+        assert entry["examples"] >= 1
+
+
+# -- what the workers do on their own ------------------------------------------------------
+
+
+def tf32_flags(**kwargs):
+    """A factory that reports the worker's TF32 settings through `Unavailable`."""
+    raise Unavailable(f"tf32 matmul={torch.backends.cuda.matmul.allow_tf32} cudnn={torch.backends.cudnn.allow_tf32}")
+
+
+def test_workers_compute_float32_without_tf32():
+    # cuDNN allows TF32 by default; what the parent process sets does not reach a
+    # worker forked from the forkserver, so the worker must switch it off itself.
+    record = Implementation(name="tf32-flags", factory=tf32_flags)
+    with Worker(record, DEFAULT_MODEL, timeout=60) as worker:
+        assert worker.request("available") == "tf32 matmul=False cudnn=False"
