@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 
 from harness import locate
 from harness.cases import Case
@@ -88,6 +89,10 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
     # by side (pytest -n, several campaigns), where more threads only wait on each other.
     torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
     exact_float32_math()
+    # torch notes once per process that oneDNN cannot project and ATen runs instead:
+    # a dispatch detail of the reference (and of torch-lstm), printed into the middle
+    # of the progress lines, not something about the candidate.
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN", category=UserWarning)
     # Import by name from where the parent imports (pytest's rootdir, a script's folder).
     sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
     try:
