@@ -253,11 +253,14 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     @hypothesis_seed(seed)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
-        known = _known_failure(implementation, case)
-        if known is not None:
-            result.known_failure_cases[known.reason] = result.known_failure_cases.get(known.reason, 0) + 1
-            reject()
-        request = "check"
+        waived: set[str] = set()
+        for known in _known_failures(implementation, case):
+            label = known.label()
+            result.known_failure_cases[label] = result.known_failure_cases.get(label, 0) + 1
+            if known.kinds is None:
+                reject()
+            waived |= known.kinds
+        request = "check" if not waived or case.defect is not None else f"check_waiving:{','.join(sorted(waived))}"
         if case.defect is not None and isinstance(runner, Worker):
             # torch's reference runs first, on its own: a process that dies here died
             # in torch, and the case says so instead of counting against the candidate.
@@ -311,15 +314,17 @@ class KnownFailurePredicateError(BaseException):
         self.text = text
 
 
-def _known_failure(implementation: Implementation, case: Case) -> KnownFailure | None:
-    """`Implementation.known_failure`, with a predicate that raises named as such."""
+def _known_failures(implementation: Implementation, case: Case) -> list[KnownFailure]:
+    """The declared known failures covering this case, with a predicate that raises
+    named as such."""
+    covering = []
     for index, known in enumerate(implementation.known_failures):
         try:
             if known.when(case):
-                return known
+                covering.append(known)
         except Exception as error:  # noqa: BLE001 - the plugin's predicate; reported as its error
             raise KnownFailurePredicateError(implementation, index, known, error) from None
-    return None
+    return covering
 
 
 def _failed(implementation, runner, result, last_failure, error, repro_dir) -> None:

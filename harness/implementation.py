@@ -22,6 +22,9 @@ FAMILIES = FAMILY_NAMES
 
 ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 ALL_NONLINEARITIES = frozenset({"tanh", "relu"})
+WAIVABLE_KINDS = frozenset({"aliasing", "mutation"})
+"""Findings a `KnownFailure` can set aside while the rest of the case is checked:
+those whose checks are separate steps of `harness.oracle.check`."""
 DEFAULT_PROFILE_EXAMPLES = 300
 """Examples per implementation in the default profile (``python -m harness fuzz``)."""
 
@@ -33,10 +36,32 @@ class KnownFailure:
     ``when`` receives a `harness.Case` (its fields: dtype, num_layers, layout, ...)
     and returns True for the cases it covers. The fuzzer does not hold those cases
     against the implementation and reports how many it set aside, with the reason.
+
+    ``kinds`` narrows it to some checks: with ``kinds={"aliasing"}`` the covered cases
+    still run and every other check holds; only that kind of finding is set aside.
+    The kinds that can be set aside alone are `WAIVABLE_KINDS`.
     """
 
     when: Callable[[Any], bool]
     reason: str
+    kinds: Collection[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kinds is not None:
+            kinds = frozenset(self.kinds)
+            unknown = kinds - WAIVABLE_KINDS
+            if not kinds or unknown:
+                raise ValueError(
+                    f"KnownFailure kinds={sorted(kinds)}: expected a non-empty subset of {sorted(WAIVABLE_KINDS)} "
+                    "(checks that run on their own), or None to set the whole case aside"
+                )
+            object.__setattr__(self, "kinds", kinds)
+
+    def label(self) -> str:
+        """The reason as reports count it; says which checks alone were set aside."""
+        if self.kinds is None:
+            return self.reason
+        return f"[{', '.join(sorted(self.kinds))} check only] {self.reason}"
 
 
 class Unavailable(RuntimeError):
