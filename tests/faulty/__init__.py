@@ -3,7 +3,9 @@ the process, hang, raise, or return the wrong things. The campaign must survive 
 one and still judge the others (see tests/test_isolation.py)."""
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from torch import nn
 
@@ -47,6 +49,18 @@ class SlowWhenWide(LoopRNN):
         return super().forward(input, hx)
 
 
+class SlowOnce(LoopRNN):
+    """Correct, but its first call on this machine takes SLOW_ONCE_SECONDS longer (a
+    cold cache, a loaded machine); every later call, in any process, is quick. The
+    marker file is how later worker processes know (tests remove it first)."""
+
+    def forward(self, input, hx=None):
+        if not SLOW_ONCE_MARKER.exists():
+            SLOW_ONCE_MARKER.touch()
+            time.sleep(SLOW_ONCE_SECONDS)
+        return super().forward(input, hx)
+
+
 class RaisesOnPacked(LoopRNN):
     def forward(self, input, hx=None):
         if not hasattr(input, "dim"):
@@ -77,3 +91,6 @@ FAULTY = [
 # Not in FAULTY: tests/test_hangs.py times these on their own.
 HANGS_WHEN_WIDE = Implementation(name="faulty-hangs-when-wide", factory=HangsWhenWide)
 SLOW_WHEN_WIDE = Implementation(name="slow-when-wide", factory=SlowWhenWide)
+SLOW_ONCE = Implementation(name="slow-once", factory=SlowOnce)
+SLOW_ONCE_MARKER = Path(tempfile.gettempdir()) / "rnn-harness-test-slow-once"
+SLOW_ONCE_SECONDS = 6.0
