@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from harness import Implementation, discover
+from harness.families import family
 
 INPUT_SIZE = 3
 HIDDEN_SIZE = 4
@@ -54,20 +54,6 @@ def implementation(name: str) -> Implementation:
     return registry().implementation(name)
 
 
-def build_pair(
-    name: str, constructor: Mapping[str, Any], *, seed: int = 0, dtype: torch.dtype = torch.float32
-) -> tuple[nn.Module, nn.Module]:
-    """torch.nn.RNN and the candidate ``name``, both built from ``constructor``, with
-    the candidate loaded from torch's state_dict and checked to hold the same weights."""
-    torch.manual_seed(seed)
-    keywords = {"input_size": INPUT_SIZE, "hidden_size": HIDDEN_SIZE, **constructor}
-    reference = nn.RNN(**keywords, dtype=dtype)
-    candidate = implementation(name).factory(**keywords, dtype=dtype)
-    candidate.load_state_dict(reference.state_dict(), strict=True)
-    assert_same_weights(candidate, reference, f"{name} after load_state_dict")
-    return reference, candidate
-
-
 def assert_same_weights(candidate: nn.Module, reference: nn.Module, case: str) -> None:
     """The two modules hold bit-identical parameters under the same state_dict keys."""
     candidate_state = candidate.state_dict()
@@ -77,36 +63,6 @@ def assert_same_weights(candidate: nn.Module, reference: nn.Module, case: str) -
     )
     for key, expected in reference_state.items():
         torch.testing.assert_close(candidate_state[key], expected, rtol=0, atol=0, msg=lambda m, key=key: f"[{case}] weight {key}: {m}")
-
-
-def run(module: nn.Module, input, h0: Tensor | None):
-    return module(input) if h0 is None else module(input, h0)
-
-
-def assert_same_result(actual, expected, case: str, *, rtol: float, atol: float) -> None:
-    """Compare ``(output, h_n)`` pairs: type, shape, dtype, device, values; and, for
-    packed output, the PackedSequence bookkeeping."""
-    assert type(actual) is type(expected) and len(actual) == len(expected) == 2, (
-        f"[{case}] returned {type(actual).__name__} of {len(actual)}, but torch returns a tuple (output, h_n)"
-    )
-    (output, h_n), (expected_output, expected_h_n) = actual, expected
-    assert type(output) is type(expected_output), (
-        f"[{case}] output is a {type(output).__name__}, but torch returns a {type(expected_output).__name__}"
-    )
-    if isinstance(expected_output, PackedSequence):
-        for field in ("batch_sizes", "sorted_indices", "unsorted_indices"):
-            got, want = getattr(output, field), getattr(expected_output, field)
-            if want is None:
-                assert got is None, f"[{case}] output.{field}={got}, but torch gives None"
-            else:
-                torch.testing.assert_close(got, want, rtol=0, atol=0, msg=lambda m, f=field: f"[{case}] output.{f}: {m}")
-        output, expected_output = output.data, expected_output.data
-    for label, got, want in (("output", output, expected_output), ("h_n", h_n, expected_h_n)):
-        assert isinstance(got, Tensor), f"[{case}] {label} is a {type(got).__name__}, not a Tensor"
-        assert got.device == want.device, f"[{case}] {label}.device={got.device}, but torch gives {want.device}"
-        assert got.dtype == want.dtype, f"[{case}] {label}.dtype={got.dtype}, but torch gives {want.dtype}"
-        assert got.shape == want.shape, f"[{case}] {label}.shape={tuple(got.shape)}, but torch gives {tuple(want.shape)}"
-        torch.testing.assert_close(got, want, rtol=rtol, atol=atol, msg=lambda m, label=label: f"[{case}] {label}: {m}")
 
 
 def assert_same_gradients(
@@ -132,14 +88,33 @@ def assert_same_gradients(
         torch.testing.assert_close(got.grad, want.grad, rtol=rtol, atol=atol, msg=lambda m, label=label: f"[{case}] grad of {label}: {m}")
 
 
-def outputs_as_tensors(result) -> list[Tensor]:
-    output, h_n = result
-    return [output.data if isinstance(output, PackedSequence) else output, h_n]
+# nn.RNN's names for the family-generic helpers in support/families.py.
+
+
+def build_pair(name: str, constructor: Mapping[str, Any], *, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, nn.Module]:
+    """torch.nn.RNN and the candidate ``name``, both built from ``constructor``, with
+    the candidate loaded from torch's state_dict and checked to hold the same weights."""
+    from support.families import build_family_pair
+
+    return build_family_pair(name, constructor, seed=seed, dtype=dtype)
+
+
+def run(module: nn.Module, input, h0: Tensor | None):
+    from support.families import call
+
+    return call(module, input, h0)
+
+
+def assert_same_result(actual, expected, case: str, *, rtol: float, atol: float) -> None:
+    """Compare ``(output, h_n)`` pairs: nesting, type, shape, dtype, device, values;
+    and, for packed output, the PackedSequence bookkeeping."""
+    from support.families import assert_same_results
+
+    assert_same_results(actual, expected, family("RNN"), case, rtol=rtol, atol=atol)
 
 
 def backward_with(result, seed: int = 1) -> None:
-    """Backpropagate a fixed random upstream gradient into both outputs."""
-    generator = torch.Generator().manual_seed(seed)
-    tensors = outputs_as_tensors(result)
-    upstream = [torch.randn(t.shape, generator=generator, dtype=torch.float64).to(t.dtype) for t in tensors]
-    torch.autograd.backward(tensors, upstream)
+    """Backpropagate a fixed random upstream gradient into output and h_n."""
+    from support.families import backward_through
+
+    backward_through(result, family("RNN"), seed)

@@ -67,7 +67,7 @@ def flatten(result, record: Family, case: str) -> dict[str, Tensor]:
 
 
 def assert_same_results(actual, expected, record: Family, case: str, *, rtol: float, atol: float) -> None:
-    """Same nesting, types, PackedSequence bookkeeping, shapes, dtypes and values."""
+    """Same nesting, types, PackedSequence bookkeeping, devices, shapes, dtypes and values."""
     got, want = flatten(actual, record, case), flatten(expected, record, case)
     for label, expected_value in want.items():
         value = got[label]
@@ -80,6 +80,7 @@ def assert_same_results(actual, expected, record: Family, case: str, *, rtol: fl
                 else:
                     torch.testing.assert_close(mine, theirs, rtol=0, atol=0, msg=lambda m, f=field: f"[{case}] {label}.{f}: {m}")
             value, expected_value = value.data, expected_value.data
+        assert value.device == expected_value.device, f"[{case}] {label}.device={value.device}, but torch gives {expected_value.device}"
         assert value.dtype == expected_value.dtype, f"[{case}] {label}.dtype={value.dtype}, but torch gives {expected_value.dtype}"
         assert value.shape == expected_value.shape, f"[{case}] {label}.shape={tuple(value.shape)}, but torch gives {tuple(expected_value.shape)}"
         torch.testing.assert_close(value, expected_value, rtol=rtol, atol=atol, msg=lambda m, label=label: f"[{case}] {label}: {m}")
