@@ -16,7 +16,11 @@ each new length specializes and compiles again (tens of seconds each on this
 machine; see docs/benchmarks.md). That is why this implementation has a small
 default budget and a long per-example timeout.
 
-Family-generic: `compiled_factory(module_class)` for any torch recurrent module.
+Family-generic: `compiled_factory(module_class)` for any torch recurrent module,
+layers and cells (a cell's forward has no time loop: one graph serves every batch).
+What torch.compile gets wrong per family is declared below and written up in
+docs/found-bugs.md: h_n aliasing output (RNN, GRU, LSTM), LSTM's lowering to oneDNN
+with grad mode on, and LSTM's unchecked equal-length packed input.
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ time loop in Python, and ``torch.export`` refuses a dynamic sequence dimension
 each length is exported once. PackedSequence input cannot be exported (its
 ``batch_sizes`` drive Python control flow): declared out of scope.
 
-Family-generic: `exported_factory(module_class)`.
+Family-generic: `exported_factory(module_class)`, for the layers and the cells. A
+cell's batch is its input's dimension 0 (and its state's); unbatched 1-D input is
+exported as it is. LSTM's ``(h_0, c_0)`` is one tuple argument, and
+``dynamic_shapes`` mirrors it.
 """
 
 from __future__ import annotations

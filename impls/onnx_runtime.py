@@ -2,9 +2,13 @@
 ONNX Runtime's CPU execution provider.
 
 The exporter used is torch's TorchScript-based one (``dynamo=False``): it maps
-nn.RNN to ONNX's ``RNN`` operator, with dynamic sequence length and batch, so
-what is checked is the exporter's translation and ONNX Runtime's own recurrent
-kernel, an implementation independent of torch. (The default exporter since
+nn.RNN, nn.LSTM and nn.GRU to ONNX's ``RNN``, ``LSTM`` and ``GRU`` operators, with
+dynamic sequence length and batch, so what is checked is the exporter's
+translation and ONNX Runtime's own recurrent kernels, implementations independent
+of torch. The cells have no ONNX operator: the exporter writes their formula as
+``Gemm``, ``Sigmoid``, ``Tanh`` (``Relu``) nodes, run by ONNX Runtime's kernels.
+Graph inputs are ``input``, ``h0`` (and ``c0``); outputs ``output``, ``h_n`` (and
+``c_n``) for the layers, ``h1`` (and ``c1``) for the cells. (The default exporter since
 torch 2.9, ``dynamo=True``, has no translation for ``aten.rnn_tanh``: it lowers
 torch's Python decomposition, the time loop unrolled for one sequence length, which
 `exported` already checks.)
@@ -16,8 +20,8 @@ version counters with those the session was built from. Sessions are also keyed 
 the call's structure (training, input rank, ``h_0`` given, feature widths).
 
 Declared out of scope: PackedSequence (the exporter takes tensors), gradients
-(an inference session returns arrays), and the dtypes ONNX Runtime's CPU RNN kernel
-does not implement.
+(an inference session returns arrays), the dtypes ONNX Runtime's CPU RNN kernel
+does not implement, and LSTM projections (the exporter refuses them).
 """
 
 from __future__ import annotations
