@@ -112,19 +112,17 @@ ONEDNN_INFERENCE_CRASH = KnownFailure(
 )
 
 PACKED_LSTM_UNCHECKED_DEFECTS = ONEDNN_PACKED_UNCHECKED + ("h0_wrong_rank", "c0_one_layer")
+"""Seen to pass unchecked (or raise IndexError) in compiled-lstm; a wrong hidden width
+or a missing c_0 is refused with torch's RuntimeError (Dynamo's TorchRuntimeError)."""
 
 PACKED_LSTM_UNCHECKED = KnownFailure(
-    when=lambda case: (
-        case.family == "LSTM" and case.packed and len(set(case.lengths)) == 1
-        and case.dtype in ("float32", "bfloat16") and case.proj_size == 0 and case.device == "cpu"
-        and case.defect in PACKED_LSTM_UNCHECKED_DEFECTS
-    ),
+    when=lambda case: case.family == "LSTM" and case.packed and case.defect in PACKED_LSTM_UNCHECKED_DEFECTS,
     reason=(
-        "torch.compile of nn.LSTM on a PackedSequence whose sequences all have the same length: "
-        "nn.LSTM.forward checks nothing for packed input and the compiled graph keeps aten.lstm.data, "
-        "whose CPU kernel sends such a batch to oneDNN unchecked (the torch-lstm finding, "
-        "docs/found-bugs.md): a wrong input width or h_0/c_0 shape returns normally or raises "
-        "IndexError where torch's ATen kernel raises RuntimeError"
+        "torch.compile of nn.LSTM on a PackedSequence: nn.LSTM.forward checks nothing for packed input "
+        "(docs/found-bugs.md, Part 1), and neither does what the compiled graph runs: aten.lstm.data's CPU "
+        "kernel, which sends equal-length batches to oneDNN unchecked, or torch._decomp's lstm_data_impl. "
+        "A wrong input width or h_0/c_0 shape returns normally or raises IndexError where torch's ATen "
+        "kernel raises RuntimeError"
     ),
 )
 
