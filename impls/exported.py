@@ -208,7 +208,7 @@ LSTM = Implementation(
     family="LSTM",
     packed=False,
     known_failures=(INTER_LAYER_DROPOUT_IGNORED,),
-    default_examples=3,
+    default_examples=1,  # 3-10 s an example (one export per length)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.LSTM).run_decompositions().module(); batch dynamic, one program per length",
 )
@@ -218,7 +218,7 @@ GRU = Implementation(
     family="GRU",
     packed=False,
     known_failures=(INTER_LAYER_DROPOUT_IGNORED,),
-    default_examples=3,
+    default_examples=1,  # 1-50 s an example (long sequences unroll)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.GRU).run_decompositions().module(); batch dynamic, one program per length",
 )
@@ -226,7 +226,7 @@ RNN_CELL = Implementation(
     name="exported-rnncell",
     factory=ExportedRNNCell,
     family="RNNCell",
-    default_examples=3,
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.RNNCell).run_decompositions().module(); batch dynamic",
 )
@@ -234,7 +234,7 @@ LSTM_CELL = Implementation(
     name="exported-lstmcell",
     factory=ExportedLSTMCell,
     family="LSTMCell",
-    default_examples=3,
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.LSTMCell).run_decompositions().module(); batch dynamic",
 )
@@ -242,7 +242,7 @@ GRU_CELL = Implementation(
     name="exported-grucell",
     factory=ExportedGRUCell,
     family="GRUCell",
-    default_examples=3,
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.GRUCell).run_decompositions().module(); batch dynamic",
 )

@@ -267,7 +267,7 @@ LSTM = Implementation(
     backward=False,
     dtypes={torch.float32, torch.float16},
     devices={"cpu"},
-    default_examples=60,
+    default_examples=30,  # an export and a session per case: 0.2-0.4 s
     known_failures=(TRAINING_DROPOUT_REFUSED, EMPTY_BIDIRECTIONAL_BATCH, EMPTY_BATCH_ABORTS),
     description="torch.onnx.export(torch.nn.LSTM) (TorchScript exporter, ONNX LSTM op) run by onnxruntime's CPU session",
 )
@@ -279,7 +279,7 @@ GRU = Implementation(
     backward=False,
     dtypes={torch.float32, torch.float16},
     devices={"cpu"},
-    default_examples=60,
+    default_examples=25,  # 0.4 s an example
     known_failures=(TRAINING_DROPOUT_REFUSED, EMPTY_BIDIRECTIONAL_BATCH, EMPTY_BATCH_ABORTS),
     description="torch.onnx.export(torch.nn.GRU) (TorchScript exporter, ONNX GRU op) run by onnxruntime's CPU session",
 )
@@ -288,16 +288,19 @@ OnnxRuntimeRNNCell = onnxruntime_factory(nn.RNNCell)
 OnnxRuntimeLSTMCell = onnxruntime_factory(nn.LSTMCell)
 OnnxRuntimeGRUCell = onnxruntime_factory(nn.GRUCell)
 
-_CELL_LIMITS = {"backward": False, "dtypes": {torch.float32, torch.float16}, "devices": {"cpu"}, "default_examples": 60}
+_CELL_LIMITS = {"backward": False, "dtypes": {torch.float32, torch.float16}, "devices": {"cpu"}}
 RNN_CELL = Implementation(
     name="onnxruntime-rnncell", factory=OnnxRuntimeRNNCell, family="RNNCell", **_CELL_LIMITS,
+    default_examples=100,  # 0.01-0.08 s an example
     description="torch.onnx.export(torch.nn.RNNCell) (TorchScript exporter: Gemm, Tanh/Relu) run by onnxruntime's CPU session",
 )
 LSTM_CELL = Implementation(
     name="onnxruntime-lstmcell", factory=OnnxRuntimeLSTMCell, family="LSTMCell", **_CELL_LIMITS,
+    default_examples=75,  # about 0.12 s an example
     description="torch.onnx.export(torch.nn.LSTMCell) (TorchScript exporter: Gemm, Sigmoid, Tanh) run by onnxruntime's CPU session",
 )
 GRU_CELL = Implementation(
     name="onnxruntime-grucell", factory=OnnxRuntimeGRUCell, family="GRUCell", **_CELL_LIMITS,
+    default_examples=50,  # 0.1-0.25 s an example
     description="torch.onnx.export(torch.nn.GRUCell) (TorchScript exporter: Gemm, Sigmoid, Tanh) run by onnxruntime's CPU session",
 )

@@ -170,7 +170,7 @@ LSTM = Implementation(
     factory=DecomposedLSTM,
     family="LSTM",
     known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE, ONEDNN_EMPTY_BATCH, PACKED_LSTM_STATE_UNCHECKED),
-    default_examples=100,
+    default_examples=75,  # about 0.13 s an example here (docs/found-bugs.md, Part 2)
     description="torch.nn.LSTM with aten.lstm run by torch._decomp's Python decomposition",
 )
 
@@ -179,6 +179,6 @@ GRU = Implementation(
     factory=DecomposedGRU,
     family="GRU",
     known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE),
-    default_examples=100,
+    default_examples=75,  # about 0.12 s an example here
     description="torch.nn.GRU with aten.gru run by torch._decomp's Python decomposition",
 )
