@@ -126,6 +126,15 @@ PACKED_LSTM_UNCHECKED = KnownFailure(
     ),
 )
 
+HALF_CELL_BACKWARD_CPP_ERROR = KnownFailure(
+    when=lambda case: case.dtype == "float16" and case.device == "cpu" and case.backward and not case.no_grad,
+    reason=(
+        "torch.compile of nn.RNNCell and nn.LSTMCell in float16 on the CPU: the C++ code torch._inductor generates for "
+        "the backward does not compile (CppCompileError: conflicting declaration 'auto "
+        "at_Half_tmp_acc0_vec'), so forward+backward raises InductorError (docs/found-bugs.md)"
+    ),
+)
+
 CompiledRNN = compiled_factory(nn.RNN)
 CompiledLSTM = compiled_factory(nn.LSTM)
 CompiledGRU = compiled_factory(nn.GRU)
@@ -168,6 +177,7 @@ RNN_CELL = Implementation(
     name="compiled-rnncell",
     factory=CompiledRNNCell,
     family="RNNCell",
+    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
     default_examples=1,
     example_timeout=900.0,
     description="torch.compile(torch.nn.RNNCell, dynamic=True), Inductor",
@@ -176,6 +186,7 @@ LSTM_CELL = Implementation(
     name="compiled-lstmcell",
     factory=CompiledLSTMCell,
     family="LSTMCell",
+    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
     default_examples=1,
     example_timeout=900.0,
     description="torch.compile(torch.nn.LSTMCell, dynamic=True), Inductor",
