@@ -219,6 +219,8 @@ def measure(registry, names, shapes, modes, args, family="RNN"):
                         workloads[name] = build_workload(registry.implementation(name), shape, mode, device=args.device)
                     except UnsupportedCase as reason:
                         skipped.append((name, shape, mode, str(reason)))
+                    except Exception as error:  # noqa: BLE001 - one path failing must not stop the others' timings
+                        skipped.append((name, shape, mode, f"failed: its first call raised {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"))
                 medians = time_interleaved({**workloads, ROOFLINE: matmul}, shape, mode, args)
                 roofline_gflops = matmul_flops / medians.pop(ROOFLINE).median / 1e9
                 baseline = medians.get(baseline_name)

@@ -16,7 +16,11 @@ each new length specializes and compiles again (tens of seconds each on this
 machine; see docs/benchmarks.md). That is why this implementation has a small
 default budget and a long per-example timeout.
 
-Family-generic: `compiled_factory(module_class)` for any torch recurrent module.
+Family-generic: `compiled_factory(module_class)` for any torch recurrent module,
+layers and cells (a cell's forward has no time loop: one graph serves every batch).
+What torch.compile gets wrong per family is declared below and written up in
+docs/found-bugs.md: h_n aliasing output (RNN, GRU, LSTM), LSTM's lowering to oneDNN
+with grad mode on, and LSTM's unchecked equal-length packed input.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import torch
 from torch import nn
 
 from harness import Implementation, KnownFailure, Unavailable
-from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED
+from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED, decomposition_takes_onednn
+from impls.torch_native import ONEDNN_PACKED_UNCHECKED
 
 RECOMPILE_LIMIT = 1_000_000
 """Every fuzzing example builds a new module, and every sequence length is a new graph."""
@@ -82,27 +87,115 @@ def compiled_factory(module_class: type[nn.Module]) -> type[nn.Module]:
     return type(f"Compiled{module_class.__name__}", (CompiledForward, module_class), {"__module__": __name__})
 
 
+H_N_ALIASES_OUTPUT = KnownFailure(
+    when=lambda case: case.num_layers == 1 and not case.bidirectional and not case.packed and case.proj_size == 0,
+    reason=(
+        "torch.compile (AOTAutograd + Inductor, torch._inductor.compile_fx) returns h_n as a view "
+        "into output's storage for one unidirectional layer; eager torch, and torch._decomp's "
+        "decomposition run eagerly, return separate tensors (docs/found-bugs.md)"
+    ),
+)
+"""nn.RNN, nn.GRU and nn.LSTM without projections alike: the decomposition's last step
+is both the last row of ``output`` and ``h_n``, and Inductor stores it once."""
+
+ONEDNN_INFERENCE_CRASH = KnownFailure(
+    when=lambda case: decomposition_takes_onednn(case) and not case.no_grad,
+    reason=(
+        "torch.compile of nn.LSTM called with grad mode on but an input that does not require grad "
+        "(float32/bfloat16, no projections, CPU: the usual first layer of a model being trained) raises "
+        "TypeError 'expected Tensor() for op: torch.ops.aten.mkldnn_rnn_layer.default': "
+        "torch._decomp's select_one_layer_lstm_function lowers the layer to aten.mkldnn_rnn_layer "
+        "(train=False), and the code torch._inductor generates for that fallback kernel checks "
+        "(assert_size_stride) its workspace output, which the kernel does not return as a tensor "
+        "there. Under torch.no_grad() it runs (docs/found-bugs.md)"
+    ),
+)
+
+PACKED_LSTM_UNCHECKED_DEFECTS = ONEDNN_PACKED_UNCHECKED + ("h0_wrong_rank", "c0_one_layer")
+"""Seen to pass unchecked (or raise IndexError) in compiled-lstm; a wrong hidden width
+or a missing c_0 is refused with torch's RuntimeError (Dynamo's TorchRuntimeError)."""
+
+PACKED_LSTM_UNCHECKED = KnownFailure(
+    when=lambda case: case.family == "LSTM" and case.packed and case.defect in PACKED_LSTM_UNCHECKED_DEFECTS,
+    reason=(
+        "torch.compile of nn.LSTM on a PackedSequence: nn.LSTM.forward checks nothing for packed input "
+        "(docs/found-bugs.md, Part 1), and neither does what the compiled graph runs: aten.lstm.data's CPU "
+        "kernel, which sends equal-length batches to oneDNN unchecked, or torch._decomp's lstm_data_impl. "
+        "A wrong input width or h_0/c_0 shape returns normally or raises IndexError where torch's ATen "
+        "kernel raises RuntimeError"
+    ),
+)
+
+HALF_CELL_BACKWARD_CPP_ERROR = KnownFailure(
+    when=lambda case: case.dtype == "float16" and case.device == "cpu" and case.backward and not case.no_grad,
+    reason=(
+        "torch.compile of nn.RNNCell and nn.LSTMCell in float16 on the CPU: the C++ code torch._inductor generates for "
+        "the backward does not compile (CppCompileError: conflicting declaration 'auto "
+        "at_Half_tmp_acc0_vec'), so forward+backward raises InductorError (docs/found-bugs.md)"
+    ),
+)
+
 CompiledRNN = compiled_factory(nn.RNN)
+CompiledLSTM = compiled_factory(nn.LSTM)
+CompiledGRU = compiled_factory(nn.GRU)
+CompiledRNNCell = compiled_factory(nn.RNNCell)
+CompiledLSTMCell = compiled_factory(nn.LSTMCell)
+CompiledGRUCell = compiled_factory(nn.GRUCell)
 
 IMPLEMENTATION = Implementation(
     name="compiled",
     factory=CompiledRNN,
     family="RNN",
     # Inductor lowers the kernel with torch._decomp's decomposition, bug included.
-    known_failures=(
-        INTER_LAYER_DROPOUT_IGNORED,
-        KnownFailure(
-            when=lambda case: case.num_layers == 1 and not case.bidirectional and not case.packed,
-            reason=(
-                "torch.compile (AOTAutograd + Inductor, torch._inductor.compile_fx) returns h_n as a view "
-                "into output's storage for one unidirectional layer; eager torch, and torch._decomp's "
-                "decomposition run eagerly, return separate tensors (docs/found-bugs.md)"
-            ),
-        ),
-    ),
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT),
     # One example (its first graph costs tens of seconds) in `python -m harness fuzz`;
     # campaigns give it more with --max-examples (docs/found-bugs.md).
     default_examples=1,
     example_timeout=900.0,
     description="torch.compile(torch.nn.RNN, dynamic=True), Inductor; each new sequence length compiles",
+)
+
+LSTM = Implementation(
+    name="compiled-lstm",
+    factory=CompiledLSTM,
+    family="LSTM",
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT, ONEDNN_INFERENCE_CRASH, PACKED_LSTM_UNCHECKED),
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.LSTM, dynamic=True), Inductor; each new sequence length compiles",
+)
+GRU = Implementation(
+    name="compiled-gru",
+    factory=CompiledGRU,
+    family="GRU",
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT),
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.GRU, dynamic=True), Inductor; each new sequence length compiles",
+)
+RNN_CELL = Implementation(
+    name="compiled-rnncell",
+    factory=CompiledRNNCell,
+    family="RNNCell",
+    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.RNNCell, dynamic=True), Inductor",
+)
+LSTM_CELL = Implementation(
+    name="compiled-lstmcell",
+    factory=CompiledLSTMCell,
+    family="LSTMCell",
+    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.LSTMCell, dynamic=True), Inductor",
+)
+GRU_CELL = Implementation(
+    name="compiled-grucell",
+    factory=CompiledGRUCell,
+    family="GRUCell",
+    default_examples=1,
+    example_timeout=900.0,
+    description="torch.compile(torch.nn.GRUCell, dynamic=True), Inductor",
 )

@@ -17,7 +17,10 @@ time loop in Python, and ``torch.export`` refuses a dynamic sequence dimension
 each length is exported once. PackedSequence input cannot be exported (its
 ``batch_sizes`` drive Python control flow): declared out of scope.
 
-Family-generic: `exported_factory(module_class)`.
+Family-generic: `exported_factory(module_class)`, for the layers and the cells. A
+cell's batch is its input's dimension 0 (and its state's); unbatched 1-D input is
+exported as it is. LSTM's ``(h_0, c_0)`` is one tuple argument, and
+``dynamic_shapes`` mirrors it.
 """
 
 from __future__ import annotations
@@ -84,41 +87,62 @@ def structure_key(module: nn.Module, module_class: type, input: Tensor, hx) -> t
     constructor setting that differs from the default, for any torch module."""
     parameter = next(module.parameters())
     batch_dim = _batch_dim(module, input)
+    state_batch_dim = _state_batch_dim(module)
+    states = () if hx is None else (hx if isinstance(hx, tuple) else (hx,))
     shape = list(input.shape)
     if batch_dim is not None and shape[batch_dim] >= 2:
         shape[batch_dim] = "batch"  # dynamic
     hx_shapes = None
     if hx is not None:
         hx_shapes = tuple(
-            tuple("batch" if (batch_dim is not None and i == 1 and s >= 2) else s for i, s in enumerate(t.shape))
-            for t in (hx if isinstance(hx, tuple) else (hx,))
+            tuple("batch" if (batch_dim is not None and i == state_batch_dim and s >= 2) else s for i, s in enumerate(t.shape))
+            for t in states
         )
     # A cached program's guards would reject an h_0 whose batch differs from the
     # input's with their own error; a fresh export lets torch's forward raise its own.
     batches_agree = None
     if batch_dim is not None and hx is not None:
-        batches_agree = all(t.dim() == 3 and t.shape[1] == input.shape[batch_dim] for t in (hx if isinstance(hx, tuple) else (hx,)))
+        batches_agree = all(
+            t.dim() == input.dim() and t.shape[state_batch_dim] == input.shape[batch_dim]
+            for t in states
+        )
     return (
         module_class, module.extra_repr(), parameter.dtype, parameter.device, module.training,
         input.dtype, tuple(shape), hx_shapes, batches_agree,
-        None if hx is None else tuple(t.dtype for t in (hx if isinstance(hx, tuple) else (hx,))),
+        None if hx is None else tuple(t.dtype for t in states),
     )
 
 
+def _is_cell(module: nn.Module) -> bool:
+    return isinstance(module, nn.RNNCellBase)
+
+
 def _batch_dim(module: nn.Module, input: Tensor) -> int | None:
+    """The input's batch dimension, None for unbatched input (or invalid: torch's
+    forward will say so). Cells take ``(N, I)``; layers ``(L, N, I)`` or ``(N, L, I)``."""
+    if _is_cell(module):
+        return 0 if input.dim() == 2 else None
     if input.dim() != 3:
-        return None  # unbatched (or invalid: torch's forward will say so)
+        return None
     return 0 if getattr(module, "batch_first", False) else 1
+
+
+def _state_batch_dim(module: nn.Module) -> int:
+    """h_0's (and c_0's) batch dimension: ``(N, H)`` for cells, ``(layers, N, H)`` for layers."""
+    return 0 if _is_cell(module) else 1
 
 
 def export_program(module: nn.Module, module_class: type, input: Tensor, hx) -> nn.Module:
     batch_dim = _batch_dim(module, input)
-    input_dims = hx_dims = None
+    input_dims = None
+    # dynamic_shapes mirrors the arguments' structure: LSTM's (h_0, c_0) needs a tuple.
+    hx_dims = tuple(None for _ in hx) if isinstance(hx, tuple) else None
     if batch_dim is not None and input.shape[batch_dim] >= 2:
         batch = Dim("batch", min=2)
         input_dims = {batch_dim: batch}
         if hx is not None:
-            hx_dims = tuple({1: batch} for _ in hx) if isinstance(hx, tuple) else {1: batch}
+            state_dims = {_state_batch_dim(module): batch}
+            hx_dims = tuple(dict(state_dims) for _ in hx) if isinstance(hx, tuple) else state_dims
     wrapper = _TorchForward(module, module_class)
     with warnings.catch_warnings():
         # torch's forward reassigns self._flat_weights while being traced; export
@@ -170,4 +194,55 @@ IMPLEMENTATION = Implementation(
     default_examples=3,  # each new sequence length exports (several seconds)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.RNN).run_decompositions().module(); batch dynamic, one program per length",
+)
+
+ExportedLSTM = exported_factory(nn.LSTM)
+ExportedGRU = exported_factory(nn.GRU)
+ExportedRNNCell = exported_factory(nn.RNNCell)
+ExportedLSTMCell = exported_factory(nn.LSTMCell)
+ExportedGRUCell = exported_factory(nn.GRUCell)
+
+LSTM = Implementation(
+    name="exported-lstm",
+    factory=ExportedLSTM,
+    family="LSTM",
+    packed=False,
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED,),
+    default_examples=1,  # 3-10 s an example (one export per length)
+    example_timeout=600.0,
+    description="torch.export.export(torch.nn.LSTM).run_decompositions().module(); batch dynamic, one program per length",
+)
+GRU = Implementation(
+    name="exported-gru",
+    factory=ExportedGRU,
+    family="GRU",
+    packed=False,
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED,),
+    default_examples=1,  # 1-50 s an example (long sequences unroll)
+    example_timeout=600.0,
+    description="torch.export.export(torch.nn.GRU).run_decompositions().module(); batch dynamic, one program per length",
+)
+RNN_CELL = Implementation(
+    name="exported-rnncell",
+    factory=ExportedRNNCell,
+    family="RNNCell",
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
+    example_timeout=600.0,
+    description="torch.export.export(torch.nn.RNNCell).run_decompositions().module(); batch dynamic",
+)
+LSTM_CELL = Implementation(
+    name="exported-lstmcell",
+    factory=ExportedLSTMCell,
+    family="LSTMCell",
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
+    example_timeout=600.0,
+    description="torch.export.export(torch.nn.LSTMCell).run_decompositions().module(); batch dynamic",
+)
+GRU_CELL = Implementation(
+    name="exported-grucell",
+    factory=ExportedGRUCell,
+    family="GRUCell",
+    default_examples=5,  # 0.2-1.4 s an example (no time loop)
+    example_timeout=600.0,
+    description="torch.export.export(torch.nn.GRUCell).run_decompositions().module(); batch dynamic",
 )

@@ -10,7 +10,18 @@ looked up in ``torch._decomp.decomposition_table`` at call time, so what runs is
 what torch's compilers would use.
 
 Family-generic: `decomposed_factory(module_class)` makes the drop-in for any torch
-recurrent module whose forward calls one of `RECURRENT_KERNELS`.
+recurrent module whose forward calls one of `RECURRENT_KERNELS`: nn.RNN
+(``aten.rnn_tanh`` / ``rnn_relu``), nn.LSTM (``aten.lstm``, projections included)
+and nn.GRU (``aten.gru``), each with its ``.input`` and ``.data`` (PackedSequence)
+overload.
+
+The cells have no variant here on purpose. nn.RNNCell, nn.LSTMCell and nn.GRUCell
+call ``_VF.rnn_tanh_cell`` / ``rnn_relu_cell`` / ``lstm_cell`` / ``gru_cell``, which
+are CompositeImplicitAutograd operators written in C++ (ATen's RNN.cpp): they
+decompose into linear, sigmoid and tanh below the dispatcher, and
+``torch._decomp.decomposition_table`` has no entry for any of them (checked by
+tests/test_execution_paths.py). A "decomposed cell" would be eager torch again;
+the cells' lowered path is checked by `compiled` and `exported`.
 """
 
 from __future__ import annotations
@@ -76,6 +87,8 @@ def decomposed_factory(module_class: type[nn.Module]) -> type[nn.Module]:
 
 
 DecomposedRNN = decomposed_factory(nn.RNN)
+DecomposedLSTM = decomposed_factory(nn.LSTM)
+DecomposedGRU = decomposed_factory(nn.GRU)
 
 INTER_LAYER_DROPOUT_IGNORED = KnownFailure(
     when=lambda case: case.training and case.dropout > 0 and case.num_layers > 1,
@@ -89,9 +102,55 @@ INTER_LAYER_DROPOUT_IGNORED = KnownFailure(
 EMPTY_SEQUENCE_ERROR_TYPE = KnownFailure(
     when=lambda case: case.defect == "empty_sequence",
     reason=(
-        "torch._decomp.decompositions.one_layer_rnn does not check for an empty sequence: "
-        "torch.cat of no steps raises ValueError where aten.rnn_tanh raises RuntimeError "
-        "(docs/found-bugs.md)"
+        "torch._decomp.decompositions.one_layer_rnn (one_layer_lstm for LSTM) does not check for an "
+        "empty sequence: torch.cat of no steps raises ValueError where aten.rnn_tanh, aten.lstm and "
+        "aten.gru raise RuntimeError (docs/found-bugs.md)"
+    ),
+)
+
+
+def decomposition_takes_onednn(case) -> bool:
+    """torch._decomp's ``select_one_layer_lstm_function`` sends an LSTM layer to
+    oneDNN (``aten.mkldnn_rnn_layer``) when oneDNN is on, everything is on the CPU in
+    float32 or bfloat16, there are no projections, and the input does not require
+    grad (the harness makes the input a leaf exactly when it checks gradients)."""
+    return (
+        case.family == "LSTM"
+        and not case.packed  # aten.lstm.data's decomposition never uses oneDNN
+        and case.device == "cpu"
+        and case.dtype in ("float32", "bfloat16")
+        and case.proj_size == 0
+        and (case.no_grad or not case.backward)
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+
+
+ONEDNN_EMPTY_BATCH = KnownFailure(
+    when=lambda case: decomposition_takes_onednn(case) and case.batch == 0 and case.layout != "unbatched",
+    reason=(
+        "torch._decomp.decompositions.select_one_layer_lstm_function picks oneDNN (mkldnn_one_layer_lstm, "
+        "aten.mkldnn_rnn_layer) without eager torch's `input.numel() != 0` condition (use_mkldnn in "
+        "aten/src/ATen/native/RNN.cpp): on an empty batch oneDNN raises RuntimeError 'could not "
+        "execute a primitive' where nn.LSTM returns empty tensors (docs/found-bugs.md)"
+    ),
+)
+
+PACKED_LSTM_STATE_UNCHECKED_DEFECTS = (
+    "h0_wrong_batch", "h0_wrong_hidden", "h0_one_layer", "h0_one_feature",
+    "c0_wrong_hidden", "c0_one_layer", "c0_one_feature", "c0_missing",
+)
+"""The wrong (h_0, c_0) that reach aten.lstm.data unchecked and that its decomposition
+does not refuse as torch does (tests/test_execution_paths.py checks each)."""
+
+PACKED_LSTM_STATE_UNCHECKED = KnownFailure(
+    when=lambda case: case.family == "LSTM" and case.packed and case.defect in PACKED_LSTM_STATE_UNCHECKED_DEFECTS,
+    reason=(
+        "nn.LSTM.forward does not call check_forward_args for a PackedSequence (docs/found-bugs.md), "
+        "leaving the state checks to aten.lstm.data's C++ kernel; its decomposition "
+        "(torch._decomp.decompositions.lstm_data_impl) checks nothing: a wrong h_0/c_0 shape returns "
+        "normally (h_0 of the wrong batch, sorted input) or raises AssertionError/IndexError where "
+        "torch raises RuntimeError"
     ),
 )
 
@@ -104,4 +163,22 @@ IMPLEMENTATION = Implementation(
     # keeps `python -m harness fuzz` (everything registered) within two minutes.
     default_examples=100,
     description="torch.nn.RNN with aten.rnn_tanh/rnn_relu run by torch._decomp's Python decomposition",
+)
+
+LSTM = Implementation(
+    name="torch-decomp-lstm",
+    factory=DecomposedLSTM,
+    family="LSTM",
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE, ONEDNN_EMPTY_BATCH, PACKED_LSTM_STATE_UNCHECKED),
+    default_examples=75,  # about 0.13 s an example here (docs/found-bugs.md, Part 2)
+    description="torch.nn.LSTM with aten.lstm run by torch._decomp's Python decomposition",
+)
+
+GRU = Implementation(
+    name="torch-decomp-gru",
+    factory=DecomposedGRU,
+    family="GRU",
+    known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE),
+    default_examples=75,  # about 0.12 s an example here
+    description="torch.nn.GRU with aten.gru run by torch._decomp's Python decomposition",
 )

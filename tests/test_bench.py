@@ -69,6 +69,29 @@ def test_bench_times_each_family_against_its_own_torch_module(tmp_path, capsys):
     assert "torch-lstm" in capsys.readouterr().out
 
 
+def test_an_implementation_that_raises_is_reported_and_the_others_are_timed():
+    """A path that cannot run a shape (compiled-lstm's first call raises TypeError with
+    grad mode on, docs/found-bugs.md) is named with its error; the bench goes on."""
+
+    class Raises(torch.nn.RNN):
+        def forward(self, input, hx=None):
+            raise TypeError("expected Tensor() for op")
+
+    installed = discover()
+    broken = dataclasses.replace(installed.implementation("loop"), name="raises", factory=Raises)
+
+    class WithBroken:
+        def implementation(self, name):
+            return broken if name == "raises" else installed.implementation(name)
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(FAST)
+    results, skipped = bench.measure(WithBroken(), ["torch", "raises"], [Shape(4, 2, 3, 5)], ["forward"], args)
+    assert [row.implementation for row in results] == ["torch"]
+    assert [(name, reason) for name, _, _, reason in skipped] == [("raises", "failed: its first call raised TypeError: expected Tensor() for op")]
+
+
 def test_bench_family_defaults_to_the_families_of_the_named_implementations(capsys):
     assert run_bench([*TINY[:2], *FAST, "--mode", "forward", "--impl", "vectorized-gru"]) == 0
     table = capsys.readouterr().out

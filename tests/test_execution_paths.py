@@ -6,13 +6,18 @@ state_dict keys, load_state_dict and in-place weight changes taking effect,
 gradients reaching the parameters where declared, training mode left as it was.
 Compiling and exporting are slow (tens of seconds per graph here), so the
 compiled and exported checks use one shape family each and reuse it; their
-fuzzing runs in long campaigns (docs/found-bugs.md).
+fuzzing runs in long campaigns (docs/found-bugs.md). Every family variant is
+registered and a drop-in; each finding declared for a family is pinned here by a
+test that fails once torch (or onnxruntime) fixes it. Inductor runs on a cell, LSTM
+and GRU by default; two more compiles run with RNN_HARNESS_SLOW_TESTS=1.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +27,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from harness import Unavailable
 from harness.campaign import fuzz_implementation
 from impls import torch_decomp
-from support import EXECUTION_PATHS, registry
+from harness.families import family
+from harness.workload import builtin_name
+from support import EXECUTION_PATH_FAMILIES, EXECUTION_PATHS, registry
 
 RTOL = ATOL = 1e-5
 
@@ -47,15 +54,26 @@ def assert_same(got, expected, what=""):
         torch.testing.assert_close(g, e, rtol=RTOL, atol=ATOL, msg=lambda m: f"{name} {what}: {m}")
 
 
-def test_every_path_is_registered_with_torch_state_dict_keys():
-    for name in EXECUTION_PATHS:
-        implementation = registry().implementation(name)
-        try:
-            module = implementation.factory(input_size=3, hidden_size=4, num_layers=2)
-        except Unavailable:
-            continue  # onnxruntime without the [onnx] extra: its own test below says so
-        assert isinstance(module, nn.RNN), f"{name} should be a torch.nn.RNN with another forward"
-        assert list(module.state_dict(keep_vars=True)) == list(nn.RNN(3, 4, num_layers=2).state_dict())
+@pytest.mark.parametrize("name", EXECUTION_PATHS)
+def test_every_path_is_registered_with_torch_state_dict_keys(name):
+    implementation = registry().implementation(name)
+    torch_class = family(implementation.family).module_class
+    keywords = {"input_size": 3, "hidden_size": 4}
+    if not family(implementation.family).cell:
+        keywords["num_layers"] = 2
+    try:
+        module = implementation.factory(**keywords)
+    except Unavailable:
+        pytest.skip(f"{name} is unavailable here")  # onnxruntime without the [onnx] extra: its own test says so
+    assert isinstance(module, torch_class), f"{name} should be a {torch_class.__name__} with another forward"
+    assert list(module.state_dict(keep_vars=True)) == list(torch_class(**keywords).state_dict())
+
+
+def test_every_family_the_paths_support_is_registered():
+    for base, families in EXECUTION_PATH_FAMILIES.items():
+        for family_name in families:
+            name = builtin_name(base, family_name)
+            assert registry().implementation(name).family == family_name, name
 
 
 # -- torch-decomp ---------------------------------------------------------------------
@@ -102,16 +120,108 @@ def test_decomp_gradients_flow_through_the_decomposition(decomposition_calls):
         torch.testing.assert_close(candidate.state_dict(keep_vars=True)[key].grad, parameter.grad, rtol=RTOL, atol=ATOL)
 
 
-def test_decomp_known_failure_still_reproduces():
-    """torch._decomp drops inter-layer dropout (docs/found-bugs.md). When torch fixes
-    it this test fails: remove the KnownFailure from the three paths then."""
-    reference, candidate = torch_and(torch_decomp.DecomposedRNN, num_layers=2, dropout=1.0)
+@pytest.mark.parametrize("name, factory", [("torch-decomp", "DecomposedRNN"), ("torch-decomp-lstm", "DecomposedLSTM"), ("torch-decomp-gru", "DecomposedGRU")])
+def test_decomp_known_failure_still_reproduces(name, factory):
+    """torch._decomp drops inter-layer dropout (docs/found-bugs.md), in the one helper
+    (_rnn_helper) that RNN, LSTM and GRU share. When torch fixes it this test fails:
+    remove the KnownFailure from the paths then."""
+    decomposed = getattr(torch_decomp, factory)
+    torch.manual_seed(0)
+    reference = getattr(nn, candidate_family(name))(3, 4, num_layers=2, dropout=1.0)
+    candidate = decomposed(3, 4, num_layers=2, dropout=1.0)
+    candidate.load_state_dict(reference.state_dict())
     reference.train(), candidate.train()
     x, _ = inputs(3, 2)
     # dropout=1 zeroes layer 1's input, so torch's output is a function of the biases only.
     assert not torch.allclose(candidate(x)[0], reference(x)[0])
-    case = dataclasses.replace(_any_case(), training=True, dropout=1.0, num_layers=2)
-    assert registry().implementation("torch-decomp").known_failure(case) is not None
+    case = dataclasses.replace(_any_case(), family=candidate_family(name), training=True, dropout=1.0, num_layers=2)
+    assert registry().implementation(name).known_failure(case) is not None
+
+
+def candidate_family(name: str) -> str:
+    return registry().implementation(name).family
+
+
+def _flat(result) -> list:
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if hasattr(result, "batch_sizes"):
+        return [result.data]
+    return [tensor for part in result for tensor in _flat(part)]
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize(
+    "family_name, constructor",
+    [("LSTM", {}), ("LSTM", {"proj_size": 2}), ("GRU", {})],
+    ids=["lstm", "lstm-projections", "gru"],
+)
+def test_decomp_runs_the_lstm_and_gru_decompositions(decomposition_calls, family_name, constructor):
+    decomposed = getattr(torch_decomp, f"Decomposed{family_name}")
+    packet = getattr(torch.ops.aten, family_name.lower())
+    torch.manual_seed(0)
+    reference = getattr(nn, family_name)(3, 4, num_layers=2, bidirectional=True, **constructor)
+    candidate = decomposed(3, 4, num_layers=2, bidirectional=True, **constructor)
+    candidate.load_state_dict(reference.state_dict())
+    x, _ = inputs(5, 3)
+    results = {}
+    for who, module in (("torch", reference), ("decomposed", candidate)):
+        leaf = x.clone().requires_grad_()
+        flat = _flat(module(leaf))
+        sum(t.sum() * (i + 1) for i, t in enumerate(flat)).backward()
+        results[who] = flat + [leaf.grad] + [p.grad for p in module.parameters()]
+    for got, expected in zip(results["decomposed"], results["torch"], strict=True):
+        torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert decomposition_calls == [packet.input]
+    packed = pack_padded_sequence(x, torch.tensor([5, 2, 4]), enforce_sorted=False)
+    for got, expected in zip(_flat(candidate(packed)), _flat(reference(packed)), strict=True):
+        torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert decomposition_calls == [packet.input, packet.data]
+
+
+@pytest.mark.parametrize("kernel", ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell"])
+def test_the_cell_kernels_have_no_decomposition_so_no_decomp_cell_variants(kernel):
+    """nn.*Cell call these; they are CompositeImplicitAutograd in C++ and torch._decomp
+    has no entry for them, so a torch-decomp cell would be eager torch. If torch adds
+    one, this fails: add the cell variants to impls/torch_decomp.py then."""
+    from torch._decomp import decomposition_table
+
+    overload = getattr(torch.ops.aten, kernel).default
+    assert overload not in decomposition_table
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(overload.name(), "CompositeImplicitAutograd")
+
+
+def test_decomp_lstm_onednn_empty_batch_known_failure_still_reproduces():
+    """torch._decomp sends an inference LSTM to oneDNN even on an empty batch."""
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTM(3, 4), torch_decomp.DecomposedLSTM(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    empty = torch.randn(2, 0, 3)
+    assert reference(empty)[0].shape == (2, 0, 4)
+    with pytest.raises(RuntimeError, match="could not execute a primitive"):
+        candidate(empty)
+    case = dataclasses.replace(_any_case(), family="LSTM", batch=0, seq_len=2, backward=False)
+    assert registry().implementation("torch-decomp-lstm").known_failure(case) is torch_decomp.ONEDNN_EMPTY_BATCH
+    with_grad = dataclasses.replace(case, backward=True)
+    assert registry().implementation("torch-decomp-lstm").known_failure(with_grad) is None, "with grad the decomposition does not use oneDNN"
+
+
+def test_decomp_lstm_packed_state_known_failure_still_reproduces():
+    """nn.LSTM does not check a PackedSequence's state; aten.lstm.data's kernel does,
+    its decomposition does not: an h_0 with one sequence too many is taken."""
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTM(3, 4), torch_decomp.DecomposedLSTM(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    # Unequal lengths: equal ones would go to oneDNN in torch, which does not check either.
+    packed = pack_padded_sequence(torch.randn(2, 3, 3), torch.tensor([2, 2, 1]))
+    state = (torch.zeros(1, 4, 4), torch.zeros(1, 4, 4))  # batch 4, the input has 3
+    with pytest.raises(RuntimeError):
+        reference(packed, state)
+    candidate(packed, state)  # returns normally
+    case = dataclasses.replace(
+        _any_case(), family="LSTM", layout="packed_sorted", seq_len=2, batch=3, lengths=(2, 2, 1), h0_given=True, defect="h0_wrong_batch",
+    )
+    assert registry().implementation("torch-decomp-lstm").known_failure(case) is torch_decomp.PACKED_LSTM_STATE_UNCHECKED
 
 
 def _any_case():
@@ -161,6 +271,143 @@ def test_compiled_is_unavailable_without_a_compiler(monkeypatch):
         compiled.CompiledRNN(3, 4)
 
 
+SLOW = pytest.mark.skipif(
+    not os.environ.get("RNN_HARNESS_SLOW_TESTS"),
+    reason="compiles with Inductor (20-60 s here); set RNN_HARNESS_SLOW_TESTS=1 to run it",
+)
+
+
+@pytest.fixture
+def compiler():
+    from impls import compiled
+
+    if compiled.compiler_problem():
+        pytest.skip(compiled.compiler_problem())
+    return compiled
+
+
+def graphs_and_breaks() -> tuple[int, int]:
+    counters = torch._dynamo.utils.counters
+    return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+
+@pytest.mark.parametrize("family_name", ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"])
+def test_dynamo_traces_each_familys_forward_whole_with_the_settings_compiled_uses(compiler, family_name):
+    """No graph break, hence no silent eager fallback, for any family (allow_rnn is what
+    makes the layers traceable). Traced with explain (no Inductor): seconds, not minutes;
+    the tests around this one run Inductor itself on a cell, LSTM and GRU."""
+    torch_class = family(family_name).module_class
+    module = torch_class(3, 4)
+    x = torch.randn(6, 3) if family(family_name).cell else torch.randn(2, 6, 3)
+    with compiler.dynamo_settings():
+        explanation = torch._dynamo.explain(module.forward)(x)
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+@SLOW
+def test_compiled_cell_compiles_one_graph_with_a_dynamic_batch(compiler):
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTMCell(3, 4), compiler.CompiledLSTMCell(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    graphs, breaks = graphs_and_breaks()
+    with torch.no_grad():
+        for batch in (6, 7):  # unequal to every static size (duck sizing, see above)
+            x = torch.randn(batch, 3)
+            for got, expected in zip(_flat(candidate(x)), _flat(reference(x)), strict=True):
+                torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert graphs_and_breaks() == (graphs + 1, breaks), "expected one graph for both batches and no graph break"
+
+
+def test_compiled_lstm_inference_known_failure_still_reproduces(compiler):
+    """The TypeError comes from code Inductor generated, so the compiled path ran.
+    When torch fixes it this fails: remove ONEDNN_INFERENCE_CRASH then."""
+    graphs, breaks = graphs_and_breaks()
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTM(3, 4), compiler.CompiledLSTM(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 6, 3)  # the parameters require grad, the input does not
+    with pytest.raises(TypeError, match="mkldnn_rnn_layer"):
+        candidate(x)
+    assert graphs_and_breaks()[1] == breaks
+    with torch.no_grad():  # the same call without grad mode compiles and agrees with torch
+        for got, expected in zip(_flat(candidate(x)), _flat(reference(x)), strict=True):
+            torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert graphs_and_breaks()[1] == breaks and graphs_and_breaks()[0] > graphs
+    case = dataclasses.replace(_any_case(), family="LSTM", num_layers=2, seq_len=2, batch=6, backward=False)
+    implementation = registry().implementation("compiled-lstm")
+    assert implementation.known_failure(case) is compiler.ONEDNN_INFERENCE_CRASH
+    assert implementation.known_failure(dataclasses.replace(case, no_grad=True)) is None
+    assert implementation.known_failure(dataclasses.replace(case, backward=True)) is None
+
+
+def test_compiled_gru_returns_h_n_inside_output_as_compiled_rnn_does(compiler):
+    """One unidirectional layer: Inductor returns h_n as a view of output's storage
+    (eager torch does not). When torch fixes it this fails: narrow H_N_ALIASES_OUTPUT."""
+    torch.manual_seed(0)
+    reference, candidate = nn.GRU(3, 4), compiler.CompiledGRU(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    graphs, breaks = graphs_and_breaks()
+    x = torch.randn(2, 6, 3)
+    with torch.no_grad():
+        output, h_n = candidate(x)
+        assert_same((output, h_n), reference(x), "compiled GRU")
+    assert graphs_and_breaks() == (graphs + 1, breaks), "torch.compile produced no graph, or broke it"
+    assert h_n.untyped_storage().data_ptr() == output.untyped_storage().data_ptr()
+    reference_output, reference_h_n = reference(x)
+    assert reference_h_n.untyped_storage().data_ptr() != reference_output.untyped_storage().data_ptr()
+    case = dataclasses.replace(_any_case(), family="GRU", seq_len=2, batch=6)
+    assert registry().implementation("compiled-gru").known_failure(case) is compiler.H_N_ALIASES_OUTPUT
+
+
+def test_compiled_lstm_packed_known_failure_still_reproduces(compiler):
+    """Equal-length packed input with an h_0/c_0 one sequence too many: torch's ATen
+    kernel (the harness's reference) raises, the compiled module returns."""
+    from impls.torch_aten import AtenLSTM
+
+    torch.manual_seed(0)
+    reference, candidate = AtenLSTM(3, 4), compiler.CompiledLSTM(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    packed = pack_padded_sequence(torch.randn(2, 3, 3), torch.tensor([2, 2, 2]))
+    state = (torch.zeros(1, 4, 4), torch.zeros(1, 4, 4))
+    with pytest.raises(RuntimeError):
+        reference(packed, state)
+    candidate(packed, state)  # returns normally
+    case = dataclasses.replace(
+        _any_case(), family="LSTM", num_layers=2, layout="packed_sorted", seq_len=2, batch=3, lengths=(2, 2, 2), h0_given=True, defect="h0_wrong_batch",
+    )
+    assert registry().implementation("compiled-lstm").known_failure(case) is compiler.PACKED_LSTM_UNCHECKED
+
+
+@SLOW
+def test_compiled_rnncell_half_backward_known_failure_still_reproduces(compiler):
+    """Inductor's float16 backward for RNNCell does not compile (about a minute)."""
+    import subprocess
+
+    script = Path(__file__).parents[1] / "docs" / "found-bugs" / "repro_compiled_rnncell_half_backward.py"
+    child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 1, (child.returncode, child.stdout, child.stderr[-2000:])
+    case = dataclasses.replace(_any_case(), family="RNNCell", dtype="float16", batch=5)
+    assert registry().implementation("compiled-rnncell").known_failure(case) is compiler.HALF_CELL_BACKWARD_CPP_ERROR
+    assert registry().implementation("compiled-rnncell").known_failure(dataclasses.replace(case, backward=False)) is None
+
+
+@SLOW
+def test_compiled_lstm_with_gradients_matches_torch(compiler):
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTM(3, 4, num_layers=2), compiler.CompiledLSTM(3, 4, num_layers=2)
+    candidate.load_state_dict(reference.state_dict())
+    graphs, breaks = graphs_and_breaks()
+    results = {}
+    for who, module in (("torch", reference), ("compiled", candidate)):
+        leaf = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        flat = _flat(module(leaf))
+        sum(t.sum() * (i + 1) for i, t in enumerate(flat)).backward()
+        results[who] = flat + [leaf.grad] + [p.grad for p in module.parameters()]
+    for got, expected in zip(results["compiled"], results["torch"], strict=True):
+        torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert graphs_and_breaks() == (graphs + 1, breaks)
+
+
 # -- exported ---------------------------------------------------------------------------
 
 
@@ -198,6 +445,48 @@ def test_exported_refuses_packed_input_with_a_sentence():
     packed = pack_padded_sequence(torch.randn(3, 2, 3), torch.tensor([3, 1]))
     with pytest.raises(TypeError, match="PackedSequence"):
         module(packed)
+
+
+def test_exported_cells_take_state_tuples_unbatched_input_and_a_dynamic_batch():
+    from impls import exported
+
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTMCell(3, 4), exported.ExportedLSTMCell(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    exports = exported.PROGRAMS.exports
+    for batch in (2, 5):
+        x = torch.randn(batch, 3)
+        state = (torch.randn(batch, 4), torch.randn(batch, 4))
+        results = {}
+        for who, module in (("torch", reference), ("exported", candidate)):
+            module.zero_grad()
+            flat = _flat(module(x, state))
+            (flat[0].sum() + 2 * flat[1].sum()).backward()
+            results[who] = flat + [p.grad.clone() for p in module.parameters()]
+        for got, expected in zip(results["exported"], results["torch"], strict=True):
+            torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert exported.PROGRAMS.exports == exports + 1, "a new batch re-exported: dimension 0 is not dynamic"
+    unbatched = torch.randn(3)
+    for got, expected in zip(_flat(candidate(unbatched)), _flat(reference(unbatched)), strict=True):
+        torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert exported.PROGRAMS.exports == exports + 2
+
+
+def test_exported_lstm_with_projections_and_a_state_tuple():
+    from impls import exported
+
+    torch.manual_seed(0)
+    keywords = {"proj_size": 2, "batch_first": True}
+    reference, candidate = nn.LSTM(3, 4, **keywords), exported.ExportedLSTM(3, 4, **keywords)
+    candidate.load_state_dict(reference.state_dict())
+    for batch in (2, 3):
+        x, state = torch.randn(batch, 2, 3), (torch.randn(1, batch, 2), torch.randn(1, batch, 4))
+        for got, expected in zip(_flat(candidate(x, state)), _flat(reference(x, state)), strict=True):
+            torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    x1 = torch.randn(2, 3)  # unbatched: no batch dimension, and dynamic_shapes must still mirror the tuple
+    x1_state = (torch.randn(1, 2), torch.randn(1, 4))
+    for got, expected in zip(_flat(candidate(x1, x1_state)), _flat(reference(x1, x1_state)), strict=True):
+        torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
 
 
 # -- onnxruntime -------------------------------------------------------------------------
@@ -248,3 +537,75 @@ def test_a_slow_paths_budget_caps_the_profile_and_is_reported(tmp_path):
     assert result.to_json()["example_budget"] == 3
     explicit = fuzz_implementation(slow, profile="ci", max_examples=5, seed=0, repro_dir=tmp_path, database_dir=None, isolate=False)
     assert explicit.example_budget == 5 and not explicit.budget_capped, "--max-examples overrides the cap"
+
+
+@pytest.fixture
+def onnx_runtime():
+    from impls import onnx_runtime
+
+    if onnx_runtime.onnxruntime_problem():
+        pytest.skip(onnx_runtime.onnxruntime_problem())
+    return onnx_runtime
+
+
+@pytest.mark.parametrize(
+    "factory, torch_class, keywords, state_shapes",
+    [
+        ("OnnxRuntimeLSTM", nn.LSTM, {"num_layers": 2, "bidirectional": True}, [(4, 5, 4), (4, 5, 4)]),
+        ("OnnxRuntimeGRU", nn.GRU, {"batch_first": True, "num_layers": 2}, [(2, 3, 4)]),
+        ("OnnxRuntimeLSTMCell", nn.LSTMCell, {}, [(3, 4), (3, 4)]),
+        ("OnnxRuntimeGRUCell", nn.GRUCell, {}, [(3, 4)]),
+        ("OnnxRuntimeRNNCell", nn.RNNCell, {"nonlinearity": "relu"}, [(3, 4)]),
+    ],
+    ids=["lstm", "gru", "lstmcell", "grucell", "rnncell"],
+)
+def test_onnxruntime_families_with_and_without_states(onnx_runtime, factory, torch_class, keywords, state_shapes):
+    torch.manual_seed(0)
+    reference, candidate = torch_class(3, 4, **keywords), getattr(onnx_runtime, factory)(3, 4, **keywords)
+    candidate.load_state_dict(reference.state_dict())
+    reference.eval(), candidate.eval()
+    cell = issubclass(torch_class, nn.RNNCellBase)
+    states = [torch.randn(*shape) for shape in state_shapes]
+    state = (tuple(states) if len(states) == 2 else states[0])
+    calls = [
+        (torch.randn(3, 3) if cell else torch.randn(3, 5, 3), state),
+        (torch.randn(7, 3) if cell else torch.randn(7, 2, 3), None),  # another batch (and length)
+        (torch.randn(3) if cell else torch.randn(5, 3), None),  # unbatched
+    ]
+    with torch.no_grad():
+        for x, hx in calls:
+            for got, expected in zip(_flat(candidate(x, hx)), _flat(reference(x, hx)), strict=True):
+                torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    assert len(candidate._sessions) == 3, "one session per call structure: the batch and length are dynamic"
+
+
+def test_onnxruntime_lstm_projections_are_refused_by_the_exporter_as_declared(onnx_runtime):
+    """When torch.onnx learns projections this fails: drop projections=False then."""
+    assert registry().implementation("onnxruntime-lstm").projections is False
+    module = onnx_runtime.OnnxRuntimeLSTM(3, 4, proj_size=2).eval()
+    with pytest.raises(torch.onnx.errors.SymbolicValueError, match="LSTMs with projections"):
+        module(torch.randn(2, 3, 3))
+
+
+@pytest.mark.parametrize("torch_class", ["LSTM", "GRU"])
+def test_onnxruntime_lstm_gru_kernels_abort_on_an_empty_batch(onnx_runtime, torch_class):
+    """onnxruntime's LSTM and GRU kernels end the process on a batch of 0 (its RNN
+    kernel does not). Run in a child process; when onnxruntime fixes it this fails:
+    remove EMPTY_BATCH_ABORTS then."""
+    import subprocess
+
+    script = Path(__file__).parents[1] / "docs" / "found-bugs" / "repro_onnxruntime_lstm_gru_empty_batch.py"
+    child = subprocess.run([sys.executable, str(script), torch_class], capture_output=True, text=True, timeout=300)
+    assert child.returncode != 0 and "terminate called" in child.stderr, (child.returncode, child.stdout, child.stderr[-2000:])
+    case = dataclasses.replace(_any_case(), family=torch_class, batch=0, seq_len=1)
+    assert registry().implementation(f"onnxruntime-{torch_class.lower()}").known_failure(case) is onnx_runtime.EMPTY_BATCH_ABORTS
+    assert registry().implementation("onnxruntime").known_failure(case) is None, "the RNN kernel returns"
+
+
+@pytest.mark.parametrize("torch_class", ["LSTM", "GRU"])
+def test_onnxruntime_exporter_refuses_training_dropout_for_every_layer_family(onnx_runtime, torch_class):
+    module = getattr(onnx_runtime, f"OnnxRuntime{torch_class}")(3, 4, num_layers=2, dropout=0.5).train()
+    with pytest.raises(torch.onnx.errors.SymbolicValueError, match="[Dd]ropout"):
+        module(torch.randn(2, 3, 3))
+    case = dataclasses.replace(_any_case(), family=torch_class, num_layers=2, dropout=0.5, training=True)
+    assert registry().implementation(f"onnxruntime-{torch_class.lower()}").known_failure(case) is onnx_runtime.TRAINING_DROPOUT_REFUSED

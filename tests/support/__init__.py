@@ -33,7 +33,16 @@ def registry():
     return discover(builtin_only=True)
 
 
-EXECUTION_PATHS = ("torch-decomp", "compiled", "exported", "onnxruntime")
+EXECUTION_PATH_FAMILIES = {
+    "torch-decomp": ("RNN", "LSTM", "GRU"),  # the cells have no torch._decomp entry
+    "compiled": ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"),
+    "exported": ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"),
+    "onnxruntime": ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"),
+}
+EXECUTION_PATHS = tuple(
+    base if family == "RNN" else f"{base}-{family.lower()}"
+    for base, families in EXECUTION_PATH_FAMILIES.items() for family in families
+)
 """torch's own execution paths: they run torch's forward through a decomposition, a
 compiler, an exporter or ONNX Runtime, declare what they cannot take, and some
 compile per shape (minutes). tests/test_execution_paths.py checks them within their
