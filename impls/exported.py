@@ -191,7 +191,7 @@ IMPLEMENTATION = Implementation(
     packed=False,
     # run_decompositions() lowers the kernel with torch._decomp's decomposition, bug included.
     known_failures=(INTER_LAYER_DROPOUT_IGNORED,),
-    default_examples=3,  # each new sequence length exports (several seconds)
+    default_examples=2,  # each new sequence length exports (several seconds)
     example_timeout=600.0,
     description="torch.export.export(torch.nn.RNN).run_decompositions().module(); batch dynamic, one program per length",
 )

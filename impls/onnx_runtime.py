@@ -244,7 +244,7 @@ IMPLEMENTATION = Implementation(
     # ONNX Runtime's CPU RNN kernel: float and float16; no double, and ONNX's RNN takes no bfloat16.
     dtypes={torch.float32, torch.float16},
     devices={"cpu"},
-    default_examples=60,  # every case exports a model and opens a session
+    default_examples=40,  # every case exports a model and opens a session
     known_failures=(
         TRAINING_DROPOUT_REFUSED,
         EMPTY_BIDIRECTIONAL_BATCH,
@@ -291,16 +291,16 @@ OnnxRuntimeGRUCell = onnxruntime_factory(nn.GRUCell)
 _CELL_LIMITS = {"backward": False, "dtypes": {torch.float32, torch.float16}, "devices": {"cpu"}}
 RNN_CELL = Implementation(
     name="onnxruntime-rnncell", factory=OnnxRuntimeRNNCell, family="RNNCell", **_CELL_LIMITS,
-    default_examples=100,  # 0.01-0.08 s an example
+    default_examples=60,  # 0.01-0.08 s an example
     description="torch.onnx.export(torch.nn.RNNCell) (TorchScript exporter: Gemm, Tanh/Relu) run by onnxruntime's CPU session",
 )
 LSTM_CELL = Implementation(
     name="onnxruntime-lstmcell", factory=OnnxRuntimeLSTMCell, family="LSTMCell", **_CELL_LIMITS,
-    default_examples=75,  # about 0.12 s an example
+    default_examples=50,  # about 0.12 s an example
     description="torch.onnx.export(torch.nn.LSTMCell) (TorchScript exporter: Gemm, Sigmoid, Tanh) run by onnxruntime's CPU session",
 )
 GRU_CELL = Implementation(
     name="onnxruntime-grucell", factory=OnnxRuntimeGRUCell, family="GRUCell", **_CELL_LIMITS,
-    default_examples=50,  # 0.1-0.25 s an example
+    default_examples=40,  # 0.1-0.25 s an example
     description="torch.onnx.export(torch.nn.GRUCell) (TorchScript exporter: Gemm, Sigmoid, Tanh) run by onnxruntime's CPU session",
 )

@@ -161,7 +161,7 @@ IMPLEMENTATION = Implementation(
     known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE),
     # Python loops per step: several times slower per example than the built-ins;
     # keeps `python -m harness fuzz` (everything registered) within two minutes.
-    default_examples=100,
+    default_examples=60,
     description="torch.nn.RNN with aten.rnn_tanh/rnn_relu run by torch._decomp's Python decomposition",
 )
 
@@ -170,7 +170,7 @@ LSTM = Implementation(
     factory=DecomposedLSTM,
     family="LSTM",
     known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE, ONEDNN_EMPTY_BATCH, PACKED_LSTM_STATE_UNCHECKED),
-    default_examples=75,  # about 0.13 s an example here (docs/found-bugs.md, Part 2)
+    default_examples=50,  # about 0.13 s an example here (docs/found-bugs.md, Part 2)
     description="torch.nn.LSTM with aten.lstm run by torch._decomp's Python decomposition",
 )
 
@@ -179,6 +179,6 @@ GRU = Implementation(
     factory=DecomposedGRU,
     family="GRU",
     known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE),
-    default_examples=75,  # about 0.12 s an example here
+    default_examples=50,  # about 0.12 s an example here
     description="torch.nn.GRU with aten.gru run by torch._decomp's Python decomposition",
 )
