@@ -145,60 +145,26 @@ CompiledRNNCell = compiled_factory(nn.RNNCell)
 CompiledLSTMCell = compiled_factory(nn.LSTMCell)
 CompiledGRUCell = compiled_factory(nn.GRUCell)
 
-IMPLEMENTATION = Implementation(
-    name="compiled",
-    factory=CompiledRNN,
-    family="RNN",
-    # Inductor lowers the kernel with torch._decomp's decomposition, bug included.
-    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT),
-    # One example (its first graph costs tens of seconds) in `python -m harness fuzz`;
-    # campaigns give it more with --max-examples (docs/found-bugs.md).
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.RNN, dynamic=True), Inductor; each new sequence length compiles",
-)
 
-LSTM = Implementation(
-    name="compiled-lstm",
-    factory=CompiledLSTM,
-    family="LSTM",
-    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT, ONEDNN_INFERENCE_CRASH, PACKED_LSTM_UNCHECKED),
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.LSTM, dynamic=True), Inductor; each new sequence length compiles",
-)
-GRU = Implementation(
-    name="compiled-gru",
-    factory=CompiledGRU,
-    family="GRU",
-    known_failures=(INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT),
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.GRU, dynamic=True), Inductor; each new sequence length compiles",
-)
-RNN_CELL = Implementation(
-    name="compiled-rnncell",
-    factory=CompiledRNNCell,
-    family="RNNCell",
-    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.RNNCell, dynamic=True), Inductor",
-)
-LSTM_CELL = Implementation(
-    name="compiled-lstmcell",
-    factory=CompiledLSTMCell,
-    family="LSTMCell",
-    known_failures=(HALF_CELL_BACKWARD_CPP_ERROR,),
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.LSTMCell, dynamic=True), Inductor",
-)
-GRU_CELL = Implementation(
-    name="compiled-grucell",
-    factory=CompiledGRUCell,
-    family="GRUCell",
-    default_examples=1,
-    example_timeout=900.0,
-    description="torch.compile(torch.nn.GRUCell, dynamic=True), Inductor",
-)
+def _compiled(family: str, factory: type[nn.Module], known_failures: tuple[KnownFailure, ...] = ()) -> Implementation:
+    """One family's record: one example by default (its first graph costs tens of
+    seconds; campaigns give more with --max-examples, docs/found-bugs.md)."""
+    layer = not family.endswith("Cell")
+    return Implementation(
+        name="compiled" if family == "RNN" else f"compiled-{family.lower()}",
+        factory=factory,
+        family=family,
+        known_failures=known_failures,
+        default_examples=1,
+        example_timeout=900.0,
+        description=f"torch.compile(torch.nn.{family}, dynamic=True), Inductor" + ("; each new sequence length compiles" if layer else ""),
+    )
+
+
+# Inductor lowers the layers' kernels with torch._decomp's decomposition, bug included.
+IMPLEMENTATION = _compiled("RNN", CompiledRNN, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT))
+LSTM = _compiled("LSTM", CompiledLSTM, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT, ONEDNN_INFERENCE_CRASH, PACKED_LSTM_UNCHECKED))
+GRU = _compiled("GRU", CompiledGRU, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT))
+RNN_CELL = _compiled("RNNCell", CompiledRNNCell, (HALF_CELL_BACKWARD_CPP_ERROR,))
+LSTM_CELL = _compiled("LSTMCell", CompiledLSTMCell, (HALF_CELL_BACKWARD_CPP_ERROR,))
+GRU_CELL = _compiled("GRUCell", CompiledGRUCell)
