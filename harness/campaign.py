@@ -191,6 +191,7 @@ def fuzz_implementation(
     isolate: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     model: ErrorModel = DEFAULT_MODEL,
+    cancel: threading.Event | None = None,
 ) -> ImplementationResult:
     """Fuzz one implementation against torch and return its verdict.
 
@@ -199,6 +200,8 @@ def fuzz_implementation(
     finding on that case and the campaign goes on. ``database`` is where failures are
     kept and replayed from: a directory, a ``redis://HOST:PORT/DB`` URL, a parsed
     `harness.database.Location`, or None for none (``database_dir`` is its former name).
+    ``cancel`` (a `threading.Event`), once set, stops the campaign within a fraction
+    of a second, even in the middle of a long example: KeyboardInterrupt, as Ctrl-C.
     """
     if database_dir is not _UNSET:
         database = database_dir
@@ -212,7 +215,7 @@ def fuzz_implementation(
     started = time.perf_counter()
     if implementation.example_timeout is not None:
         timeout = max(timeout, implementation.example_timeout)
-    runner = Worker(implementation, model, timeout) if isolate else InProcess(implementation, model)
+    runner = Worker(implementation, model, timeout, cancel) if isolate else InProcess(implementation, model)
     with runner:
         result = ImplementationResult(
             implementation.name, "skipped", 0, 0.0, seed, profile,
@@ -517,7 +520,7 @@ class _Runs:
             result = fuzz_implementation(
                 self.registry.implementation(name), profile=self.args.profile, max_examples=self.args.max_examples,
                 seed=self.seed, repro_dir=self.args.repro_dir, database=self.location, devices=self.devices,
-                on_example=on_example, isolate=not self.args.no_isolation, timeout=self.args.timeout,
+                on_example=on_example, isolate=not self.args.no_isolation, timeout=self.args.timeout, cancel=self.stop,
             )
         except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
             result = ImplementationResult(

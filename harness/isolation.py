@@ -145,8 +145,9 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
 class Worker:
     """A worker process for one implementation, restarted after a crash or a hang."""
 
-    def __init__(self, implementation: Implementation, model: ErrorModel, timeout: float):
+    def __init__(self, implementation: Implementation, model: ErrorModel, timeout: float, cancel=None):
         self.implementation = implementation
+        self.cancel = cancel  # a threading.Event: set, a running request kills the worker and raises KeyboardInterrupt
         self.model = model
         self.timeout = timeout
         self.process = None
@@ -248,7 +249,7 @@ class Worker:
         started = time.perf_counter()
         try:
             self.connection.send((request, None if case is None else case.to_json()))
-            ready = self.connection.poll(limit)
+            ready = self._wait(limit)
         except (BrokenPipeError, EOFError, OSError):
             ready = True  # the worker is gone; recv below says how
         if not ready:
@@ -301,6 +302,23 @@ class Worker:
                 self._measured(case, time.perf_counter() - started)
             self.warm = True
         return payload
+
+    def _wait(self, limit: float) -> bool:
+        """Whether the answer came within ``limit`` seconds. With a ``cancel`` event
+        (campaigns run side by side, where Ctrl-C reaches only the main thread), a
+        set event kills the worker at once instead of after a long case."""
+        if self.cancel is None:
+            return self.connection.poll(limit)
+        deadline = time.perf_counter() + limit
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return False
+            if self.connection.poll(min(remaining, 0.2)):
+                return True
+            if self.cancel.is_set():
+                self._kill()
+                raise KeyboardInterrupt
 
     def confirm_hang(self, case: Case, limit: float) -> float | None:
         """Re-run a case that exceeded a shortened limit with a longer one (at most the

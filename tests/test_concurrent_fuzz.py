@@ -166,3 +166,19 @@ def test_workers_compute_float32_without_tf32():
     record = Implementation(name="tf32-flags", factory=tf32_flags)
     with Worker(record, DEFAULT_MODEL, timeout=60) as worker:
         assert worker.request("available") == "tf32 matmul=False cudnn=False"
+
+
+def test_a_cancelled_campaign_stops_in_the_middle_of_a_long_example():
+    # Ctrl-C reaches only the main thread; the campaigns running beside it are told
+    # through an event, and must not wait for a slow example (or a hang's 4x retry).
+    import threading
+
+    from faulty import HANGS_WHEN_WIDE
+    from harness.campaign import fuzz_implementation
+
+    cancel = threading.Event()
+    threading.Timer(3.0, cancel.set).start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        fuzz_implementation(HANGS_WHEN_WIDE, profile="default", seed=0, timeout=60.0, repro_dir=None, database_dir=None, cancel=cancel)
+    assert time.perf_counter() - started < 30, "stopped by the event, not by the 60 s timeout"
