@@ -131,6 +131,10 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
             "--jobs", "2", "--max-examples", "100000", "--report", str(report), "--database", str(tmp_path / "db"),
         ],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a test session started in the background (nohup ... &)
+        # ignores SIGINT, its children inherit that, and Python then never raises
+        # KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Interrupt once two campaigns have shown progress (a line every 5 s off a terminal).
     deadline = time.time() + 120

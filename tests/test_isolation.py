@@ -59,6 +59,7 @@ def test_ctrl_c_writes_the_report_so_far(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", "fuzz", "--impl", "torch", "--impl", "loop", "--jobs", "1", "--profile", "long", "--max-examples", "4", "--report", str(report)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, even under nohup
     )
     # The first implementation finishes quickly; interrupt once the second has started.
     deadline = time.time() + 120
