@@ -9,11 +9,10 @@ a per-implementation Hypothesis database (`harness.database`) and replayed first
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import contextlib
 import dataclasses
 import os
-import queue
 import random
 import sys
 import threading
@@ -550,44 +549,49 @@ class _Runs:
         return results
 
     def concurrently(self, names: list[str], jobs: int) -> list[ImplementationResult]:
-        # Slow-per-example paths (compiling, exporting) start first, so the quick ones
-        # fill the other slots around them instead of leaving one running alone at the end.
-        order = sorted(names, key=lambda name: name in self.broken or self.registry.implementation(name).example_timeout is None)
-        slots: queue.SimpleQueue = queue.SimpleQueue()
-        for slot in range(jobs):
-            slots.put(slot)
-        progresses: dict[str, report.Progress] = {}
+        # One lane works through the paths that are slow per example (they compile or
+        # export per shape) from the front, the others through the quick ones from the
+        # back; they meet in the middle. So the quick results come early, and two
+        # compilers never pay their one-time setup side by side.
+        slow = [name for name in names if name not in self.broken and self.registry.implementation(name).example_timeout is not None]
+        pending = collections.deque(slow + [name for name in names if name not in slow])
+        lock = threading.Lock()
+        results: dict[str, ImplementationResult] = {}
+        # Each lane says it is done through its own event, never through Thread.join:
+        # a join interrupted by Ctrl-C can mark a running thread dead (CPython
+        # gh-90882, up to 3.11), and the main thread then read the results before
+        # that lane had stored its interrupted campaign.
+        finished = [threading.Event() for _ in range(jobs)]
 
-        def job(name: str) -> ImplementationResult:
-            slot = slots.get()
+        def lane(slot: int) -> None:
             try:
-                progresses[name] = progress = report.Progress(sys.stderr, position=slot)
-                return self.fuzz(name, progress)
+                while not self.stop.is_set():
+                    with lock:
+                        if not pending:
+                            return
+                        name = pending.popleft() if slot == 0 else pending.pop()
+                    progress = report.Progress(sys.stderr, position=slot)
+                    try:
+                        results[name] = self.fuzz(name, progress)
+                    except KeyboardInterrupt:
+                        results[name] = self.interrupted(progress)
+                        return
             finally:
-                slots.put(slot)
+                finished[slot].set()
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="rnn-harness-fuzz") as pool:
-            futures = {name: pool.submit(job, name) for name in order}
-            try:
-                for _ in concurrent.futures.as_completed(futures.values()):
+        for slot in range(jobs):
+            threading.Thread(target=lane, args=(slot,), name=f"rnn-harness-fuzz-{slot}", daemon=True).start()
+        try:
+            for event in finished:
+                while not event.wait(0.2):  # a timed wait, so Ctrl-C reaches this thread
                     pass
-            except KeyboardInterrupt:
-                self.stop.set()
-                for future in futures.values():
-                    future.cancel()
-                print("\ninterrupted: finishing the running examples, then reporting what finished", file=sys.stderr)
-                concurrent.futures.wait(futures.values())
-        results = []
-        for name in names:
-            future = futures[name]
-            if future.cancelled():
-                if self.stop.is_set():
-                    continue  # never started: nothing to report, as when one at a time
-            elif isinstance(future.exception(), KeyboardInterrupt):
-                results.append(self.interrupted(progresses[name]))
-            else:
-                results.append(future.result())
-        return results
+        except KeyboardInterrupt:
+            self.stop.set()  # each lane's campaign stops within a fraction of a second
+            print("\ninterrupted: stopping the running examples, then reporting what finished", file=sys.stderr)
+            for event in finished:
+                event.wait()
+        # The order asked; what never started is not reported, as when one at a time.
+        return [results[name] for name in names if name in results]
 
 
 def finish(args, results: list[ImplementationResult], *, seed: int, devices: list[str]) -> int:

@@ -113,6 +113,43 @@ def test_concurrent_and_one_at_a_time_find_the_same(tmp_path, monkeypatch):
     assert verdicts["1"] == verdicts["2"], "the same seed finds the same first failure and the same minimal case"
 
 
+def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_lanes(monkeypatch):
+    # Compiled and exported paths pay a one-time setup (Inductor's, the exporter's)
+    # per process: two side by side cost both at once on a small machine. One lane
+    # takes them in the order asked; the others take the quick ones from the far end.
+    import argparse
+    import threading
+
+    from harness.campaign import ImplementationResult, _Runs
+
+    slow = [dataclasses.replace(implementation("loop"), name=f"slow-{index}", example_timeout=60.0) for index in range(2)]
+    quick = [dataclasses.replace(implementation("loop"), name=f"quick-{index}") for index in range(6)]
+    registry = Registry({record.name: LoadedPlugin(FoundPlugin(record.name, "tests", "0", "tests", entry_point=None), record) for record in slow + quick}, [])
+    runs = _Runs(argparse.Namespace(max_examples=1, profile="default"), registry, seed=0, location=None, devices=["cpu"])
+    lock = threading.Lock()
+    running: set[str] = set()
+    started: dict[str, list[str]] = {}
+    overlaps: list[tuple[str, str]] = []
+
+    def fake_fuzz(name, progress):
+        with lock:
+            overlaps.extend((name, other) for other in running if other.startswith("slow") and name.startswith("slow"))
+            running.add(name)
+            started.setdefault(threading.current_thread().name, []).append(name)
+        time.sleep(0.3 if name.startswith("slow") else 0.15)
+        with lock:
+            running.discard(name)
+        return ImplementationResult(name, "pass", 1, 0.0, 0, "default")
+
+    monkeypatch.setattr(runs, "fuzz", fake_fuzz)
+    names = [record.name for record in quick[:3] + slow + quick[3:]]
+    results = runs.concurrently(names, jobs=2)
+    assert [result.name for result in results] == names, "reported in the order asked"
+    assert not overlaps, "two slow paths ran side by side"
+    assert started["rnn-harness-fuzz-0"][:2] == ["slow-0", "slow-1"], "one lane takes the slow paths first, in the order asked"
+    assert started["rnn-harness-fuzz-1"][:2] == ["quick-5", "quick-4"], "the other lane starts from the far end"
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--jobs", "2", "--no-isolation"], "--jobs above 1 needs the worker processes"),
@@ -148,7 +185,7 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == cli.EXIT_OK, out + err
-    assert "interrupted: finishing the running examples" in err
+    assert "interrupted: stopping the running examples" in err
     entries = json.loads(report.read_text())["implementations"]
     assert list(entries) == [name for name in asked if name in progressing], "the one that never started is not reported, as one at a time"
     for entry in entries.values():
