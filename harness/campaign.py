@@ -25,7 +25,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, reject, seed as hypothesis_seed, settings
 from hypothesis.errors import Flaky
 
-from harness import database as examples_database, locate, oracle, report, strategies
+from harness import database as examples_database, isolation, locate, oracle, report, strategies
 from harness.cases import Case
 from harness.database import slug as _slug
 from harness.implementation import DEFAULT_PROFILE_EXAMPLES, Implementation, KnownFailure
@@ -473,6 +473,8 @@ def run_command(args, registry, names: list[str]) -> int:
         file=sys.stderr,
     )
     runs = _Runs(args, registry, seed, location, devices)
+    if not args.no_isolation:
+        isolation.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
     results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
     return finish(args, results, seed=seed, devices=devices)
 

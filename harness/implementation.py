@@ -107,6 +107,11 @@ class Implementation:
     example_timeout: float | None = None
     """Seconds one example may take before the candidate counts as hung, if more than
     ``--timeout``: a path that compiles a new graph for a new shape needs minutes."""
+    preload: tuple[str, ...] = ()
+    """Modules this implementation's worker would import anyway and that take seconds
+    (``torch._dynamo``, a JAX or TensorFlow runtime): the forkserver every worker forks
+    from imports them once, instead of each new worker again. Only modules that start
+    no threads or processes when imported: a fork does not copy threads."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -142,6 +147,10 @@ class Implementation:
             raise ValueError(f"Implementation {self.name!r}: default_examples must be at least 1, got {self.default_examples}")
         if self.example_timeout is not None and not self.example_timeout > 0:
             raise ValueError(f"Implementation {self.name!r}: example_timeout must be a positive number of seconds, got {self.example_timeout}")
+        object.__setattr__(self, "preload", (self.preload,) if isinstance(self.preload, str) else tuple(self.preload))
+        for module in self.preload:
+            if not isinstance(module, str) or not module:
+                raise TypeError(f"Implementation {self.name!r}: preload must hold module names such as 'torch._dynamo', got {module!r}")
         if self.max_layers is not None and self.max_layers < 1:
             raise ValueError(f"Implementation {self.name!r}: max_layers must be at least 1, got {self.max_layers}")
 

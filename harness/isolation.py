@@ -54,12 +54,22 @@ def case_cost(case: Case) -> float:
 # "__main__" as multiprocessing's own default does: a script is imported once, in the
 # forkserver, instead of again in every worker it forks.
 _PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
+_shared_imports: set[str] = set()
+
+
+def share_imports(implementations) -> None:
+    """Have the forkserver import what these implementations declare in ``preload``,
+    once for all their workers. Effective only before the first worker starts: the
+    forkserver is started once per process; a module that fails to import there is
+    skipped (the worker then imports it itself, and reports the error)."""
+    for implementation in implementations:
+        _shared_imports.update(implementation.preload)
 
 
 def _context():
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        context.set_forkserver_preload(_PRELOAD + sorted(_shared_imports))
         return context
     return multiprocessing.get_context("spawn")
 
@@ -185,6 +195,7 @@ class Worker:
                 self.address = locate.address_of(self.implementation)
             except locate.Unreachable as error:
                 raise HarnessError(str(error)) from None
+        share_imports([self.implementation])
         context = _context()
         parent_end, child_end = context.Pipe()
         self.process = context.Process(

@@ -35,6 +35,9 @@ from harness import Implementation, KnownFailure, Unavailable
 from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED, decomposition_takes_onednn
 from impls.torch_native import ONEDNN_PACKED_UNCHECKED
 
+COMPILER_MODULES = ("torch._dynamo", "torch._inductor.compile_fx")
+"""Seconds to import in each worker (3.5 s here); its forkserver imports them once."""
+
 RECOMPILE_LIMIT = 1_000_000
 """Every fuzzing example builds a new module, and every sequence length is a new graph."""
 
@@ -157,6 +160,7 @@ def _compiled(family: str, factory: type[nn.Module], known_failures: tuple[Known
         known_failures=known_failures,
         default_examples=1,
         example_timeout=900.0,
+        preload=COMPILER_MODULES,
         description=f"torch.compile(torch.nn.{family}, dynamic=True), Inductor" + ("; each new sequence length compiles" if layer else ""),
     )
 

@@ -209,6 +209,41 @@ def test_workers_compute_float32_without_tf32():
         assert worker.request("available") == "tf32 matmul=False cudnn=False"
 
 
+PRELOADED = """
+import sys
+from harness import Implementation, Unavailable
+
+def imported_before_the_worker_ran(**kwargs):
+    raise Unavailable("imported" if "xml.dom.minidom" in sys.modules else "not imported")
+
+RECORD = Implementation(name="preloading", factory=imported_before_the_worker_ran, preload=("xml.dom.minidom",))
+"""
+
+ASK_A_WORKER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from preloading import RECORD
+from harness.isolation import Worker
+from harness.tolerance import DEFAULT_MODEL
+with Worker(RECORD, DEFAULT_MODEL, timeout=60) as worker:
+    print(worker.request("available"))
+"""
+
+
+def test_what_an_implementation_preloads_its_workers_find_imported(tmp_path):
+    # torch.compile's and torch.export's modules take seconds to import; a worker
+    # forked from a forkserver that imported them once starts without that cost.
+    (tmp_path / "preloading.py").write_text(PRELOADED)
+    answer = subprocess.run([sys.executable, "-c", ASK_A_WORKER, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert answer.stdout.strip() == "imported", answer.stdout + answer.stderr
+
+
+@pytest.mark.parametrize("preload", [("",), (3,)])
+def test_preload_holds_module_names(preload):
+    with pytest.raises(TypeError, match="preload must hold module names"):
+        Implementation(name="x", factory=lambda **kwargs: None, preload=preload)
+
+
 def test_a_cancelled_campaign_stops_in_the_middle_of_a_long_example():
     # Ctrl-C reaches only the main thread; the campaigns running beside it are told
     # through an event, and must not wait for a slow example (or a hang's 4x retry).
