@@ -38,7 +38,7 @@ PROFILES = {
     # name: (max_examples, what it is for)
     "ci": (40, "the pytest run in CI: every built-in, a couple of minutes in all"),
     "quick": (100, "a smoke test while developing"),
-    "default": (DEFAULT_PROFILE_EXAMPLES, "python -m harness fuzz: every built-in, a few minutes on 2 cores"),
+    "default": (DEFAULT_PROFILE_EXAMPLES, "python -m harness fuzz: every built-in within two minutes on 2 cores"),
     "long": (5000, "campaigns: the zero-false-alarm run"),
 }
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
