@@ -150,6 +150,38 @@ def test_former_false_alarm_passes(name, case):
     check(candidate, case)
 
 
+# Long campaign, seed 20261126, example 1,519: five of the 17 rows go past the horizon
+# in their outputs (row 5 after step 34 of 90, its h 19% off), yet c_n, an unbounded
+# sum at 4.5 there, was still compared against a horizon scaled by its own size.
+FLOAT16_LSTM_TIPPING_ROWS = Case(
+    family="LSTM", input_size=13, hidden_size=10, bias=False, dtype="float16", seq_len=90, batch=17,
+    h0_given=True, input_scale=0.1, h0_scale=0.5, weight_gain=8.0, seed=10,
+)
+
+
+@pytest.mark.parametrize("name", ["vectorized-lstm", "torchscript-lstm", "loop-lstm", "linear-lstm"])
+def test_final_states_of_a_row_past_the_horizon_are_not_compared(name):
+    check(implementation(name), FLOAT16_LSTM_TIPPING_ROWS)
+
+
+@pytest.mark.parametrize("mutant", ["mutant-lstm-h-c-swapped", "mutant-lstm-c0-ignored"])
+def test_final_states_of_the_other_rows_still_are(mutant):
+    with pytest.raises(Discrepancy):
+        check(by_name(MUTANTS, mutant), FLOAT16_LSTM_TIPPING_ROWS)
+
+
+def test_rows_past_the_horizon_are_judged_on_the_outputs_scale():
+    reference = torch.zeros(3, 2, 1, 4, dtype=torch.float64)
+    reference[:, :, :, 0] = 0.9
+    probe = reference.clone()
+    probe[1, 0, 0, 0] += 0.2  # row 0: 0.2 > 0.05 * (1 + 0.9)
+    probe[2, 1, 0, 0] += 0.05  # row 1: within the horizon
+    valid = torch.ones(3, 2, dtype=torch.bool)
+    assert DEFAULT_MODEL.rows_past_horizon(reference, probe, valid).tolist() == [True, False]
+    valid[1, 0] = False  # past a packed row's end nothing counts
+    assert DEFAULT_MODEL.rows_past_horizon(reference, probe, valid).tolist() == [False, False]
+
+
 def test_a_few_ulp_tanh_needs_the_activation_probe():
     # The onnxruntime case is sound because of the activation budget, not by luck:
     # without it the same correct candidate is flagged where onnxruntime was.
