@@ -195,6 +195,8 @@ class _Session:
                 for sign, systematic in ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True))
             ]
         self._activation_modules: list | None = None  # built on first use: most examples never need them
+        self.tipping_ulps = model.tipping_perturbation_ulps if self.dtype != torch.float64 and model.tipping_perturbation_ulps > 0 else None
+        self._tipping_modules: list | None = None  # built on first use, as the activation probes
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -213,6 +215,19 @@ class _Session:
                 _load(module, self.materialized.weights, "activation probe")
                 self._activation_modules.append(module)
         return self._activation_modules
+
+    def tipping_probes(self) -> list:
+        """The +/- pair of torch runs perturbed by `tipping_perturbation_ulps`, as
+        (module, signed ulps), built and loaded the first time a verdict needs them."""
+        if self._tipping_modules is None:
+            self._tipping_modules = []
+            AtenRNN = reference_factory(self.case.family)
+            for sign in (1.0, -1.0):
+                ulps = sign * self.tipping_ulps
+                module = _quiet_construct(AtenRNN, self.case, self.dtype, self.case.device)
+                _load(module, self._sensitivity_weights(self.materialized.weights, ulps), "tipping probe")
+                self._tipping_modules.append((module, ulps))
+        return self._tipping_modules
 
     def _sensitivity_noise(self, name: str, shape) -> Tensor:
         generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
@@ -242,6 +257,7 @@ class _Session:
             modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
         modules += [(module, new) for module in self._activation_modules or ()]
+        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps in self._tipping_modules or ()]
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -548,6 +564,8 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
     # recurrent row of every gate, over every step and batch row.
     gates = case.family_record.gate_count
     K = (max(case.input_size, case.num_directions * case.state_width) + gates * case.hidden_size) * case.seq_len * max(case.batch, 1)
+    if _backward_overflowed(case, reference, probe):
+        return
     for name, expected in reference.gradients.items():
         got = candidate.gradients.get(name)
         if got is None:
@@ -571,6 +589,21 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
                 f"  {int(bad.sum())} of {bad.numel()} elements out of bound; max |reference| {float(expected[finite].abs().max()) if bool(finite.any()) else 0:.3g}",
                 {"index": list(worst), "bound": bound, "reference": float(expected[worst]), "candidate": float(got[worst])},
             )
+
+
+def _backward_overflowed(case: Case, reference: RunResult, probe: RunResult) -> bool:
+    """Whether torch's own backward in the case's half or single precision overflowed:
+    a gradient non-finite where float64's is finite. Past that, every gradient hangs on
+    the order of operations on infinities (inf * 0 is NaN, a masked inf is 0): one
+    float16 relu case gave torch 0 and another correct implementation NaN for the
+    same input gradient, whose float64 value is 0. No gradient is compared there, as
+    past the horizon."""
+    if case.torch_dtype == torch.float64:
+        return False  # its probes are float64 itself and float32 scaled down: no overflow to read
+    return any(
+        bool((torch.isfinite(expected) & ~torch.isfinite(probe.gradients[name])).any())
+        for name, expected in reference.gradients.items() if name in probe.gradients
+    )
 
 
 def check(
@@ -634,14 +667,40 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
     # horizon), so running them only where the candidate is out of the narrower
     # bounds gives the same verdict at a fraction of the cost. Margins are watched
     # against the full bounds.
-    if not session.activation_factories:
+    if not session.activation_factories and session.tipping_ulps is None:
         return judge(probe)
     if MARGIN_OBSERVER.get() is not None:
-        return judge(_with_activation_probes(session, reference, probe))
+        return judge(_with_lazy_probes(session, reference, probe))
     try:
         judge(probe)
     except Discrepancy:
-        judge(_with_activation_probes(session, reference, probe))
+        judge(_with_lazy_probes(session, reference, probe))
+
+
+def _with_lazy_probes(session: _Session, reference: RunResult, probe: RunResult) -> RunResult:
+    probe = _with_activation_probes(session, reference, probe)
+    if session.tipping_ulps is not None:
+        for module, ulps in session.tipping_probes():
+            perturbed = run_module(module, session.case, session.sensitivity_inputs(ulps), session.dtype, session.case.device, "probe")
+            probe = _past_horizon_where_tipped(reference, probe, perturbed, session.model)
+    return probe
+
+
+def _past_horizon_where_tipped(reference: RunResult, probe: RunResult, perturbed: RunResult, model: ErrorModel) -> RunResult:
+    """The probe, with its values taken from ``perturbed`` only at the elements that
+    run moved past the horizon (error over ``horizon`` times 1 + the row's largest
+    reference magnitude, as `ErrorModel.value_bound` judges): those elements, and by
+    the running maximum what follows them, are then not compared. Gradients and every
+    other element keep their bounds."""
+
+    def mark(ref: Tensor, current: Tensor, other: Tensor) -> Tensor:
+        error = (other - ref).abs().nan_to_num(nan=math.inf)
+        row_scale = 1 + ref.abs().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).amax(dim=tuple(d for d in range(ref.dim()) if d != 1), keepdim=True)
+        tipped = (error > model.horizon * row_scale) & (error > (current - ref).abs().nan_to_num(nan=math.inf))
+        return torch.where(tipped, other, current)
+
+    values = {name: mark(reference.values[name], value, perturbed.values[name]) for name, value in probe.values.items()}
+    return dataclasses.replace(probe, values=values)
 
 
 def _with_activation_probes(session: _Session, reference: RunResult, probe: RunResult) -> RunResult:

@@ -182,6 +182,57 @@ def test_rows_past_the_horizon_are_judged_on_the_outputs_scale():
     assert DEFAULT_MODEL.rows_past_horizon(reference, probe, valid).tolist() == [False, False]
 
 
+# Long campaign, vectorized, seed 7, example 339: float16 relu overflows in torch's own
+# forward; its input gradient is 0 (as float64's), vectorized's NaN, and torch's own
+# weight gradients are NaN where float64's are finite.
+FLOAT16_RELU_OVERFLOW = Case(
+    input_size=3, hidden_size=1, num_layers=2, nonlinearity="relu", bias=False, dtype="float16", layout="packed_sorted",
+    seq_len=65, batch=1, lengths=(65,), h0_given=True, weight_gain=1.5, exact_zeros=True, seed=5,
+)
+
+
+@pytest.mark.parametrize("name", ["vectorized", "torchscript", "loop", "torch"])
+def test_no_gradient_is_compared_once_torchs_own_backward_overflowed(name):
+    check(implementation(name), FLOAT16_RELU_OVERFLOW)
+
+
+def test_gradients_are_still_compared_where_torchs_backward_did_not_overflow():
+    # The same case in float32 stays finite: its gradients are judged as ever.
+    case = dataclasses.replace(FLOAT16_RELU_OVERFLOW, dtype="float32")
+    check(implementation("vectorized"), case)
+    with pytest.raises(Discrepancy, match="gradient"):
+        check(by_name(MUTANTS, "mutant-state-detached-between-steps"), case)
+
+
+# Cluster run, vectorized: a bfloat16 h_n element after an optimizer step. torch with
+# weights and input moved by +/-1 ulp stays at -0.891, by +2 ulps goes to 0.482;
+# vectorized (which adds b_ih + b_hh first) lands at 0.469.
+BFLOAT16_TIPPING_H_N = Case(
+    input_size=4, hidden_size=2, num_layers=2, bidirectional=True, dtype="bfloat16", seq_len=85, batch=17,
+    noncontiguous="transposed", input_scale=0.1, h0_given=True, h0_scale=0.5, weight_gain=3.0, exact_zeros=True,
+    seed=7, second_call="optimizer_step",
+)
+
+
+@pytest.mark.parametrize("name", ["vectorized", "torchscript", "loop", "linear"])
+def test_an_element_at_a_tipping_point_is_not_compared(name):
+    check(implementation(name), BFLOAT16_TIPPING_H_N)
+
+
+def test_without_the_tipping_probes_the_case_is_a_false_alarm():
+    with pytest.raises(Discrepancy, match="h_n differs on the second call"):
+        check(implementation("vectorized"), BFLOAT16_TIPPING_H_N, dataclasses.replace(DEFAULT_MODEL, tipping_perturbation_ulps=0.0))
+
+
+@pytest.mark.parametrize("mutant", [
+    "mutant-h-n-direction-major", "mutant-b-hh-dropped", "mutant-h0-ignored", "mutant-untransposed-w-hh",
+    "mutant-assumes-contiguous-input", "mutant-reverse-uses-forward-weights",
+])
+def test_the_tipping_case_still_catches_mistakes(mutant):
+    with pytest.raises(Discrepancy):
+        check(by_name(MUTANTS, mutant), BFLOAT16_TIPPING_H_N)
+
+
 def test_a_few_ulp_tanh_needs_the_activation_probe():
     # The onnxruntime case is sound because of the activation budget, not by luck:
     # without it the same correct candidate is flagged where onnxruntime was.
