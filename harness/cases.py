@@ -144,6 +144,7 @@ class Case:
     # mode
     training: bool = False
     backward: bool = True  # also compare gradients
+    input_grad: bool = True  # with backward: False = the input and given states do not require grad (a model's first layer in training)
     no_grad: bool = False  # run the forward under torch.no_grad()
     second_call: str = "none"  # change the weights, call again, compare again
     # invalid on purpose: the candidate must raise what torch raises
@@ -189,7 +190,12 @@ class Case:
         keywords = ", ".join(f"{k}={v!r}" for k, v in self.constructor().items())
         text = f"nn.{self.family}({keywords}, dtype=torch.{self.dtype}, device={self.device!r})\n"
         text += f"  mode: {'train' if self.training else 'eval'}, "
-        text += "forward under no_grad" if self.no_grad else ("forward+backward" if self.backward else "forward only")
+        if self.no_grad:
+            text += "forward under no_grad"
+        elif self.backward:
+            text += "forward+backward" if self.input_grad else "forward+backward, input and states without grad (parameters' gradients only)"
+        else:
+            text += "forward only"
         if self.second_call != "none":
             text += f", then {self.second_call.replace('_', ' ')} and a second call"
         text += "\n"

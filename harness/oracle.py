@@ -281,7 +281,7 @@ def run_module(module, case: Case, tensors: Materialized, dtype, device, who: st
     family = case.family_record
     x, hx = tensors.module_input(case, dtype, device)
     want_grad = case.backward and not case.no_grad
-    if want_grad:
+    if want_grad and case.input_grad:
         if isinstance(x, PackedSequence):
             x = PackedSequence(_leaf(x.data), x.batch_sizes, x.sorted_indices, x.unsorted_indices)
         else:
@@ -300,10 +300,17 @@ def run_module(module, case: Case, tensors: Materialized, dtype, device, who: st
         functional = sum((value.double() * tensors.cotangents[name].to(value.device)).sum() for name, value in flat.items())
         parameters = module.state_dict(keep_vars=True)
         state_names = list(family.initial_state_names[: len(initial)]) if initial is not None else []
-        names = ["input"] + state_names + list(tensors.weights)
-        leaves = [x.data if isinstance(x, PackedSequence) else x] + list(initial or ()) + [parameters[k] for k in tensors.weights]
+        if case.input_grad:
+            names = ["input"] + state_names + list(tensors.weights)
+            leaves = [x.data if isinstance(x, PackedSequence) else x] + list(initial or ()) + [parameters[k] for k in tensors.weights]
+        else:
+            names, leaves = list(tensors.weights), [parameters[k] for k in tensors.weights]
         if not functional.requires_grad:
-            raise Discrepancy("gradient", family.result_names[0], f"the results do not require grad: the graph to the input, {', '.join(family.initial_state_names)} and parameters is cut (a .detach() or torch.no_grad() inside forward?)")
+            cut = f"the input, {', '.join(family.initial_state_names)} and parameters" if case.input_grad else "the parameters (the input and states do not require grad here)"
+            raise Discrepancy(
+                "gradient", family.result_names[0],
+                f"the results ({', '.join(flat)}) do not require grad: the graph to {cut} is cut (a .detach() or torch.no_grad() inside forward?)",
+            )
         grads = torch.autograd.grad(functional, leaves, allow_unused=True)
         for name, grad in zip(names, grads):
             if grad is None:

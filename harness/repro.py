@@ -40,6 +40,7 @@ STATE_WIDTH = {state_width}
 CONSTRUCTOR = {constructor}
 DTYPE, DEVICE = torch.{dtype}, {device!r}
 TRAINING, NO_GRAD, BACKWARD = {training}, {no_grad}, {backward}
+INPUT_GRAD = {input_grad}  # with BACKWARD: do the input and the given states require grad
 LAYOUT, BATCH_FIRST, TOTAL_LENGTH = {layout!r}, {batch_first}, {seq_len}
 NONCONTIGUOUS = {noncontiguous!r}
 SECOND_CALL = {second_call!r}  # how the weights change before the second call
@@ -121,7 +122,7 @@ def update(module, weights):
 def call(module, dtype, device):
     """Forward (and backward) like the harness: canonical outputs and gradients."""
     want_grad = BACKWARD and not NO_GRAD
-    x, hx, leaves = make_input(dtype, device, want_grad)
+    x, hx, leaves = make_input(dtype, device, want_grad and INPUT_GRAD)
     before = [t.detach().clone() for t in leaves]
     if NO_GRAD:
         with torch.no_grad():
@@ -133,8 +134,9 @@ def call(module, dtype, device):
     if want_grad:
         functional = sum((v.double() * torch.tensor(COTANGENTS[k], dtype=torch.float64).to(v.device)).sum() for k, v in values.items())
         parameters = module.state_dict(keep_vars=True)
-        names = ["input"] + STATE_NAMES[: len(leaves) - 1] + list(WEIGHTS)
-        grads = torch.autograd.grad(functional, leaves + [parameters[k] for k in WEIGHTS], allow_unused=True)
+        inputs = leaves if INPUT_GRAD else []
+        names = (["input"] + STATE_NAMES[: len(leaves) - 1] if INPUT_GRAD else []) + list(WEIGHTS)
+        grads = torch.autograd.grad(functional, inputs + [parameters[k] for k in WEIGHTS], allow_unused=True)
         gradients = dict(zip(names, grads))
     after = [t.detach().clone() for t in leaves]
     return result, values, gradients, before, after
@@ -314,6 +316,7 @@ def write_repro(path: Path, implementation_name: str, factory, case: Case, discr
         training=case.training,
         no_grad=case.no_grad,
         backward=case.backward,
+        input_grad=case.input_grad,
         layout=case.layout,
         batch_first=case.batch_first,
         seq_len=case.seq_len,

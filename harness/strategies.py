@@ -138,7 +138,10 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     weight_gain = {"default": 1.0, "saturating": 8.0, "chaotic": 3.0, "small": 0.1}[regime]
     if constructor["nonlinearity"] == "relu" and weight_gain > 1:
         weight_gain = 1.5  # relu has no saturation: large gains only overflow
-    grad_mode = draw(st.sampled_from(["backward", "forward_only", "no_grad"]))
+    # "backward_parameters": grad mode on, input and states not requiring grad, then
+    # backward to the parameters, as a model's first layer is trained; kernels choose
+    # other paths when the input needs no gradient.
+    grad_mode = draw(st.sampled_from(["backward", "forward_only", "no_grad", "backward_parameters"]))
     case = Case(
         family=family.name,
         **constructor,
@@ -159,7 +162,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         # where minimal means something, not on walking a large seed down to 0.
         seed=draw(st.integers(0, 15)),
         training=training,
-        backward=grad_mode == "backward" and implementation.backward,
+        backward=grad_mode in ("backward", "backward_parameters") and implementation.backward,
+        input_grad=grad_mode != "backward_parameters",
         no_grad=grad_mode == "no_grad",
         second_call=draw(st.sampled_from(["none", "optimizer_step", "load_state_dict"])),
     )

@@ -113,14 +113,15 @@ def decomposition_takes_onednn(case) -> bool:
     """torch._decomp's ``select_one_layer_lstm_function`` sends an LSTM layer to
     oneDNN (``aten.mkldnn_rnn_layer``) when oneDNN is on, everything is on the CPU in
     float32 or bfloat16, there are no projections, and the input does not require
-    grad (the harness makes the input a leaf exactly when it checks gradients)."""
+    grad (the harness makes the input a leaf when it checks gradients, unless the case
+    asks for the parameters' gradients only)."""
     return (
         case.family == "LSTM"
         and not case.packed  # aten.lstm.data's decomposition never uses oneDNN
         and case.device == "cpu"
         and case.dtype in ("float32", "bfloat16")
         and case.proj_size == 0
-        and (case.no_grad or not case.backward)
+        and (case.no_grad or not case.backward or not case.input_grad)
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
     )

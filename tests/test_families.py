@@ -169,3 +169,22 @@ def _env_with_tests():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
     return env
+
+
+@pytest.mark.parametrize("name", ["loop-lstm", "torch-grucell"])
+def test_the_fuzzer_draws_a_backward_to_the_parameters_only(name):
+    # A model's first layer in training: grad mode on, an input that needs no gradient,
+    # backward to the parameters. Kernels choose other paths then (torch._decomp sends
+    # an LSTM layer to oneDNN), and a fast path keyed on input.requires_grad hides here.
+    from hypothesis import HealthCheck, find, settings
+
+    from harness import strategies
+    from support import implementation
+
+    case = find(
+        strategies.cases(implementation(name), devices=["cpu"]),
+        lambda case: case.backward and not case.input_grad and case.defect is None,
+        settings=settings(max_examples=1000, database=None, suppress_health_check=list(HealthCheck)),
+    )
+    assert "parameters' gradients only" in case.describe()
+    oracle.check(implementation(name), case)

@@ -47,6 +47,7 @@ REPRO_CHECKED = {
     "mutant-h0-overwritten-under-no-grad",  # the caller's h_0 modified in place
     "mutant-no-grad-packed-drops-rows",  # an exception or shape on the no-grad path
     "mutant-lstm-h-c-swapped",  # an LSTM's (h_n, c_n)
+    "mutant-fast-path-when-input-needs-no-grad",  # parameters' gradients with an input that needs none
 }
 
 PLAIN = Case(input_size=3, hidden_size=4, seq_len=5, batch=3, h0_given=True, backward=True)
@@ -84,6 +85,7 @@ EXPOSURES = {
     "mutant-h-n-detached": ({"backward": False}, {"backward": True}),
     "mutant-h0-overwritten-under-no-grad": ({"backward": False}, NO_GRAD),
     "mutant-no-grad-packed-drops-rows": ({**NO_GRAD, **PACKED_EQUAL}, PACKED_UNEQUAL),
+    "mutant-fast-path-when-input-needs-no-grad": ({}, {"input_grad": False}),
     "mutant-stale-transpose-cache": (NO_GRAD, {"second_call": "load_state_dict"}),
     "mutant-batch-first-view-not-transpose": ({"batch_first": True, "batch": 1}, {"batch": 3}),
     "mutant-assumes-contiguous-input": ({}, {"noncontiguous": "transposed"}),

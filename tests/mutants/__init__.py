@@ -59,6 +59,7 @@ MUTANTS: list[Implementation] = [
     # memory: aliasing, no_grad fast paths, caches, strides
     _entry("mutant-h0-overwritten-under-no-grad", memory.InitialStateOverwritten),
     _entry("mutant-no-grad-packed-drops-rows", memory.NoGradPathDropsFinishedRows),
+    _entry("mutant-fast-path-when-input-needs-no-grad", memory.FastPathWhenInputNeedsNoGrad),
     _entry("mutant-stale-transpose-cache", memory.StaleTransposeCache),
     _entry("mutant-batch-first-view-not-transpose", memory.BatchFirstViewNotTranspose),
     _entry("mutant-assumes-contiguous-input", memory.AssumesContiguousInput),
