@@ -77,8 +77,10 @@ class NoGradPathDropsFinishedRows(InferenceFastPath):
 class FastPathWhenInputNeedsNoGrad(InferenceFastPath):
     """Takes the no-autograd fast path whenever the input and h_0 need no gradient,
     as if only they could: a model's first layer in training gets no parameter
-    gradients. Exposed by: grad mode on, an input that does not require grad, then
-    backward to the parameters (`Case.input_grad`)."""
+    gradients.
+
+    Exposed by: grad mode on, an input that does not require grad, then backward to
+    the parameters (`Case.input_grad`)."""
 
     def run_direction(self, data, batch_sizes, h0, layer, direction):
         if data.requires_grad or h0.requires_grad:
