@@ -535,7 +535,7 @@ class _Runs:
     def interrupted(self, progress: report.Progress) -> ImplementationResult:
         return ImplementationResult(
             progress.name, "skipped", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
-            reason=f"interrupted by the user after {progress.count} examples",
+            reason=f"interrupted by the user after {progress.count} examples", family=self.registry.implementation(progress.name).family,
         )
 
     def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:

@@ -190,6 +190,7 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
     assert list(entries) == [name for name in asked if name in progressing], "the one that never started is not reported, as one at a time"
     for entry in entries.values():
         assert entry["verdict"] == "skipped" and entry["reason"].startswith("interrupted by the user after"), entry
+        assert entry["family"] == "RNN", "a stopped campaign still says what it was fuzzing"
         assert entry["examples"] >= 1
 
 
