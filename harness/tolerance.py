@@ -142,16 +142,17 @@ class ErrorModel:
         compare = meaningful & valid.unsqueeze(-1).unsqueeze(-1) & torch.isfinite(reference) & torch.isfinite(probe)
         return bound, compare.expand_as(reference)
 
-    def rows_past_horizon(self, reference: Tensor, probe: Tensor, valid: Tensor) -> Tensor:
+    def rows_past_horizon(self, reference: Tensor, row_error: Tensor, valid: Tensor) -> Tensor:
         """(B,) bool: the batch rows whose step-by-step results (a layer's output,
-        ``(T, B, D, H)``) went past the horizon at some valid step. A row's final
-        states (h_n, c_n) end that trajectory, so nothing can be said about them either,
-        however large their own magnitude: c is an unbounded sum, and at 5.5 times the
-        output's scale its own horizon would still compare a row whose h was 19% off."""
-        error = (probe - reference).abs().nan_to_num(nan=math.inf).amax(dim=(2, 3))  # (T, B)
-        error = torch.where(valid, error, torch.zeros_like(error))
-        magnitude = torch.where(valid, reference.abs().nan_to_num(nan=0.0).amax(dim=(2, 3)), torch.zeros_like(error))
-        return error.amax(dim=0) > self.horizon * (1 + magnitude.amax(dim=0))
+        ``reference`` ``(T, B, D, H)``, the probe's largest error on each row's valid
+        steps ``row_error`` ``(B,)``) went past the horizon at some valid step. A row's
+        final states (h_n, c_n) end that trajectory, so nothing can be said about them
+        either, however large their own magnitude: c is an unbounded sum, and at 5.5
+        times the output's scale its own horizon would still compare a row whose h was
+        19% off."""
+        magnitude = reference.abs().nan_to_num(nan=0.0).amax(dim=(2, 3))  # (T, B)
+        magnitude = torch.where(valid, magnitude, torch.zeros_like(magnitude))
+        return row_error > self.horizon * (1 + magnitude.amax(dim=0))
 
     def tensor_bound(
         self, reference: Tensor, probe: Tensor, dtype: torch.dtype, reduction_length: int
