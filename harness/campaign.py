@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import sys
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from hypothesis import HealthCheck, Phase, given, reject, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Flaky
 
-from harness import database as examples_database, isolation, locate, oracle, report, strategies
+from harness import coverage as coverage_account, covering, database as examples_database, isolation, locate, oracle, report, strategies
 from harness.cases import Case
 from harness.database import slug as _slug
 from harness.implementation import DEFAULT_PROFILE_EXAMPLES, Implementation, KnownFailure
@@ -122,6 +123,9 @@ class ImplementationResult:
     family: str | None = None  # torch's class name; None when the plugin could not load
     example_budget: int | None = None  # examples asked of Hypothesis
     budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
+    coverage: dict | None = None
+    """What the campaign's cases held (`harness.coverage.Coverage.to_json`): feasible
+    value pairs covered, per-dimension counts, what is left uncovered."""
 
     def to_json(self) -> dict:
         return {
@@ -143,6 +147,7 @@ class ImplementationResult:
             "seconds_to_failure": None if self.seconds_to_failure is None else round(self.seconds_to_failure, 3),
             "reason": self.reason,
             "failure": None if self.failure is None else self.failure.to_json(),
+            "coverage": self.coverage,
             "replay": self.replay_command(),
         }
 
@@ -192,6 +197,7 @@ def fuzz_implementation(
     timeout: float = DEFAULT_TIMEOUT,
     model: ErrorModel = DEFAULT_MODEL,
     cancel: threading.Event | None = None,
+    covering_phase: bool = True,
 ) -> ImplementationResult:
     """Fuzz one implementation against torch and return its verdict.
 
@@ -202,6 +208,9 @@ def fuzz_implementation(
     `harness.database.Location`, or None for none (``database_dir`` is its former name).
     ``cancel`` (a `threading.Event`), once set, stops the campaign within a fraction
     of a second, even in the middle of a long example: KeyboardInterrupt, as Ctrl-C.
+    ``covering_phase``: start with the cases that cover every feasible pair of the
+    space's values and every invalid input (`harness.coverage`); a campaign split into
+    seed shards runs it in one shard only.
     """
     if database_dir is not _UNSET:
         database = database_dir
@@ -231,23 +240,29 @@ def fuzz_implementation(
             return result
         result.reason = unavailable or ""
         if not unavailable:
-            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started)
+            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started, covering_phase)
         result.worker_restarts = runner.restarts
         result.slow_cases = list(getattr(runner, "slow_cases", ()))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started) -> None:
+def _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started, covering_phase=True) -> None:
     counter = {"first_failure": None, "first_failure_seconds": None}
     last_failure: dict = {}
     examples = examples_database.open_database(location, implementation.name, devices or strategies.available_devices())
-    overrides = {"database": examples}
     # A slow implementation's own smaller budget applies to every profile;
     # an explicit --max-examples applies as given.
-    overrides["max_examples"] = max_examples if max_examples is not None else implementation.example_budget(PROFILES[profile][0])
-    result.example_budget = overrides["max_examples"]
+    budget = max_examples if max_examples is not None else implementation.example_budget(PROFILES[profile][0])
+    result.example_budget = budget
     result.budget_capped = max_examples is None and result.example_budget < PROFILES[profile][0]
+    # The covering phase: rows handed to Hypothesis as if stored, so it runs them
+    # first and shrinks a failing one like any other (harness/coverage.py).
+    space = covering.space_for(implementation, tuple(devices) if devices else None)
+    plan = coverage_account.plan(space, budget, profile, covering_phase)
+    account = coverage_account.Coverage(space, plan)
+    result.coverage = account.to_json()
+    overrides = {"database": coverage_account.CoveringDatabase(examples, plan.prefixes), "max_examples": plan.max_examples}
 
     # settings outside seed: @seed alone switches the database off (for an exactly
     # repeatable run), and stored failures must be replayed first whatever the seed.
@@ -255,12 +270,25 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     @hypothesis_seed(seed)
     @given(case=strategies.cases(implementation, devices=devices))
     def differential_test(case: Case) -> None:
+        case_profile = space.profile_of(case)
+        for name, value in case_profile.items():
+            event(f"{name}={coverage_account.label(value)}")
+        # What the campaign covered: its cases up to the first failure (after it, the
+        # calls are shrinking's).
+        counting = counter["first_failure"] is None
+
+        def set_aside() -> None:
+            if counting:
+                account.record(case_profile, set_aside=True)
+                result.coverage = account.to_json()
+            reject()
+
         waived: set[str] = set()
         for known in _known_failures(implementation, case):
             label = known.label()
             result.known_failure_cases[label] = result.known_failure_cases.get(label, 0) + 1
             if known.kinds is None:
-                reject()
+                set_aside()
             waived |= known.kinds
         request = "check" if not waived or case.defect is not None else f"check_waiving:{','.join(sorted(waived))}"
         if case.defect is not None and isinstance(runner, Worker):
@@ -275,12 +303,19 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
                     raise
                 reason = f"{TORCH_CRASHES}: {case.family} with {case.defect.replace('_', ' ')}{' (packed input)' if case.packed else ''}"
                 result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + 1
-                reject()
+                set_aside()
         result.examples += 1
+        if counting:
+            account.record(case_profile)
+            result.coverage = account.to_json()
         if on_example is not None:
             on_example(result.examples)
         try:
-            runner.request(request, case)
+            margin = runner.request(request, case)
+            if isinstance(margin, float) and math.isfinite(margin):
+                # Guided search: Hypothesis' target phase climbs towards the cases
+                # whose worst error comes closest to its bound.
+                target(margin, label="worst |error| / bound")
         except BaseException as error:
             if counter["first_failure"] is None:
                 counter["first_failure"] = result.examples
@@ -423,6 +458,7 @@ def add_arguments(parser) -> None:
         "--jobs", type=int, metavar="N",
         help=f"implementations fuzzed at once, each in its own worker process with one thread (default: the CPUs available, {default_jobs()} here)",
     )
+    parser.add_argument("--coverage", action="store_true", help="print each campaign's per-dimension counts of the values its cases held, and the value pairs left uncovered")
     parser.add_argument("--database", metavar="URL", help=f"where failures are kept and replayed first: {examples_database.ACCEPTED} (default: {DEFAULT_DATABASE})")
     from harness import cluster
 
@@ -601,6 +637,7 @@ def finish(args, results: list[ImplementationResult], *, seed: int, devices: lis
     from harness.usage import EXIT_DISCREPANCY, EXIT_OK
 
     print(report.summary_table(results))
+    print(report.coverage_lines(results, table=getattr(args, "coverage", False)))
     for result in results:
         if result.failure is not None or result.verdict == "error":
             print(report.failure_text(result))

@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness import coverage
 from harness.campaign import ImplementationResult
 from harness.database import Location, slug
 
@@ -243,6 +244,7 @@ def run_unit(unit: Unit, key: str) -> Outcome:
                 implementation, profile=unit.profile, max_examples=unit.max_examples, seed=unit.seed,
                 repro_dir=repro_dir, database=unit.database, devices=[unit.device],
                 on_example=_cancellation_check(key), isolate=unit.isolate, timeout=unit.timeout,
+                covering_phase=unit.shard == 0,  # the covering cases once per implementation and device
             )
             repro = None if result.failure is None else result.failure.repro_path
             repro_text = None if repro is None else Path(repro).read_text()
@@ -571,6 +573,7 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
     for outcome in outcomes:
         for reason, count in outcome.result.known_failure_cases.items():
             result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + count
+    result.coverage = coverage.merge([o.result.coverage for o in outcomes if o.result.coverage is not None])
     spans = [(o.started, o.finished) for o in outcomes if o.started is not None and o.finished is not None]
     result.seconds = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
     by_verdict = {verdict: [o for o in outcomes if o.result.verdict == verdict] for verdict in ("fail", "error", "pass", "skipped")}

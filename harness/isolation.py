@@ -129,16 +129,13 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
                 except Exception:  # noqa: BLE001 - a broken factory is the fuzzer's finding
                     answer = ("ok", None)
             elif request == "check":
-                oracle.check(implementation, Case.from_json(payload), model)
-                answer = ("ok", None)
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model))
             elif request.startswith("check_waiving:"):
                 waived = frozenset(request.split(":", 1)[1].split(","))
-                oracle.check(implementation, Case.from_json(payload), model, waive=waived)
-                answer = ("ok", None)
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, waive=waived))
             elif request.startswith("check_expecting:"):
                 expected = request.split(":", 1)[1]
-                oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected)
-                answer = ("ok", None)
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected))
             elif request == "localize":
                 answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
             elif request == "reference_outcome":

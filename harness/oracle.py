@@ -617,22 +617,39 @@ def _backward_overflowed(case: Case, reference: RunResult, probe: RunResult) -> 
 def check(
     implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL,
     expected: str | None | object = _NOT_GIVEN, waive: frozenset[str] = frozenset(),
-) -> None:
+) -> float | None:
     """Raise `Discrepancy` if the candidate differs from torch on this case (for an
     invalid case, ``expected`` may carry torch's outcome, see `check_invalid`).
     ``waive``: kinds of finding a declared `KnownFailure` sets aside on this case
-    (`harness.implementation.WAIVABLE_KINDS`); every other check holds."""
+    (`harness.implementation.WAIVABLE_KINDS`); every other check holds.
+
+    Returns the case's worst |error| / bound over every compared value and gradient
+    (what the campaign's guided search climbs), or None when nothing was compared."""
     if case.defect is not None:
-        return check_invalid(implementation, case, expected)
-    session = _Session(implementation, case, model)
-    _check_call(session, "", waive)
-    if case.second_call != "none":
-        session.update_weights()
-        try:
-            _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive)
-        except Discrepancy as discrepancy:
-            discrepancy.evidence["second_call"] = True
-            raise
+        check_invalid(implementation, case, expected)
+        return None
+    worst: list[float] = []
+    outer = MARGIN_OBSERVER.get()
+
+    def observe(kind: str, name: str, margin: float) -> None:
+        worst.append(margin)
+        if outer is not None:
+            outer(kind, name, margin)
+
+    token = MARGIN_OBSERVER.set(observe)
+    try:
+        session = _Session(implementation, case, model)
+        _check_call(session, "", waive)
+        if case.second_call != "none":
+            session.update_weights()
+            try:
+                _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive)
+            except Discrepancy as discrepancy:
+                discrepancy.evidence["second_call"] = True
+                raise
+    finally:
+        MARGIN_OBSERVER.reset(token)
+    return max(worst, default=None)
 
 
 def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset()) -> None:

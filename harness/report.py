@@ -103,6 +103,20 @@ def declarations(results) -> list[str]:
     return ["", "declared by the implementations, and noticed:", *lines] if lines else []
 
 
+def coverage_lines(results, *, table: bool = False) -> str:
+    """What each campaign covered: one line per implementation, or with ``table``
+    (``fuzz --coverage``) the per-dimension counts as well."""
+    from harness.coverage import dimension_table, summary_line
+
+    measured = [result for result in results if getattr(result, "coverage", None)]
+    if not measured:
+        return ""
+    if table:
+        return "\ncoverage:\n" + "\n".join(dimension_table(result.name, result.coverage) for result in measured)
+    width = max(len(result.name) for result in measured)
+    return "\ncoverage:\n" + "\n".join(f"  {result.name:<{width}}  {summary_line(result.coverage)}" for result in measured)
+
+
 def failure_text(result) -> str:
     header = f"\n=== {result.name}: {result.verdict.upper()}"
     if result.examples_to_failure is not None:

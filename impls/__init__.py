@@ -6,7 +6,7 @@ exactly as an outside plugin would be. Nothing here is imported by the harness
 directly.
 """
 
-BUILTIN_EXAMPLES = {"RNN": 50, "LSTM": 25, "GRU": 25, "RNNCell": 80, "LSTMCell": 80, "GRUCell": 80}
+BUILTIN_EXAMPLES = {"RNN": 50, "LSTM": 40, "GRU": 40, "RNNCell": 80, "LSTMCell": 80, "GRUCell": 80}
 """Each eager built-in's budget under the default profile (``default_examples``).
 
 ``python -m harness fuzz`` runs every registered implementation, 40-odd built-ins

@@ -1,0 +1,214 @@
+"""The covering phase of a campaign, and the account of what a campaign covered.
+
+`CoveringDatabase` wraps the campaign's example database: to Hypothesis it looks as
+if the space's covering rows (`harness.covering`) were stored examples, so its reuse
+phase runs them before it generates anything, a failing one is shrunk like any other,
+and the minimal case is saved in the real database and replayed first next time. A
+row is only the start of a choice sequence (the profile); Hypothesis draws the sizes
+and values after it from the campaign's seed.
+
+`Coverage` counts, per dimension and value, the cases a campaign drew, and which
+feasible pairs and invalid-input triples they held: the report's ``coverage`` field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Iterable
+
+from hypothesis.database import ExampleDatabase, choices_to_bytes
+
+from harness.covering import STATE_DEFECTS, Space
+
+
+class CoveringDatabase(ExampleDatabase):
+    """The campaign's database (or none) plus the covering rows as stored examples.
+
+    Reads of the test's primary key yield the real entries, then one choice prefix
+    per row; Hypothesis sorts them (shortest first, so the rows run before a stored
+    failure, which is a full choice sequence) and replays each. Writes go to the real
+    database; deleting a row's prefix (Hypothesis deletes every replayed entry that no
+    longer fails) is ignored."""
+
+    def __init__(self, inner: ExampleDatabase | None, prefixes: Iterable[tuple[int, ...]]):
+        super().__init__()
+        self.inner = inner
+        self.rows = [choices_to_bytes(prefix) for prefix in prefixes]
+        self._row_set = set(self.rows)
+
+    @staticmethod
+    def _primary(key: bytes) -> bool:
+        return not key.endswith((b".secondary", b".pareto"))
+
+    def fetch(self, key: bytes):
+        if self.inner is not None:
+            yield from self.inner.fetch(key)
+        if self._primary(key):
+            yield from self.rows
+
+    def save(self, key: bytes, value: bytes) -> None:
+        if self.inner is not None:
+            self.inner.save(key, value)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        if self.inner is not None and value not in self._row_set:
+            self.inner.delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        if self.inner is not None:
+            self.inner.move(src, dest, value)
+
+    def __repr__(self) -> str:
+        return f"CoveringDatabase({self.inner!r}, {len(self.rows)} rows)"
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a campaign's covering phase runs, under its budget."""
+
+    space: Space
+    rows: tuple[dict, ...]  # pairwise rows then invalid-input rows, as run
+    covering: int  # how many of `rows` are pairwise rows
+    invalid: int  # how many are invalid-input rows
+    max_examples: int  # what Hypothesis is asked for, the rows included
+    deferred: str = ""  # why the covering set does not run in this profile, if it does not
+
+    @property
+    def prefixes(self) -> list[tuple[int, ...]]:
+        return [self.space.prefix(row) for row in self.rows]
+
+
+def plan(space: Space, budget: int, profile: str, covering: bool = True) -> Plan:
+    """The covering phase of a campaign whose budget is ``budget`` examples.
+
+    The pairwise rows count inside the budget; the invalid-input rows (one call each,
+    which raises) are added to it. A budget smaller than the pairwise rows (an
+    implementation that compiles per shape) runs them only in the long profile,
+    where the budget grows to hold them; elsewhere the report lists what is left
+    uncovered."""
+    pairwise, invalid = space.covering_rows, space.invalid_rows
+    if not covering:
+        return Plan(space, (), 0, 0, budget, "the covering phase was switched off")
+    if budget < len(pairwise) and profile != "long":
+        return Plan(
+            space, (), 0, 0, budget,
+            f"its budget of {budget} examples is smaller than its {len(pairwise)} covering cases: they run under --profile long",
+        )
+    return Plan(space, pairwise + invalid, len(pairwise), len(invalid), max(budget, len(pairwise)) + len(invalid))
+
+
+class Coverage:
+    """What a campaign's cases held, counted as they run."""
+
+    def __init__(self, space: Space, plan: Plan | None = None):
+        self.space = space
+        self.plan = plan
+        self.dimensions = {d.name: {label(v): 0 for v in d.values} for d in space.pairwise_dimensions}
+        self.pairs: set = set()
+        self.triples: set = set()
+        self.cases = 0
+        self.set_aside = 0
+
+    def record(self, profile: dict, set_aside: bool = False) -> None:
+        """One drawn case: its profile, and whether a declaration set it aside."""
+        self.cases += 1
+        self.set_aside += set_aside
+        flat = dict(profile)
+        flat["invalid"] = profile.get("defect") is not None
+        for name, counts in self.dimensions.items():
+            if name in flat:
+                text = label(flat[name])
+                counts[text] = counts.get(text, 0) + 1
+        self.pairs |= self.space.pairs_of(profile) & self.space.feasible_pairs
+        defect = profile.get("defect")
+        if defect is not None:
+            self.triples.add((defect, profile.get("layout", "batched"), bool(profile.get("h0_given")) or defect in STATE_DEFECTS))
+
+    @property
+    def uncovered(self) -> list[list]:
+        return sorted(
+            ([a, label(x), b, label(y)] for (a, x), (b, y) in self.space.feasible_pairs - self.pairs),
+            key=lambda row: [str(item) for item in row],
+        )
+
+    def to_json(self) -> dict:
+        feasible_triples = set(self.space.invalid_triples)
+        return {
+            "pairs_covered": len(self.pairs),
+            "pairs_feasible": len(self.space.feasible_pairs),
+            "dimensions": self.dimensions,
+            "uncovered": self.uncovered,
+            "covering_cases": 0 if self.plan is None else self.plan.covering,
+            "invalid_input_cases": 0 if self.plan is None else self.plan.invalid,
+            "random_cases": max(0, self.cases - (0 if self.plan is None else len(self.plan.rows))),
+            "invalid_inputs_covered": len(self.triples & feasible_triples),
+            "invalid_inputs_feasible": len(feasible_triples),
+            "invalid_inputs_uncovered": sorted([d, l, g] for d, l, g in feasible_triples - self.triples),
+            "set_aside_cases": self.set_aside,
+            "deferred": "" if self.plan is None else self.plan.deferred,
+        }
+
+
+def label(value) -> str:
+    """A dimension value as the report writes it (JSON keys are strings)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def summary_line(coverage: dict) -> str:
+    """One line: "covered 412/412 feasible value pairs; 37 covering cases, 263 random"."""
+    text = f"covered {coverage['pairs_covered']}/{coverage['pairs_feasible']} feasible value pairs"
+    text += f"; {coverage['covering_cases']} covering cases, {coverage['random_cases']} random"
+    if coverage["invalid_inputs_feasible"]:
+        text += f"; {coverage['invalid_inputs_covered']}/{coverage['invalid_inputs_feasible']} invalid inputs"
+    if coverage.get("deferred"):
+        text += f" ({coverage['deferred']})"
+    return text
+
+
+def dimension_table(name: str, coverage: dict) -> str:
+    """The per-dimension counts of one implementation's campaign, as ``--coverage`` prints them."""
+    lines = [f"{name}: {summary_line(coverage)}"]
+    width = max((len(d) for d in coverage["dimensions"]), default=0)
+    for dimension, counts in coverage["dimensions"].items():
+        cells = ", ".join(f"{value} {count}" for value, count in counts.items())
+        lines.append(f"  {dimension:<{width}}  {cells}")
+    if coverage["uncovered"]:
+        shown = "; ".join(f"{a}={x} x {b}={y}" for a, x, b, y in itertools.islice(coverage["uncovered"], 8))
+        more = len(coverage["uncovered"]) - 8
+        lines.append(f"  uncovered: {shown}" + (f" and {more} more" if more > 0 else ""))
+    return "\n".join(lines)
+
+
+def merge(documents: list[dict]) -> dict | None:
+    """The coverage of one campaign split into seed shards (each shard's cases are
+    over the same space): a pair is covered if any shard covered it."""
+    if not documents:
+        return None
+    first = documents[0]
+    uncovered = {tuple(row) for row in first["uncovered"]}
+    invalid_uncovered = {tuple(row) for row in first["invalid_inputs_uncovered"]}
+    dimensions = {name: dict(counts) for name, counts in first["dimensions"].items()}
+    for document in documents[1:]:
+        uncovered &= {tuple(row) for row in document["uncovered"]}
+        invalid_uncovered &= {tuple(row) for row in document["invalid_inputs_uncovered"]}
+        for name, counts in document["dimensions"].items():
+            merged = dimensions.setdefault(name, {})
+            for value, count in counts.items():
+                merged[value] = merged.get(value, 0) + count
+    total = {key: sum(d[key] for d in documents) for key in ("covering_cases", "invalid_input_cases", "random_cases", "set_aside_cases")}
+    return {
+        "pairs_covered": first["pairs_feasible"] - len(uncovered),
+        "pairs_feasible": first["pairs_feasible"],
+        "dimensions": dimensions,
+        "uncovered": sorted((list(row) for row in uncovered), key=lambda row: [str(item) for item in row]),
+        **total,
+        "invalid_inputs_covered": first["invalid_inputs_feasible"] - len(invalid_uncovered),
+        "invalid_inputs_feasible": first["invalid_inputs_feasible"],
+        "invalid_inputs_uncovered": sorted(list(row) for row in invalid_uncovered),
+        "deferred": next((d["deferred"] for d in documents if d["deferred"]), ""),
+    }
