@@ -14,6 +14,8 @@ controller merges them into one ``--rnn-report`` file, in the format of
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import json
 import os
@@ -250,7 +252,8 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
         if isinstance(implementation, BrokenPlugin):
             result = ImplementationResult(implementation.name, "error", 0, 0.0, settings["seed"], settings["profile"], reason=implementation.error)
         else:
-            result = fuzz_implementation(implementation, **settings)
+            with _statistics(request):
+                result = fuzz_implementation(implementation, **settings)
         devices = settings.get("devices") or strategies.available_devices()
         record_property(RESULT_PROPERTY, json.dumps({"name": result.name, "devices": devices, "result": result.to_json()}))
         if result.verdict == "skipped":
@@ -260,3 +263,26 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
         return result
 
     return fuzz
+
+
+@contextlib.contextmanager
+def _statistics(request: pytest.FixtureRequest):
+    """With ``--hypothesis-show-statistics``, the campaign's statistics (phases, and
+    one event per dimension value each case held) under the test that ran it, as
+    Hypothesis shows them for its own @given tests: the campaign's @given runs inside
+    this fixture, where Hypothesis' plugin does not collect them itself."""
+    try:
+        show = request.config.getoption("--hypothesis-show-statistics")
+    except ValueError:  # Hypothesis' pytest plugin is not loaded
+        show = False
+    if not show:
+        yield
+        return
+    from hypothesis.statistics import collector, describe_statistics
+
+    def note(statistics) -> None:
+        statistics["nodeid"] = request.node.nodeid
+        request.node.hypothesis_statistics = describe_statistics(statistics)
+
+    with collector.with_value(note):
+        yield

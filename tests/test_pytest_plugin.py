@@ -145,6 +145,11 @@ def runs(tmp_path_factory) -> dict[str, Run]:
         "unknown family": start_pytest(workspace / "no-family", {}, ["--pyargs", "harness.suite", "--rnn-family", "NoSuchFamily"]),
         # This project's own tests with an outside plugin installed: they check the built-ins only.
         "project suite": start_pytest(workspace / "project", WRONG_DISTRIBUTION, [str(Path(__file__).parent / "test_fuzz_builtins.py"), "--collect-only", "-q"]),
+        # What the campaign drew, as Hypothesis shows it for its own tests.
+        "statistics": start_pytest(workspace / "statistics", {}, [
+            "--pyargs", "harness.suite", "--rnn-impl", "torch-grucell", "--rnn-max-examples", "40", "--rnn-seed", str(SEED),
+            "--hypothesis-show-statistics",
+        ]),
         "misspelt profile": start_pytest(workspace / "profile", {"test_plain.py": PLAIN_TEST}, ["--rnn-profile", "nightly", "test_plain.py"]),
     }
     results = {}
@@ -172,6 +177,19 @@ def test_suite_test_ids_are_the_implementation_names(runs):
     suite = sorted(name for name in outcomes if name.startswith("test_matches_torch_nn_rnn"))
     expected = sorted(f"test_matches_torch_nn_rnn[{name}]" for name in ("loop", "wrong-sign", "broken-import", "no-such-impl"))
     assert suite == expected, f"suite tests {suite}, expected one per --rnn-impl: {expected}\n{runs['serial'].output}"
+
+
+def test_show_statistics_lists_each_dimension_value_the_campaign_drew(runs):
+    run = runs["statistics"]
+    assert run.returncode == 0, run.output
+    assert "Hypothesis Statistics" in run.output
+    statistics = run.output[run.output.index("Hypothesis Statistics"):]
+    # The covering cases run as Hypothesis' reuse phase, then the random ones, each
+    # labelled with the value of every dimension it held, and the guided search's best.
+    assert "during reuse phase" in statistics and "during generate phase" in statistics, statistics
+    for dimension in ("layout=", "batch=", "grad_mode=", "dtype=", "second_call=", "defect="):
+        assert f"%, {dimension}" in statistics, statistics
+    assert "label='worst |error| / bound'" in statistics, statistics
 
 
 def test_a_correct_builtin_passes(runs):
