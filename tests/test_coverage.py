@@ -92,12 +92,13 @@ def test_covering_rows_are_valid_and_together_hold_every_feasible_pair(registry,
 
 
 def test_the_rows_are_few_next_to_the_pairs_they_cover(registry):
-    # The lower bound is the product of the two largest domains (5 batch classes x 4
-    # layouts, dtypes, ...): 20. A covering array of a 19-dimension space a greedy
-    # construction builds stays within about 1.6 times it; random draws need hundreds.
-    space = space_for(registry.implementation("loop"), ("cpu",))
-    assert len(space.feasible_pairs) > 1000
-    assert len(space.covering_rows) <= 34
+    # No fewer than the product of the two largest domains can cover the pairs (5
+    # batch classes x 4 layouts, dtypes, ...): 20 for a layer, 20 for a cell.
+    # Constrained IPOG gets within 1.3 times that; random draws need hundreds.
+    for name, most in (("loop", 26), ("loop-lstm", 26), ("loop-rnncell", 24)):
+        space = space_for(registry.implementation(name), ("cpu",))
+        assert len(space.feasible_pairs) > 700
+        assert len(space.covering_rows) <= most, f"{name}: {len(space.covering_rows)} rows"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
