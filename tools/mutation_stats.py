@@ -55,6 +55,13 @@ def median_text(values: list[float], digits: int) -> str:
     return "-" if not values else f"{statistics.median(values):.{digits}f}"
 
 
+def worst_text(values: list[float], digits: int, runs: int) -> str:
+    """The slowest seed's detection; a seed that never detected is the worst of all."""
+    if len(values) < runs:
+        return "not killed"
+    return "-" if not values else f"{max(values):.{digits}f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     # The catalogue lives beside the tests and is imported the way pytest imports it.
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Mutation catalogue: profile {arguments.profile}, seeds {' '.join(map(str, arguments.seeds))}, activation_ulps {model.activation_ulps:g}")
     if mutants:
-        print("\n| mutant | killed | examples to detection | seconds to detection | seconds with shrinking | reported as | mistake |")
+        print("\n| mutant | killed | examples to detection (median, worst seed) | seconds to detection (median, worst) | seconds with shrinking | reported as | mistake |")
         print("|---|---|---|---|---|---|---|")
     all_examples: list[float] = []
     all_seconds: list[float] = []
@@ -114,25 +121,28 @@ def main(argv: list[str] | None = None) -> int:
         shown = killed[0] if killed else results[0]
         total = [r.seconds for r in results]
         print(
-            f"| {mutant.name} | {len(killed)}/{len(results)} | {median_text(examples, 0)} | {median_text(seconds, 1)} "
+            f"| {mutant.name} | {len(killed)}/{len(results)} | {median_text(examples, 0)}, {worst_text(examples, 0, len(results))} "
+            f"| {median_text(seconds, 1)}, {worst_text(seconds, 1, len(results))} "
             f"| {median_text(total, 1)} | {finding(shown)} | {mutant.description} |",
             flush=True,
         )
     if runs:
         print(
             f"\nKill rate: {killed_runs}/{runs} runs ({100 * killed_runs / runs:.0f}%); "
-            f"median to detection: {median_text(all_examples, 0)} examples, {median_text(all_seconds, 1)} s."
+            f"median to detection: {median_text(all_examples, 0)} examples, {median_text(all_seconds, 1)} s; "
+            f"worst run: {worst_text(all_examples, 0, runs)} examples, {worst_text(all_seconds, 1, runs)} s."
         )
     if survivors:
         print(f"Survivors: {', '.join(survivors)}")
     if len(per_family) > 1:
-        print("\n| family | mutants | killed runs | kill rate | median examples to detection | median seconds to detection |")
+        print("\n| family | mutants | killed runs | kill rate | examples to detection (median, worst) | seconds to detection (median, worst) |")
         print("|---|---|---|---|---|---|")
         for family_name, tally in per_family.items():
             killed_count, run_count = sum(tally["runs"]), len(tally["runs"])
             print(
                 f"| {family_name} | {len(tally['mutants'])} | {killed_count}/{run_count} | {100 * killed_count / run_count:.0f}% "
-                f"| {median_text(tally['examples'], 0)} | {median_text(tally['seconds'], 1)} |"
+                f"| {median_text(tally['examples'], 0)}, {worst_text(tally['examples'], 0, run_count)} "
+                f"| {median_text(tally['seconds'], 1)}, {worst_text(tally['seconds'], 1, run_count)} |"
             )
 
     false_alarms = []
