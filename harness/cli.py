@@ -77,17 +77,32 @@ def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
 
 
 def command_list(registry: Registry) -> int:
-    rows = [("name", "family", "origin", "limits", "description")]
+    rows = [("name", "family", "origin", "limits", "covering set (default profile)", "description")]
     for plugin in registry.loaded.values():
         implementation = plugin.implementation
         limits = ", ".join(f"{key}={value}" for key, value in implementation.limits().items()) or "-"
-        rows.append((plugin.name, implementation.family, plugin.found.origin, limits, implementation.description))
+        rows.append((plugin.name, implementation.family, plugin.found.origin, limits, covering_text(implementation), implementation.description))
     for plugin in registry.broken:
-        rows.append((plugin.name, "?", plugin.found.origin, f"BROKEN: {plugin.error}", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((plugin.name, "?", plugin.found.origin, f"BROKEN: {plugin.error}", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths)) + "  " + row[5])
     return EXIT_OK
+
+
+def covering_text(implementation) -> str:
+    """What the covering phase of a default campaign runs: its pairs and cases, or
+    that the budget defers it to the long profile (every pair left uncovered)."""
+    from harness.campaign import PROFILES
+    from harness.coverage import plan
+    from harness.covering import space_for
+
+    space = space_for(implementation, ("cpu",))
+    text = f"{len(space.feasible_pairs)} pairs in {len(space.covering_rows)} cases + {len(space.invalid_rows)} invalid"
+    budget = implementation.example_budget(PROFILES["default"][0])
+    if plan(space, budget, "default").deferred:
+        text += f"; long profile only (default budget {budget}: pairs left uncovered)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

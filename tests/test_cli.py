@@ -25,6 +25,24 @@ def test_list_shows_the_six_builtins():
         assert any(line.split()[:1] == [name] and "built-in" in line for line in result.stdout.splitlines()), result.stdout
 
 
+def test_list_says_what_each_covering_set_holds_and_which_budget_defers_it():
+    lines = {line.split()[0]: line for line in harness("list").stdout.splitlines()[1:] if line.strip()}
+    assert "1315 pairs in 26 cases + 66 invalid" in lines["loop"] and "long profile only" not in lines["loop"]
+    # One compile per shape: a default campaign of one example runs no covering case.
+    assert "long profile only (default budget 1: pairs left uncovered)" in lines["compiled"]
+
+
+def test_fuzz_reports_its_coverage_in_one_line_per_implementation_and_a_table_on_request(tmp_path):
+    report = tmp_path / "report.json"
+    result = harness("fuzz", "--impl", "torch-rnncell", "--seed", "5", "--coverage", "--report", str(report), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    coverage = json.loads(report.read_text())["implementations"]["torch-rnncell"]["coverage"]
+    assert coverage["pairs_covered"] == coverage["pairs_feasible"] and coverage["uncovered"] == []
+    line = f"torch-rnncell: covered {coverage['pairs_covered']}/{coverage['pairs_feasible']} feasible value pairs; 24 covering cases, "
+    assert line in result.stdout, result.stdout
+    assert "  nonlinearity   tanh " in result.stdout and "  batch " in result.stdout, result.stdout
+
+
 def test_fuzz_passing_implementation_exits_0_and_writes_the_report(tmp_path):
     report = tmp_path / "report.json"
     result = harness("fuzz", "--impl", "loop", "--max-examples", "8", "--seed", "3", "--report", str(report), cwd=tmp_path)

@@ -366,7 +366,9 @@ def test_a_worker_killed_mid_unit_is_reported_and_the_unit_runs_once_more(cluste
     report = tmp_path / "report.json"
     code = fuzz_while(kill_the_worker_running_it, "--scheduler", cluster.address, "--impl", "loop", "--device", "cpu", "--max-examples", "60", "--seed", "3", "--report", str(report))
     entry = entries(report)["loop"]
-    assert code == cli.EXIT_OK and entry["verdict"] == "pass" and entry["examples"] == 60, f"{code}: {entry}\n{cluster.logs()}"
+    # 60 examples, the covering cases among them, and the invalid inputs on top.
+    examples = 60 + entry["coverage"]["invalid_input_cases"]
+    assert code == cli.EXIT_OK and entry["verdict"] == "pass" and entry["examples"] == examples, f"{code}: {entry}\n{cluster.logs()}"
     (shard,) = entry["shards"]
     assert shard["worker_deaths"] == killed and shard["attempts"] == 2, f"the death is reported for the unit: {shard}"
     assert shard["worker"] != killed[0], "the second attempt ran on another worker"
