@@ -219,9 +219,8 @@ class Space:
         """Whether the partial profile extends to a valid one over ``dimensions``."""
         if not self.allowed(profile):
             return False
-        remaining = [d for d in (dimensions or self.dimensions) if d.name not in profile]
-        constrained = ("layout", "batch", "defect", "layers", "bidirectional", "h0_given")
-        remaining = [d for d in remaining if d.name in constrained]  # the others constrain nothing
+        # Only the constrained dimensions can make a completion fail.
+        remaining = [d for d in (dimensions or self.dimensions) if d.name not in profile and d.name in self.CONSTRAINED]
 
         def extend(partial: dict, index: int) -> bool:
             if index == len(remaining):
@@ -502,7 +501,6 @@ def sequence_class(seq_len: int) -> str:
 _SPACES: dict[tuple, Space] = {}
 
 
-@functools.lru_cache(maxsize=256)
 def space_for(implementation, devices: tuple[str, ...] | None = None, invalid: bool = True) -> Space:
     """The space of an implementation. Implementations that leave the same dimensions
     open share one `Space`, so its covering rows are built once per process."""
