@@ -39,12 +39,22 @@ MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float], None] | None
 tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
 
 
+CASE_MARGINS: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("case_margins", default=None)
+"""The list `check` collects the case's worst |error| / bound per compared tensor in,
+under the bounds that judged it (the narrower ones unless the candidate was out of
+them). Unlike MARGIN_OBSERVER it does not make the lazy probes run on every case."""
+
+
 def _observe_margin(kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
-    observer = MARGIN_OBSERVER.get()
-    if observer is None or not bool(compared.any()):
+    observer, margins = MARGIN_OBSERVER.get(), CASE_MARGINS.get()
+    if (observer is None and margins is None) or not bool(compared.any()):
         return
     ratio = (error / bound).nan_to_num(nan=math.inf)
-    observer(kind, name, float(torch.where(compared, ratio, torch.zeros_like(ratio)).max()))
+    worst = float(torch.where(compared, ratio, torch.zeros_like(ratio)).max())
+    if margins is not None:
+        margins.append(worst)
+    if observer is not None:
+        observer(kind, name, worst)
 
 
 class Discrepancy(AssertionError):
@@ -629,14 +639,7 @@ def check(
         check_invalid(implementation, case, expected)
         return None
     worst: list[float] = []
-    outer = MARGIN_OBSERVER.get()
-
-    def observe(kind: str, name: str, margin: float) -> None:
-        worst.append(margin)
-        if outer is not None:
-            outer(kind, name, margin)
-
-    token = MARGIN_OBSERVER.set(observe)
+    token = CASE_MARGINS.set(worst)
     try:
         session = _Session(implementation, case, model)
         _check_call(session, "", waive)
@@ -648,7 +651,7 @@ def check(
                 discrepancy.evidence["second_call"] = True
                 raise
     finally:
-        MARGIN_OBSERVER.reset(token)
+        CASE_MARGINS.reset(token)
     return max(worst, default=None)
 
 
@@ -696,9 +699,13 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
         return judge(probe)
     if MARGIN_OBSERVER.get() is not None:
         return judge(_with_lazy_probes(session, reference, probe))
+    margins = CASE_MARGINS.get()
+    judged = 0 if margins is None else len(margins)
     try:
         judge(probe)
     except Discrepancy:
+        if margins is not None:
+            del margins[judged:]  # what counts is the verdict of the wider bounds
         judge(_with_lazy_probes(session, reference, probe))
 
 
