@@ -45,6 +45,9 @@ PROFILES = {
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
+TARGET_MIN_RANDOM = 100
+"""Random examples a campaign needs before its random phase climbs towards the worst
+|error| / bound (Hypothesis' target phase)."""
 DEFAULT_TIMEOUT = 30.0
 """Seconds one example may take in the worker before the candidate counts as hung."""
 _UNSET = object()
@@ -263,6 +266,13 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     account = coverage_account.Coverage(space, plan)
     result.coverage = account.to_json()
     overrides = {"database": coverage_account.CoveringDatabase(examples, plan.prefixes), "max_examples": plan.max_examples}
+    # Guided search: Hypothesis' target phase spends up to half the random examples
+    # climbing from the case closest to its bound (in practice, a long sequence). In a
+    # random phase of a few dozen (a built-in's share of the bare command) that is a
+    # handful of variations of one case, at several times the cost; it runs when the
+    # random phase has room for it.
+    if plan.max_examples - len(plan.rows) < TARGET_MIN_RANDOM:
+        overrides["phases"] = [phase for phase in settings.get_profile(f"rnn-harness-{profile}").phases if phase != Phase.target]
 
     # settings outside seed: @seed alone switches the database off (for an exactly
     # repeatable run), and stored failures must be replayed first whatever the seed.

@@ -73,7 +73,11 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     defect = value("defect")
     cell = family.cell
     bidirectional = False if cell else value("bidirectional")
-    layers = 1 if cell or value("layers") == "one" else draw(st.integers(2, space.max_layers))
+    # A case costs in proportion to layers x directions x steps: the classes' cheapest
+    # members are the common draws, the rest of each range the rare ones.
+    layers = 1
+    if not cell and value("layers") == "several":
+        layers = draw(sized(st.just(2), {"deep": st.integers(2, space.max_layers)}, ("deep",)))
     directions = 2 if bidirectional else 1
     projected = not cell and family.projections and value("projection") == "projected"
     # Sizes the profile's classes and the defect need: a coincident batch of a cell
@@ -104,7 +108,12 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     seq_len = 1
     if not cell:
         sequence = value("sequence")
-        seq_len = 1 if sequence == "one" else draw(st.integers(2, 20)) if sequence == "short" else draw(st.integers(65, 90))
+        if sequence == "one":
+            seq_len = 1
+        elif sequence == "short":
+            seq_len = draw(sized(st.integers(2, 8), {"medium": st.integers(9, 20)}, ("medium",)))
+        else:
+            seq_len = draw(sized(st.integers(65, 70), {"longer": st.integers(71, 90)}, ("longer",)))
     if layout == "unbatched":
         batch = 1
     elif batch_class == "one":
@@ -116,7 +125,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     elif batch_class == "few":
         batch = _avoiding(draw, st.integers(2, 4), {coincidence}, 2, 5)
     else:
-        batch = _avoiding(draw, st.integers(17, 20 if layout.startswith("packed") else 24), {coincidence}, 17, 25)
+        widest = 20 if layout.startswith("packed") else 24
+        batch = _avoiding(draw, sized(st.integers(17, 18), {"wider": st.integers(17, widest)}, ("wider",)), {coincidence}, 17, widest + 1)
     lengths = None
     if layout.startswith("packed"):
         # One sequence has the full length; the others are free in 1..seq_len.
