@@ -35,7 +35,7 @@ from support.services import dask_cluster, free_port, redis_binary, redis_server
 pytest_plugins = ["pytester"]
 
 MUTANT = "mutant-h-n-batch-first"  # found after a few examples, but not by the first one
-FINDING_SEED = 1  # finds it at example 3
+FINDING_SEED = 1  # any seed finds it: the first shard's covering cases hold batch_first with several layers
 OTHER_SEED = 99  # its first example passes: only the database can make it fail at #1
 TESTS = Path(__file__).resolve().parent
 RUN_LIMIT = 240  # seconds any one campaign here may take before the test calls it hung
@@ -127,7 +127,7 @@ def cluster_run(cluster, plugin_dir, tmp_path_factory):
         patch.syspath_prepend(str(plugin_dir))
         code = fuzz(
             "--scheduler", cluster.address, "--impl", "loop", "--impl", MUTANT, "--impl", "faulty-aborts", "--device", "cpu",
-            "--max-examples", "40", "--shards", "2", "--seed", str(FINDING_SEED),
+            "--max-examples", "80", "--shards", "2", "--seed", str(FINDING_SEED),
             "--report", str(directory / "report.json"), "--repro-dir", str(directory / "repros"),
             "--database", str(directory / "database"),
         )
@@ -144,11 +144,13 @@ def test_shards_are_merged_into_one_report_entry_that_names_the_workers(cluster_
     loop = entries(directory / "report.json")["loop"]
     local_keys = set(ImplementationResult("x", "pass", 0, 0.0, 0, "default").to_json())
     assert local_keys <= set(loop), f"a cluster entry has every key of a local one; missing {local_keys - set(loop)}"
-    assert (loop["verdict"], loop["examples"]) == ("pass", 40), f"loop: {loop}"
+    # 80 examples, and the covering phase's invalid inputs on top, in the first shard only.
+    assert (loop["verdict"], loop["examples"]) == ("pass", 80 + loop["coverage"]["invalid_input_cases"]), f"loop: {loop}"
+    assert loop["coverage"]["pairs_covered"] == loop["coverage"]["pairs_feasible"], loop["coverage"]
     shards = loop["shards"]
     assert [(s["shard"], s["seed"], s["max_examples"], s["verdict"]) for s in shards] == [
-        (0, FINDING_SEED, 20, "pass"), (1, shard_seed(FINDING_SEED, 1), 20, "pass")
-    ], f"two seed shards of 20 examples, the first on the campaign's seed: {shards}"
+        (0, FINDING_SEED, 40, "pass"), (1, shard_seed(FINDING_SEED, 1), 40, "pass")
+    ], f"two seed shards of 40 examples, the first on the campaign's seed: {shards}"
     assert sum(s["examples"] for s in shards) == loop["examples"]
     live = set(cluster.workers())
     assert {s["worker"] for s in shards} <= live and set(loop["workers"]) == {s["worker"] for s in shards}, (
@@ -166,7 +168,7 @@ def test_a_failure_found_on_the_cluster_comes_back_with_its_repro(cluster_run):
     assert entry["failure"]["repro"] == str(repro) and f"repro: python {repro}" in entry["failure"]["summary"]
     failing = [s for s in entry["shards"] if s["verdict"] == "fail"]
     assert entry["replay"] in [s["replay"] for s in failing], "the replay command reruns the failing shard alone"
-    assert f"--seed {failing[0]['seed']} --max-examples 20" in entry["replay"], entry["replay"]
+    assert f"--seed {failing[0]['seed']} --max-examples 40" in entry["replay"], entry["replay"]
     script = repro.read_text()
     assert "from mutants.hidden_state import FinalStateBatchFirst as candidate_factory" in script or (
         "['mutant-h-n-batch-first'].load().factory" in script  # reached by its entry point, as the worker did
