@@ -132,6 +132,11 @@ class Space:
         if not family.cell:
             candidates.append(Dimension("sequence", SEQUENCE_CLASSES, (1, 3, 1)))
         candidates.append(Dimension("input_width", ("other", "square"), (4, 1)))
+        # The order of the choices: Hypothesis replays the rows sorted by their choices,
+        # so what makes a case costly (steps, layers, directions, rows) goes first, after
+        # the defect: the cheap rows run first, and the first failure is a cheap one.
+        costly = ("defect", "sequence", "layers", "bidirectional", "batch")
+        candidates.sort(key=lambda d: costly.index(d.name) if d.name in costly else len(costly))
         self.all_dimensions = tuple(candidates)
         # A dimension with one value is a constant: it draws nothing and pairs with nothing.
         self.dimensions = tuple(d for d in candidates if len(d.values) > 1)
