@@ -243,7 +243,12 @@ def fuzz_implementation(
             return result
         result.reason = unavailable or ""
         if not unavailable:
-            _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started, covering_phase)
+            try:
+                _campaign(implementation, runner, result, profile, max_examples, seed, repro_dir, location, devices, on_example, started, covering_phase)
+            except KeyboardInterrupt as interrupt:
+                # What it covered by then goes with the interruption to whoever reports it.
+                interrupt.coverage = result.coverage
+                raise
         result.worker_restarts = runner.restarts
         result.slow_cases = list(getattr(runner, "slow_cases", ()))
     result.seconds = time.perf_counter() - started
@@ -578,10 +583,11 @@ class _Runs:
         progress.done(result)
         return result
 
-    def interrupted(self, progress: report.Progress) -> ImplementationResult:
+    def interrupted(self, progress: report.Progress, interrupt: KeyboardInterrupt | None = None) -> ImplementationResult:
         return ImplementationResult(
             progress.name, "skipped", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
             reason=f"interrupted by the user after {progress.count} examples", family=self.registry.implementation(progress.name).family,
+            coverage=getattr(interrupt, "coverage", None),
         )
 
     def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
@@ -590,10 +596,10 @@ class _Runs:
         try:
             for name in names:
                 results.append(self.fuzz(name, progress))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             print("\ninterrupted: reporting what finished", file=sys.stderr)
             if progress.name and progress.name not in {r.name for r in results}:
-                results.append(self.interrupted(progress))
+                results.append(self.interrupted(progress, interrupt))
         return results
 
     def concurrently(self, names: list[str], jobs: int) -> list[ImplementationResult]:
@@ -621,8 +627,8 @@ class _Runs:
                     progress = report.Progress(sys.stderr, position=slot)
                     try:
                         results[name] = self.fuzz(name, progress)
-                    except KeyboardInterrupt:
-                        results[name] = self.interrupted(progress)
+                    except KeyboardInterrupt as interrupt:
+                        results[name] = self.interrupted(progress, interrupt)
                         return
             finally:
                 finished[slot].set()

@@ -192,6 +192,9 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
         assert entry["verdict"] == "skipped" and entry["reason"].startswith("interrupted by the user after"), entry
         assert entry["family"] == "RNN", "a stopped campaign still says what it was fuzzing"
         assert entry["examples"] >= 1
+        coverage = entry["coverage"]
+        assert coverage is not None and 0 < coverage["pairs_covered"] <= coverage["pairs_feasible"], "what it covered by then"
+        assert sum(coverage["dimensions"]["layout"].values()) >= 1
 
 
 # -- what the workers do on their own ------------------------------------------------------
