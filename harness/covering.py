@@ -8,8 +8,8 @@ more than one layer or direction, ...), and:
 
 - ``feasible_pairs()``: every pair of values of two dimensions that some valid case
   holds;
-- ``covering_rows()``: a few profiles that together hold every feasible pair (a
-  deterministic greedy covering-array construction, the smallest of a few orders);
+- ``covering_rows()``: a few profiles that together hold every feasible pair (IPOG,
+  `harness.pairwise`, deterministic);
 - ``invalid_rows()``: one profile per applicable invalid-input defect x layout x
   state form;
 - ``profile_of(case)``: which values a drawn case holds, for the coverage report.
@@ -28,8 +28,9 @@ import itertools
 import random
 from typing import Mapping
 
-from harness.cases import DEFECTS, LAYOUTS, NONCONTIGUOUS, SECOND_CALLS, Case
+from harness.cases import DEFECTS, NONCONTIGUOUS, SECOND_CALLS, Case
 from harness.families import Family
+from harness.pairwise import ipog
 
 DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")
 GRAD_MODES = ("backward", "forward_only", "no_grad", "backward_parameters")
@@ -302,67 +303,26 @@ class Space:
 
     @functools.cached_property
     def covering_rows(self) -> tuple[dict, ...]:
-        """Few valid profiles that together hold every feasible pair of valid values.
-
-        IPOG (Lei and Tai's in-parameter-order construction) with constraints: the
-        rows for the first two dimensions are all their allowed value pairs; each next
-        dimension extends every row with the value that covers the most uncovered
-        pairs (horizontal growth), then places each pair still uncovered in a row with
-        room for it, or in a new row (vertical growth). A dimension a row needs no
-        value of stays open until the end, where it takes its simplest allowed value.
-        The dimensions go largest domain first; the ties are ordered a few ways (seeded
-        by the family's name: the same space always gives the same rows) and the
-        smallest result wins. The pairs with ``invalid=yes`` are `invalid_rows`' to cover."""
+        """Few valid profiles that together hold every feasible pair of valid values:
+        IPOG (`harness.pairwise`) under this space's constraints, the dimensions
+        largest domain first. The ties are ordered a few ways, seeded by the family's
+        name (the same space always gives the same rows), and the smallest result wins.
+        A dimension a row leaves open takes its simplest allowed value. The pairs with
+        ``invalid=yes`` are `invalid_rows`' to cover."""
         shuffler = random.Random(f"rnn-harness covering {self.family.name}")
         best = None
         for _ in range(IPOG_ORDERS):
             order = list(self.valid_dimensions)
             shuffler.shuffle(order)
             order.sort(key=lambda dimension: -len(dimension.values))
-            rows = self._ipog(order)
+            rows = ipog(
+                [(d.name, d.values) for d in order], self.feasible_pairs,
+                lambda row: self._pair_allowed({**row, "invalid": False}), self._pair_key,
+            )
             if best is None or len(rows) < len(best):
                 best = rows
         profiles = tuple(self._filled({**row, "defect": None}) for row in best)
         return tuple({name: profile[name] for name in self.prefix_names} for profile in profiles)
-
-    @property
-    def prefix_names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.dimensions)
-
-    def _ipog(self, order: list[Dimension]) -> list[dict]:
-        feasible = self.feasible_pairs
-        key = self._pair_key
-
-        def valid(row: dict) -> bool:
-            return self._pair_allowed({**row, "invalid": False})
-
-        first, second = order[0], order[1]
-        rows = [{first.name: x, second.name: y} for x in first.values for y in second.values if key((first.name, x), (second.name, y)) in feasible]
-        for index in range(2, len(order)):
-            dimension = order[index]
-            uncovered = {key((earlier.name, x), (dimension.name, y)) for earlier in order[:index] for x in earlier.values for y in dimension.values} & feasible
-            for row in rows:  # horizontal growth
-                best_value, best_gain = None, 0
-                for value in dimension.values:
-                    if not valid({**row, dimension.name: value}):
-                        continue
-                    gain = sum(1 for name, held in row.items() if key((name, held), (dimension.name, value)) in uncovered)
-                    if gain > best_gain:
-                        best_value, best_gain = value, gain
-                if best_value is not None:
-                    row[dimension.name] = best_value
-                    uncovered -= {key((name, held), (dimension.name, best_value)) for name, held in row.items() if name != dimension.name}
-            for pair in sorted(uncovered, key=repr):  # vertical growth
-                if pair not in uncovered:
-                    continue
-                (a, x), (b, y) = pair
-                row = next((row for row in rows if row.get(a, x) == x and row.get(b, y) == y and valid({**row, a: x, b: y})), None)
-                if row is None:
-                    row = {}
-                    rows.append(row)
-                row.update({a: x, b: y})
-                uncovered -= {key((dimension.name, row[dimension.name]), (name, held)) for name, held in row.items() if name != dimension.name}
-        return rows
 
     def _filled(self, row: dict) -> dict:
         """A row with every dimension it left open set to the simplest value that keeps it valid."""
