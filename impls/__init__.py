@@ -6,13 +6,15 @@ exactly as an outside plugin would be. Nothing here is imported by the harness
 directly.
 """
 
-BUILTIN_EXAMPLES = {"RNN": 50, "LSTM": 40, "GRU": 40, "RNNCell": 80, "LSTMCell": 80, "GRUCell": 80}
+BUILTIN_EXAMPLES = {"RNN": 40, "LSTM": 32, "GRU": 32, "RNNCell": 50, "LSTMCell": 50, "GRUCell": 50}
 """Each eager built-in's budget under the default profile (``default_examples``).
 
 ``python -m harness fuzz`` runs every registered implementation, 40-odd built-ins
 among them, and must finish within two minutes on a 2-core machine. An outside
 plugin keeps the default profile's 300 examples; a built-in takes about two seconds
 of one core: examples per family in inverse proportion to their cost (an LSTM
-example costs about twice an nn.RNN one, a cell example a third). The long profile
+example costs about twice an nn.RNN one, a cell example a third). Each budget holds
+the family's covering cases (26 for a layer, 24 for a cell; harness/covering.py) and
+a few random ones; the invalid inputs come on top. The long profile
 scales these (`Implementation.example_budget`); our zero-false-alarm campaigns give
 every built-in 5,000 with ``--max-examples``."""
