@@ -138,7 +138,7 @@ ONEDNN_EMPTY_BATCH = KnownFailure(
 )
 
 PACKED_LSTM_STATE_UNCHECKED_DEFECTS = (
-    "h0_wrong_batch", "h0_wrong_hidden", "h0_one_layer", "h0_one_feature",
+    "h0_wrong_batch", "h0_wrong_hidden", "h0_wrong_rank", "h0_one_layer", "h0_one_feature",
     "c0_wrong_hidden", "c0_one_layer", "c0_one_feature", "c0_missing",
 )
 """The wrong (h_0, c_0) that reach aten.lstm.data unchecked and that its decomposition
@@ -151,7 +151,7 @@ PACKED_LSTM_STATE_UNCHECKED = KnownFailure(
         "leaving the state checks to aten.lstm.data's C++ kernel; its decomposition "
         "(torch._decomp.decompositions.lstm_data_impl) checks nothing: a wrong h_0/c_0 shape returns "
         "normally (h_0 of the wrong batch, sorted input) or raises AssertionError/IndexError where "
-        "torch raises RuntimeError"
+        "torch raises RuntimeError (a 4-D h_0: 'len(params)=4 is not divisible by group_size=5')"
     ),
 )
 

@@ -224,6 +224,25 @@ def test_decomp_lstm_packed_state_known_failure_still_reproduces():
     assert registry().implementation("torch-decomp-lstm").known_failure(case) is torch_decomp.PACKED_LSTM_STATE_UNCHECKED
 
 
+def test_decomp_lstm_packed_4d_state_raises_assertion_error_not_runtime_error():
+    """Found by the covering phase's invalid inputs (every defect with every layout):
+    a 4-D h_0 with a PackedSequence. torch's aten.lstm.data refuses it with a
+    RuntimeError; its decomposition reads the extra dimension as parameters."""
+    torch.manual_seed(0)
+    reference, candidate = nn.LSTM(3, 4), torch_decomp.DecomposedLSTM(3, 4)
+    candidate.load_state_dict(reference.state_dict())
+    packed = pack_padded_sequence(torch.randn(2, 3, 3), torch.tensor([2, 2, 1]))
+    state = (torch.zeros(1, 1, 3, 4), torch.zeros(1, 3, 4))
+    with pytest.raises(RuntimeError):
+        reference(packed, state)
+    with pytest.raises(AssertionError, match="not divisible by group_size"):
+        candidate(packed, state)
+    case = dataclasses.replace(
+        _any_case(), family="LSTM", layout="packed_sorted", seq_len=1, batch=1, lengths=(1,), h0_given=True, defect="h0_wrong_rank",
+    )
+    assert registry().implementation("torch-decomp-lstm").known_failure(case) is torch_decomp.PACKED_LSTM_STATE_UNCHECKED
+
+
 def _any_case():
     from harness.cases import Case
 
