@@ -45,9 +45,6 @@ PROFILES = {
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
-TARGET_MIN_RANDOM = 100
-"""Random examples a campaign needs before its random phase climbs towards the worst
-|error| / bound (Hypothesis' target phase)."""
 DEFAULT_TIMEOUT = 30.0
 """Seconds one example may take in the worker before the candidate counts as hung."""
 _UNSET = object()
@@ -267,16 +264,16 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     # The covering phase: rows handed to Hypothesis as if stored, so it runs them
     # first and shrinks a failing one like any other (harness/coverage.py).
     space = covering.space_for(implementation, tuple(devices) if devices else None)
-    plan = coverage_account.plan(space, budget, profile, covering_phase)
+    plan = coverage_account.plan(space, budget, profile, covering_phase, seed)
     account = coverage_account.Coverage(space, plan)
     result.coverage = account.to_json()
     overrides = {"database": coverage_account.CoveringDatabase(examples, plan.prefixes), "max_examples": plan.max_examples}
-    # Guided search: Hypothesis' target phase spends up to half the random examples
-    # climbing from the case closest to its bound (in practice, a long sequence). In a
-    # random phase of a few dozen (a built-in's share of the bare command) that is a
-    # handful of variations of one case, at several times the cost; it runs when the
-    # random phase has room for it.
-    if plan.max_examples - len(plan.rows) < TARGET_MIN_RANDOM:
+    # Guided search: Hypothesis' target phase spends up to half its examples climbing
+    # from the case closest to its bound (in practice, a long sequence). With a few
+    # dozen (a built-in's share of the bare command, all of it sampled rows) that is a
+    # handful of variations of one case at several times the cost; it runs when
+    # Hypothesis' own generation has room for it.
+    if plan.generated < coverage_account.TARGET_MIN_RANDOM // 2:
         overrides["phases"] = [phase for phase in settings.get_profile(f"rnn-harness-{profile}").phases if phase != Phase.target]
 
     # settings outside seed: @seed alone switches the database off (for an exactly

@@ -19,7 +19,7 @@ from typing import Iterable
 
 from hypothesis.database import ExampleDatabase, choices_to_bytes
 
-from harness.covering import STATE_DEFECTS, Space
+from harness.covering import STAGE_COVERING, STAGE_SAMPLED, STATE_DEFECTS, Space
 
 
 class CoveringDatabase(ExampleDatabase):
@@ -63,30 +63,44 @@ class CoveringDatabase(ExampleDatabase):
         return f"CoveringDatabase({self.inner!r}, {len(self.rows)} rows)"
 
 
+TARGET_MIN_RANDOM = 100
+"""Random examples a campaign needs before Hypothesis' own generation, climbing
+towards the worst |error| / bound (its target phase), takes half of them."""
+
+
 @dataclasses.dataclass
 class Plan:
-    """What a campaign's covering phase runs, under its budget."""
+    """What a campaign's stored rows are, under its budget."""
 
     space: Space
-    rows: tuple[dict, ...]  # pairwise rows then invalid-input rows, as run
+    rows: tuple[dict, ...]  # pairwise rows, invalid-input rows, sampled rows, as run
     covering: int  # how many of `rows` are pairwise rows
     invalid: int  # how many are invalid-input rows
     max_examples: int  # what Hypothesis is asked for, the rows included
     deferred: str = ""  # why the covering set does not run in this profile, if it does not
+    sampled: int = 0  # how many are sampled rows (the random phase's first part)
 
     @property
     def prefixes(self) -> list[tuple[int, ...]]:
-        return [self.space.prefix(row) for row in self.rows]
+        first = self.covering + self.invalid
+        return [self.space.prefix(row, STAGE_COVERING if index < first else STAGE_SAMPLED + index - first) for index, row in enumerate(self.rows)]
+
+    @property
+    def generated(self) -> int:
+        """Examples left to Hypothesis' own generation."""
+        return self.max_examples - len(self.rows)
 
 
-def plan(space: Space, budget: int, profile: str, covering: bool = True) -> Plan:
-    """The covering phase of a campaign whose budget is ``budget`` examples.
+def plan(space: Space, budget: int, profile: str, covering: bool = True, seed: int = 0) -> Plan:
+    """The stored rows of a campaign whose budget is ``budget`` examples.
 
     The pairwise rows count inside the budget; the invalid-input rows (one call each,
-    which raises) are added to it. A budget smaller than the pairwise rows (an
-    implementation that compiles per shape) runs them only in the long profile,
-    where the budget grows to hold them; elsewhere the report lists what is left
-    uncovered."""
+    which raises) are added to it. The random phase that follows starts with sampled
+    rows: discrete values drawn independently with their intended frequencies (all
+    of it for a random phase under TARGET_MIN_RANDOM, else half), then Hypothesis'
+    own generation. A budget smaller than the pairwise rows (an implementation that
+    compiles per shape) runs them only in the long profile, where the budget grows
+    to hold them; elsewhere the report lists what is left uncovered."""
     pairwise, invalid = space.covering_rows, space.invalid_rows
     if not covering:
         return Plan(space, (), 0, 0, budget, "the covering phase was switched off")
@@ -95,7 +109,9 @@ def plan(space: Space, budget: int, profile: str, covering: bool = True) -> Plan
             space, (), 0, 0, budget,
             f"its budget of {budget} examples is smaller than its {len(pairwise)} covering cases: they run under --profile long",
         )
-    return Plan(space, pairwise + invalid, len(pairwise), len(invalid), max(budget, len(pairwise)) + len(invalid))
+    random_share = max(budget, len(pairwise)) - len(pairwise)
+    sampled = space.sampled_rows(seed, random_share if random_share < TARGET_MIN_RANDOM else random_share // 2)
+    return Plan(space, pairwise + invalid + sampled, len(pairwise), len(invalid), max(budget, len(pairwise)) + len(invalid), sampled=len(sampled))
 
 
 class Coverage:
@@ -141,7 +157,8 @@ class Coverage:
             "uncovered": self.uncovered,
             "covering_cases": 0 if self.plan is None else self.plan.covering,
             "invalid_input_cases": 0 if self.plan is None else self.plan.invalid,
-            "random_cases": max(0, self.cases - (0 if self.plan is None else len(self.plan.rows))),
+            "sampled_cases": 0 if self.plan is None else min(self.plan.sampled, max(0, self.cases - self.plan.covering - self.plan.invalid)),
+            "random_cases": max(0, self.cases - (0 if self.plan is None else self.plan.covering + self.plan.invalid)),
             "invalid_inputs_covered": len(self.triples & feasible_triples),
             "invalid_inputs_feasible": len(feasible_triples),
             "invalid_inputs_uncovered": sorted([d, l, g] for d, l, g in feasible_triples - self.triples),
@@ -163,6 +180,8 @@ def summary_line(coverage: dict) -> str:
     """One line: "covered 412/412 feasible value pairs; 37 covering cases, 263 random"."""
     text = f"covered {coverage['pairs_covered']}/{coverage['pairs_feasible']} feasible value pairs"
     text += f"; {coverage['covering_cases']} covering cases, {coverage['random_cases']} random"
+    if coverage.get("sampled_cases"):
+        text += f" ({coverage['sampled_cases']} of them sampled)"
     if coverage["invalid_inputs_feasible"]:
         text += f"; {coverage['invalid_inputs_covered']}/{coverage['invalid_inputs_feasible']} invalid inputs"
     if coverage.get("deferred"):
@@ -200,7 +219,7 @@ def merge(documents: list[dict]) -> dict | None:
             merged = dimensions.setdefault(name, {})
             for value, count in counts.items():
                 merged[value] = merged.get(value, 0) + count
-    total = {key: sum(d[key] for d in documents) for key in ("covering_cases", "invalid_input_cases", "random_cases", "set_aside_cases")}
+    total = {key: sum(d.get(key, 0) for d in documents) for key in ("covering_cases", "invalid_input_cases", "sampled_cases", "random_cases", "set_aside_cases")}
     return {
         "pairs_covered": first["pairs_feasible"] - len(uncovered),
         "pairs_feasible": first["pairs_feasible"],

@@ -42,6 +42,12 @@ IPOG_ORDERS = 16
 INVALID_WEIGHT = 9
 """A randomly drawn case is valid INVALID_WEIGHT times in INVALID_WEIGHT + 1."""
 
+STAGE_COVERING, STAGE_SAMPLED, STAGE_LAST = 0, 1, 2**20
+"""The strategy's first choice orders the stored rows, since Hypothesis replays them
+in the order of their choices: 0 for a covering row, 1 + i for the i-th sampled row
+(so they run in the order they were drawn, not sorted by their values). It has no
+other effect; Hypothesis' own generation draws anything in 0..STAGE_LAST."""
+
 STATE_DEFECTS = frozenset(d for d in DEFECTS if d.startswith(("h0", "c0")) or d == "state_not_tuple")
 ONE_ROW_DEFECTS = frozenset(d for d in DEFECTS if d.endswith("one_row"))
 ONE_LAYER_DEFECTS = frozenset(d for d in DEFECTS if d.endswith("one_layer"))
@@ -376,9 +382,22 @@ class Space:
             rows.append({name: row[name] for name in self.prefix_names})
         return tuple(rows)
 
-    def prefix(self, profile: Mapping) -> tuple[int, ...]:
-        """The strategy's integer choices that draw this profile."""
-        return tuple(dimension.index(profile[dimension.name]) for dimension in self.dimensions)
+    def prefix(self, profile: Mapping, stage: int = STAGE_COVERING) -> tuple[int, ...]:
+        """The strategy's integer choices that draw this profile: the stage, then one
+        choice per dimension."""
+        return (stage,) + tuple(dimension.index(profile[dimension.name]) for dimension in self.dimensions)
+
+    def sampled_rows(self, seed: int, count: int) -> tuple[dict, ...]:
+        """``count`` profiles drawn at random, each dimension on its own with the
+        weights of a random draw (a quarter no_grad, one case in ten invalid, ...), then
+        repaired: the frequencies Hypothesis' own generation, which favours simple
+        values and variations of earlier examples, does not give. Seeded."""
+        generator = random.Random(f"rnn-harness sampled {seed}")
+        rows = []
+        for _ in range(count):
+            drawn = {dimension.name: generator.choice(dimension.choices) for dimension in self.dimensions}
+            rows.append(self.repair(drawn))
+        return tuple(rows)
 
     # -- what a case holds -------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import torch
 from hypothesis import strategies as st
 
 from harness.cases import Case, defects_for
-from harness.covering import REGIME_GAINS, RELU_GAINS, Space, space_for
+from harness.covering import REGIME_GAINS, RELU_GAINS, STAGE_COVERING, STAGE_LAST, Space, space_for
 from harness.implementation import Implementation
 
 DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
@@ -43,6 +43,7 @@ def profiles(draw, space: Space) -> dict:
     before anything else: a covering row is then the start of a choice sequence
     (`Space.prefix`). A random draw is repaired into a valid profile; a covering row
     is valid already and passes unchanged."""
+    draw(st.integers(STAGE_COVERING, STAGE_LAST))  # orders the stored rows (harness.covering)
     profile = {}
     for dimension in space.dimensions:
         choices = dimension.choices

@@ -205,6 +205,29 @@ def test_a_budget_too_small_for_the_covering_set_says_which_pairs_it_leaves(regi
     assert result.coverage["uncovered"], "five random cases cannot cover a thousand pairs"
 
 
+def test_the_random_phase_starts_with_sampled_rows_drawn_with_their_intended_frequencies(registry):
+    """Hypothesis' own generation favours simple values and variations of earlier
+    examples: on some seeds a plugin's 274 random cases held not one batch_first,
+    batched case of several rows and steps (one in 20 is expected). The random phase
+    therefore starts with rows whose values are drawn independently, each with its
+    intended frequency, in the order drawn."""
+    space = space_for(registry.implementation("loop"), ("cpu",))
+    the_plan = plan(space, 300, "default", seed=7)
+    random_share = 300 - len(space.covering_rows)
+    assert the_plan.sampled == random_share // 2 and the_plan.generated == random_share - the_plan.sampled
+    rows = space.sampled_rows(7, 2000)
+    assert rows[: the_plan.sampled] == the_plan.rows[-the_plan.sampled:]
+    share = lambda name, value: sum(row[name] == value for row in rows) / len(rows)  # noqa: E731
+    assert 0.2 < share("grad_mode", "no_grad") < 0.3 and 0.07 < 1 - share("defect", None) < 0.13
+    # Stored in the order drawn: the stage choice comes first, 1 + i for the i-th.
+    prefixes = the_plan.prefixes
+    assert [p[0] for p in prefixes[-the_plan.sampled:]] == list(range(1, the_plan.sampled + 1))
+    assert {p[0] for p in prefixes[: -the_plan.sampled]} == {0}
+    # A small random phase (a built-in's few dozen) is all sampled rows.
+    small = plan(space, 40, "default", seed=7)
+    assert small.sampled == 40 - len(space.covering_rows) and small.generated == 0
+
+
 # -- the two plugins of the issue: a bug in a pair the random phase rarely draws ----------
 
 
