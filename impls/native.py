@@ -128,32 +128,20 @@ def build(verbose: bool = False) -> tuple[Path, float]:
     return Path(path or library), time.perf_counter() - started
 
 
-def _blas_address(symbol: str) -> int | None:
-    """The address of a BLAS routine in the library torch itself loaded, if it exports one."""
-    for library in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
-        path = Path(torch.__file__).parent / "lib" / library
-        if path.exists():
-            try:
-                return ctypes.cast(getattr(ctypes.CDLL(str(path)), symbol), ctypes.c_void_p).value
-            except AttributeError:
-                return None
-    return None
-
-
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 SIGNATURES = {
-    "rnn_forward": (_I64, _PTR, _INT, _INT, _I64, _PTR, _PTR, _PTR, _PTR),
+    "rnn_forward": (_I64, _PTR, _INT, _INT, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
     "rnn_backward": (_I64, _PTR, _INT, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR),
-    "lstm_forward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
+    "lstm_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 12),
     "lstm_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
-    "gru_forward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
+    "gru_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 10),
     "gru_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
 }
 
 
 @functools.cache
 def kernels() -> ctypes.CDLL:
-    """The loaded extension (built first if need be), its BLAS hooked up."""
+    """The loaded extension, built first if need be."""
     path, _ = build()
     library = ctypes.CDLL(str(path))
     for base, argtypes in SIGNATURES.items():
@@ -161,8 +149,6 @@ def kernels() -> ctypes.CDLL:
             function = getattr(library, f"{base}_{suffix}")
             function.argtypes = argtypes
             function.restype = None
-    library.native_set_blas.argtypes = (_PTR, _PTR)
-    library.native_set_blas(_blas_address("sgemm_"), _blas_address("dgemm_"))
     return library
 
 
@@ -193,10 +179,6 @@ def _state(initial: Tensor) -> Tensor:
     return initial.clone(memory_format=torch.contiguous_format)
 
 
-def _projection(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
-    return torch.mm(x, w_ih.t()) if bias is None else torch.addmm(bias, x, w_ih.t())
-
-
 def _check(x: Tensor) -> None:
     if x.device.type != "cpu":
         raise RuntimeError(f"native runs on the CPU only, got a tensor on {x.device}")
@@ -217,30 +199,41 @@ def _input_gradients(ctx, grad_gates: Tensor, x: Tensor, w_ih: Tensor) -> tuple[
     return grad_x, grad_w_ih
 
 
+def _bias_gradients(ctx, grad_gates: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """b_ih and b_hh enter the gates as one sum: each gets the column sums, as its own
+    tensor (one shared tensor would become both parameters' .grad, aliased)."""
+    if not ctx.has_bias:
+        return None, None
+    total = grad_gates.sum(0)
+    grad_b_ih = total if ctx.needs_input_grad[3] else None
+    grad_b_hh = (total.clone() if grad_b_ih is not None else total) if ctx.needs_input_grad[4] else None
+    return grad_b_ih, grad_b_hh
+
+
 # -- RNN ---------------------------------------------------------------------------
 
 
-def rnn_direction(x, w_ih, w_hh, bias, h0, batch_sizes, reverse, relu, save):
-    """Output (the activated gates, in place over the projection), h_n, and h_{t-1} per row if ``save``."""
+def rnn_direction(x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, relu, save):
+    """Output, h_n, and h_{t-1} per row if ``save``."""
     _check(x)
-    gates = _projection(x, w_ih, bias)
+    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+    output = x.new_empty(x.shape[0], w_hh.shape[0])
     h_state = _state(h0)
-    h_prev = torch.empty_like(gates) if save else None
-    w_hh_t = w_hh.t().contiguous()
+    h_prev = torch.empty_like(output) if save else None
     kernel("rnn_forward", x.dtype)(
-        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), int(relu), w_hh.shape[0],
-        _ptr(gates), _ptr(w_hh_t), _ptr(h_state), _ptr(h_prev),
+        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), int(relu), x.shape[1], w_hh.shape[0],
+        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(output), _ptr(h_state), _ptr(h_prev),
     )
-    return gates, h_state, h_prev
+    return output, h_state, h_prev
 
 
 class RNNThroughTime(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, bias, h0, batch_sizes, reverse, relu):
-        output, h_n, h_prev = rnn_direction(x, w_ih, w_hh, bias, h0, batch_sizes, reverse, relu, save=True)
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, relu):
+        output, h_n, h_prev = rnn_direction(x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, relu, save=True)
         ctx.save_for_backward(x, w_ih, w_hh, output, h_prev)
         ctx.batch_sizes, ctx.reverse, ctx.relu = batch_sizes, reverse, relu
-        ctx.has_bias = bias is not None
+        ctx.has_bias = b_ih is not None
         ctx.set_materialize_grads(False)
         return output, h_n
 
@@ -263,40 +256,41 @@ class RNNThroughTime(torch.autograd.Function):
         )
         grad_x, grad_w_ih = _input_gradients(ctx, grad_gates, x, w_ih)
         grad_w_hh = grad_gates.t() @ h_prev if ctx.needs_input_grad[2] else None
-        grad_bias = grad_gates.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        grad_h0 = dh_state if ctx.needs_input_grad[4] else None
-        return grad_x, grad_w_ih, grad_w_hh, grad_bias, grad_h0, None, None, None
+        grad_b_ih, grad_b_hh = _bias_gradients(ctx, grad_gates)
+        grad_h0 = dh_state if ctx.needs_input_grad[5] else None
+        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_h0, None, None, None
 
 
 # -- LSTM --------------------------------------------------------------------------
 
 
-def lstm_direction(x, w_ih, w_hh, bias, h0, c0, batch_sizes, reverse, save):
+def lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save):
     """Output, h_n, c_n, and (if ``save``) what the backward reads: the activated gates,
     tanh(c_t), c_{t-1} and h_{t-1} per row."""
     _check(x)
-    gates = _projection(x, w_ih, bias)
+    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
     hidden = w_hh.shape[1]
+    # Without a backward the gates are scratch, kept inside the kernel.
+    gates = x.new_empty(x.shape[0], 4 * hidden) if save else None
     h_state, c_state = _state(h0), _state(c0)
     output = x.new_empty(x.shape[0], hidden)
     saved = tuple(x.new_empty(x.shape[0], hidden) for _ in range(3)) if save else (None, None, None)
     tanh_cells, c_prev, h_prev = saved
-    w_hh_t = w_hh.t().contiguous()
     kernel("lstm_forward", x.dtype)(
-        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), hidden,
-        _ptr(gates), _ptr(w_hh_t), _ptr(h_state), _ptr(c_state), _ptr(output),
-        _ptr(tanh_cells), _ptr(c_prev), _ptr(h_prev),
+        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden,
+        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(gates), _ptr(h_state), _ptr(c_state),
+        _ptr(output), _ptr(tanh_cells), _ptr(c_prev), _ptr(h_prev),
     )
     return output, h_state, c_state, (gates, *saved)
 
 
 class LSTMThroughTime(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, bias, h0, c0, batch_sizes, reverse):
-        output, h_n, c_n, saved = lstm_direction(x, w_ih, w_hh, bias, h0, c0, batch_sizes, reverse, save=True)
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse):
+        output, h_n, c_n, saved = lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save=True)
         ctx.save_for_backward(x, w_ih, w_hh, *saved)
         ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
-        ctx.has_bias = bias is not None
+        ctx.has_bias = b_ih is not None
         ctx.set_materialize_grads(False)
         return output, h_n, c_n
 
@@ -322,10 +316,10 @@ class LSTMThroughTime(torch.autograd.Function):
         )
         grad_x, grad_w_ih = _input_gradients(ctx, grad_gates, x, w_ih)
         grad_w_hh = grad_gates.t() @ h_prev if ctx.needs_input_grad[2] else None
-        grad_bias = grad_gates.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        grad_h0 = dh_state if ctx.needs_input_grad[4] else None
-        grad_c0 = dc_state if ctx.needs_input_grad[5] else None
-        return grad_x, grad_w_ih, grad_w_hh, grad_bias, grad_h0, grad_c0, None, None
+        grad_b_ih, grad_b_hh = _bias_gradients(ctx, grad_gates)
+        grad_h0 = dh_state if ctx.needs_input_grad[5] else None
+        grad_c0 = dc_state if ctx.needs_input_grad[6] else None
+        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_h0, grad_c0, None, None
 
 
 # -- GRU ---------------------------------------------------------------------------
@@ -335,18 +329,17 @@ def gru_direction(x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, save):
     """Output, h_n, and (if ``save``) the activated gates (r, z, n), h W_hn^T + b_hn and
     h_{t-1} per row."""
     _check(x)
-    gates = _projection(x, w_ih, b_ih)
+    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
     hidden = w_hh.shape[1]
+    gates = x.new_empty(x.shape[0], 3 * hidden) if save else None
     h_state = _state(h0)
     output = x.new_empty(x.shape[0], hidden)
     hidden_n = x.new_empty(x.shape[0], hidden) if save else None
     h_prev = x.new_empty(x.shape[0], hidden) if save else None
-    scratch = x.new_empty(batch_sizes[0], 3 * hidden)
-    w_hh_t, b_hh = w_hh.t().contiguous(), _contiguous(b_hh)
     kernel("gru_forward", x.dtype)(
-        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), hidden,
-        _ptr(gates), _ptr(w_hh_t), _ptr(b_hh), _ptr(h_state), _ptr(output),
-        _ptr(hidden_n), _ptr(h_prev), _ptr(scratch),
+        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden,
+        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(gates), _ptr(h_state), _ptr(output),
+        _ptr(hidden_n), _ptr(h_prev),
     )
     return output, h_state, (gates, hidden_n, h_prev)
 
@@ -407,9 +400,8 @@ class NativeModule:
 class NativeRNN(NativeModule, DropInRNN):
     def run_direction(self, data, batch_sizes, h0, layer, direction):
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
-        bias = None if b_ih is None else b_ih + b_hh
-        arguments = (data, w_ih, w_hh, bias, h0, tuple(batch_sizes), direction == 1, self.nonlinearity == "relu")
-        if _needs_graph(data, w_ih, w_hh, bias, h0):
+        arguments = (data, w_ih, w_hh, b_ih, b_hh, h0, tuple(batch_sizes), direction == 1, self.nonlinearity == "relu")
+        if _needs_graph(data, w_ih, w_hh, b_ih, b_hh, h0):
             return RNNThroughTime.apply(*arguments)
         output, h_n, _ = rnn_direction(*arguments, save=False)
         return output, h_n
@@ -421,9 +413,8 @@ class NativeLSTM(NativeModule, DropInLSTM):
             raise NotImplementedError("native-lstm does not implement proj_size > 0 (declared: projections=False)")
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
         h0, c0 = state
-        bias = None if b_ih is None else b_ih + b_hh
-        arguments = (data, w_ih, w_hh, bias, h0, c0, tuple(batch_sizes), direction == 1)
-        if _needs_graph(data, w_ih, w_hh, bias, h0, c0):
+        arguments = (data, w_ih, w_hh, b_ih, b_hh, h0, c0, tuple(batch_sizes), direction == 1)
+        if _needs_graph(data, w_ih, w_hh, b_ih, b_hh, h0, c0):
             output, h_n, c_n = LSTMThroughTime.apply(*arguments)
         else:
             output, h_n, c_n, _ = lstm_direction(*arguments, save=False)

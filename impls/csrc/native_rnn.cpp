@@ -4,10 +4,12 @@
 //
 // Plain C++ behind a C ABI, called through ctypes with raw pointers: no torch
 // headers, so the one-time build takes seconds, and a call costs a few
-// microseconds, not a dispatcher round trip per step. Python does what is one big
-// GEMM over the whole sequence (the input projection, the weight gradients); this
-// file does what is sequential: per step, the recurrent product and every gate's
-// elementwise work in one pass over the step's gate block.
+// microseconds, not a dispatcher round trip per step. A forward call does the
+// input projection for the whole sequence (one product), then per step the
+// recurrent product and every gate's elementwise work in one pass over the step's
+// gate block; a backward call, per step, the gate gradients and the product that
+// carries them to the previous step. Python does the weight and input gradients,
+// each one product over all steps.
 //
 // Layout: torch's packed form. A layer's rows are time step after time step; step t
 // has batch_sizes[t] rows, a prefix of the batch. The running state lives in a
@@ -17,34 +19,22 @@
 // order: LSTM i, f, g, o; GRU r, z, n.
 //
 // Vectorisation: the build is per instruction set (impls/native.py picks the flags
-// from torch's own CPU capability), and the loops below are written so that GCC's
+// from torch's own CPU capability). The products use GCC's generic vectors sized to
+// that instruction set's registers; the elementwise loops are written so that the
 // auto-vectoriser takes them: float32's sigmoid and tanh are branch-free
 // polynomials here; float64 calls the C library's exp and tanh (it is the fuzzer's
 // dtype, not the benchmarks', so accuracy comes first).
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 namespace {
 
 using index_t = int64_t;
-
-// BLAS ?gemm_ (Fortran interface, 32-bit integers), found by the Python side in the
-// library torch already loaded (MKL's on x86 builds). Absent, the loops below do the
-// products themselves.
-using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                          const int*, const float*, const int*, const float*, float*, const int*);
-using dgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
-                          const int*, const double*, const int*, const double*, double*, const int*);
-sgemm_fn blas_sgemm = nullptr;
-dgemm_fn blas_dgemm = nullptr;
-
-// Below this many multiply-adds, or at most this many rows, a product is a few
-// vector FMAs per row: BLAS's call and packing overhead would dominate.
-constexpr index_t kSmallProduct = 1 << 15;
-constexpr index_t kFewRows = 2;
 
 // ---------------------------------------------------------------------------------
 // Elementwise functions.
@@ -58,8 +48,12 @@ inline float bits_to_float(int32_t bits) {
 // exp(x) for x in [-87.3, 88.7] (callers clamp): x = n ln2 + r, |r| <= ln2/2,
 // exp(r) by its degree-7 Taylor polynomial (truncation below 6e-9 relative, a tenth
 // of float32's epsilon), scaled by 2^n built in the exponent bits.
+// Round to nearest by adding and subtracting 1.5 * 2^23: no floor(), which the
+// baseline x86-64 instruction set has no instruction for (a libm call per element).
+inline float round_small(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
 inline float exp_reduced(float x) {
-    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    const float n = round_small(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f;  // ln2 in two parts (Cody-Waite), so r is exact
     r = r + n * 2.12194440e-4f;
     float p = 1.0f / 5040.0f;
@@ -78,7 +72,7 @@ inline float exp_reduced(float x) {
 // needs it): expm1(r) by its Taylor polynomial without the constant term, then
 // 2^n (1 + expm1(r)) - 1 = (2^n - 1) + 2^n expm1(r), exact for n = 0.
 inline float expm1_reduced(float x) {
-    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    const float n = round_small(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.0f / 40320.0f;
@@ -124,55 +118,186 @@ void tanh_inplace(T* __restrict x, index_t n) {
 }
 
 // ---------------------------------------------------------------------------------
-// C (m x n, row stride ldc) = beta C + A (m x k, row stride lda) B (k x n, row stride ldb),
-// all row-major; beta is 0 or 1.
+// Products with a weight matrix W, all row-major: C (m x n, row stride ldc) =
+// beta C + A (m x k, row stride lda) op(W), op(W) = W^T for W stored (n x k) (the
+// forward's x W_ih^T and h W_hh^T) or W for W stored (k x n) (the backward's dz W_hh);
+// beta is 0 or 1. A `Weight` is packed once per layer call and used for every step.
+
+// One register of T as GCC's generic vectors, sized by the instruction set this
+// build targets (512, 256 or 128 bits), so the compiler maps it to one register.
+#if defined(__AVX512F__)
+constexpr size_t kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr size_t kVectorBytes = 32;
+#else
+constexpr size_t kVectorBytes = 16;
+#endif
+typedef float FloatVector __attribute__((vector_size(kVectorBytes), aligned(4)));
+typedef double DoubleVector __attribute__((vector_size(kVectorBytes), aligned(8)));
+template <typename T>
+struct VectorOf;
+template <>
+struct VectorOf<float> {
+    using type = FloatVector;
+};
+template <>
+struct VectorOf<double> {
+    using type = DoubleVector;
+};
+template <typename T>
+using Vector = typename VectorOf<T>::type;
+template <typename T>
+constexpr index_t kLanes = kVectorBytes / sizeof(T);
+
+// Unaligned: the vector types above are declared with their element's alignment.
+template <typename T>
+__attribute__((always_inline)) inline Vector<T> load(const T* p) {
+    return *reinterpret_cast<const Vector<T>*>(p);
+}
 
 template <typename T>
-void gemm_loops(index_t m, index_t n, index_t k, const T* __restrict a, index_t lda, const T* __restrict b, index_t ldb,
-                T beta, T* __restrict c, index_t ldc) {
-    for (index_t row = 0; row < m; ++row) {
-        T* __restrict c_row = c + row * ldc;
-        if (beta == T(0)) {
-            for (index_t j = 0; j < n; ++j) c_row[j] = T(0);
+__attribute__((always_inline)) inline void store(T* p, Vector<T> v) {
+    *reinterpret_cast<Vector<T>*>(p) = v;
+}
+
+// W is packed once per layer call into panels of kPanel columns of op(W) (k rows
+// each, zero-padded past n): a panel is read with two vector loads per k, and the
+// micro-kernel below keeps R rows x kPanel columns of C in registers for the whole
+// k loop, each panel element loaded once per R rows.
+template <typename T>
+constexpr index_t kPanel = 2 * kLanes<T>;
+constexpr int kRowBlock = kVectorBytes == 64 ? 8 : 4;  // 2R accumulators + 3 fit the register file
+constexpr index_t kRowChunk = 256; // rows of A kept in cache while every panel passes over them
+
+template <typename T, int R>
+__attribute__((always_inline)) inline void micro_kernel(index_t k, const T* __restrict a, index_t lda,
+                                                        const T* __restrict panel, T* __restrict c, index_t ldc,
+                                                        T beta, index_t width) {
+    constexpr index_t lanes = kLanes<T>;
+    Vector<T> low[R], high[R];
+    T edge[R][kPanel<T>];  // a partial panel's columns of C go through here
+    const bool full = width == kPanel<T>;
+    if (!full) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+            for (index_t j = 0; j < kPanel<T>; ++j) edge[r][j] = (beta != T(0) && j < width) ? c[r * ldc + j] : T(0);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        const T* source = full ? c + r * ldc : edge[r];
+        if (full && beta == T(0)) {
+            low[r] = Vector<T>{} ;
+            high[r] = Vector<T>{};
+        } else {
+            low[r] = load(source);
+            high[r] = load(source + lanes);
         }
-        const T* a_row = a + row * lda;
-        for (index_t p = 0; p < k; ++p) {
-            const T scale = a_row[p];
-            const T* __restrict b_row = b + p * ldb;
-            for (index_t j = 0; j < n; ++j) c_row[j] += scale * b_row[j];
+    }
+    for (index_t p = 0; p < k; ++p) {
+        const Vector<T> b_low = load(panel + p * kPanel<T>), b_high = load(panel + p * kPanel<T> + lanes);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+            const T scale = a[r * lda + p];
+            low[r] += scale * b_low;
+            high[r] += scale * b_high;
         }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        T* target = full ? c + r * ldc : edge[r];
+        store(target, low[r]);
+        store(target + lanes, high[r]);
+    }
+    if (!full) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+            for (index_t j = 0; j < width; ++j) c[r * ldc + j] = edge[r][j];
     }
 }
 
 template <typename T>
-void gemm(index_t m, index_t n, index_t k, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc);
-
-// Row-major C = A B is column-major C^T = B^T A^T: BLAS sees B first, both untransposed.
-template <>
-void gemm<float>(index_t m, index_t n, index_t k, const float* a, index_t lda, const float* b, index_t ldb, float beta,
-                 float* c, index_t ldc) {
-    if (blas_sgemm == nullptr || m <= kFewRows || m * n * k <= kSmallProduct) {
-        gemm_loops(m, n, k, a, lda, b, ldb, beta, c, ldc);
-        return;
+class Weight {
+  public:
+    // op(W) = W^T for W stored (n x k) (``transposed``), else W stored (k x n).
+    Weight(const T* w, index_t n, index_t k, bool transposed)
+        : n_(n), k_(k), panels_((n + kPanel<T> - 1) / kPanel<T>),
+          packed_(static_cast<size_t>(panels_ * k * kPanel<T>), T(0)) {
+        for (index_t panel = 0; panel < panels_; ++panel) {
+            T* target = packed_.data() + panel * k * kPanel<T>;
+            const index_t first = panel * kPanel<T>;
+            const index_t width = n - first < kPanel<T> ? n - first : kPanel<T>;
+            for (index_t p = 0; p < k; ++p)
+                for (index_t j = 0; j < width; ++j)
+                    target[p * kPanel<T> + j] = transposed ? w[(first + j) * k + p] : w[p * n + first + j];
+        }
     }
-    const int mm = static_cast<int>(n), nn = static_cast<int>(m), kk = static_cast<int>(k);
-    const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
-    const float one = 1.0f;
-    blas_sgemm("N", "N", &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
-}
 
-template <>
-void gemm<double>(index_t m, index_t n, index_t k, const double* a, index_t lda, const double* b, index_t ldb,
-                  double beta, double* c, index_t ldc) {
-    if (blas_dgemm == nullptr || m <= kFewRows || m * n * k <= kSmallProduct) {
-        gemm_loops(m, n, k, a, lda, b, ldb, beta, c, ldc);
-        return;
+    void multiply(index_t m, const T* a, index_t lda, T beta, T* c, index_t ldc) const {
+        for (index_t chunk = 0; chunk < m; chunk += kRowChunk) {
+            const index_t end = chunk + kRowChunk < m ? chunk + kRowChunk : m;
+            for (index_t panel = 0; panel < panels_; ++panel) {
+                const T* packed = packed_.data() + panel * k_ * kPanel<T>;
+                const index_t first = panel * kPanel<T>;
+                const index_t width = n_ - first < kPanel<T> ? n_ - first : kPanel<T>;
+                index_t row = chunk;
+                for (; row + kRowBlock <= end; row += kRowBlock)
+                    micro_kernel<T, kRowBlock>(k_, a + row * lda, lda, packed, c + row * ldc + first, ldc, beta, width);
+                for (; row < end; ++row)
+                    micro_kernel<T, 1>(k_, a + row * lda, lda, packed, c + row * ldc + first, ldc, beta, width);
+            }
+        }
     }
-    const int mm = static_cast<int>(n), nn = static_cast<int>(m), kk = static_cast<int>(k);
-    const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
-    const double one = 1.0;
-    blas_dgemm("N", "N", &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
-}
+
+  private:
+    index_t n_, k_, panels_;
+    std::vector<T> packed_;
+};
+
+// The input projection x W_ih^T + b_1 + b_2 (each bias optional) of a layer's rows.
+// With a batch of at least one row block it is computed step by step, just before
+// the step's recurrent product adds into the same rows: the rows stay in cache, and
+// without a backward to feed no sequence-long buffer is written at all. With fewer
+// rows, per-step products would be single-row ones: then it is one product over the
+// whole sequence first (``hoisted``).
+template <typename T>
+class Projection {
+  public:
+    Projection(index_t total, index_t batch, index_t width, index_t input_size, const T* x, const T* w_ih,
+               const T* b_1, const T* b_2, T* gates)
+        : width_(width), input_size_(input_size), x_(x), b_1_(b_1), b_2_(b_2),
+          hoisted_(batch < kRowBlock), weight_(w_ih, width, input_size, true) {
+        if (gates == nullptr) scratch_.resize(static_cast<size_t>((hoisted_ ? total : batch) * width));
+        gates_ = gates != nullptr ? gates : scratch_.data();
+        reuse_rows_ = gates == nullptr && !hoisted_;
+        if (hoisted_) compute(total, x_, gates_);
+    }
+
+    // The gate rows of the step starting at packed row ``first``, projected.
+    T* step(index_t first, index_t rows) {
+        T* z = reuse_rows_ ? gates_ : gates_ + first * width_;
+        if (!hoisted_) compute(rows, x_ + first * input_size_, z);
+        return z;
+    }
+
+  private:
+    void compute(index_t rows, const T* x, T* z) const {
+        for (index_t row = 0; row < rows; ++row) {
+            T* __restrict g = z + row * width_;
+            for (index_t j = 0; j < width_; ++j)
+                g[j] = (b_1_ != nullptr ? b_1_[j] : T(0)) + (b_2_ != nullptr ? b_2_[j] : T(0));
+        }
+        weight_.multiply(rows, x, input_size_, T(1), z, width_);
+    }
+
+    index_t width_, input_size_;
+    const T* x_;
+    const T* b_1_;
+    const T* b_2_;
+    bool hoisted_, reuse_rows_ = false;
+    Weight<T> weight_;
+    std::vector<T> scratch_;
+    T* gates_;
+};
 
 // ---------------------------------------------------------------------------------
 // Step bookkeeping.
@@ -198,18 +323,28 @@ inline void copy_rows(const void* source, void* target, index_t elements, size_t
 }
 
 // ---------------------------------------------------------------------------------
-// RNN: h_t = act(gates_t + h_{t-1} W_hh^T), gates holding x W_ih^T + b_ih + b_hh; the
-// activated gates are the output.
+// The layers. Every forward takes the layer's input x (rows x input_size) and torch's
+// weights as they are (W_ih (G x input_size), W_hh (G x hidden), biases of G or
+// null), writes the projection x W_ih^T + biases into ``gates`` for the whole
+// sequence first, then runs the steps. ``h_state`` (and ``c_state``) hold h_0 (c_0)
+// on entry and h_n (c_n) on return. The buffers only a backward reads (h_prev, ...)
+// are null when none follows.
 
+// RNN: h_t = act(x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T); the activated gates are
+// the output.
 template <typename T>
-void rnn_forward(index_t steps, const index_t* batch_sizes, bool reverse, bool relu, index_t hidden, T* gates,
-                 const T* w_hh_t, T* h_state, T* h_prev) {
+void rnn_forward(index_t steps, const index_t* batch_sizes, bool reverse, bool relu, index_t input_size,
+                 index_t hidden, const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates,
+                 T* h_state, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
+    const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
+    Projection<T> projection(total, batch_sizes[0], hidden, input_size, x, w_ih, b_ih, b_hh, gates);
+    const Weight<T> recurrent(w_hh, hidden, hidden, true);
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t];
-        T* z = gates + plan.offsets[t] * hidden;
+        T* z = projection.step(plan.offsets[t], rows);
         if (h_prev != nullptr) copy_rows(h_state, h_prev + plan.offsets[t] * hidden, rows * hidden, sizeof(T));
-        gemm<T>(rows, hidden, hidden, h_state, hidden, w_hh_t, hidden, T(1), z, hidden);
+        recurrent.multiply(rows, h_state, hidden, T(1), z, hidden);
         const index_t count = rows * hidden;
         if (relu) {
             for (index_t j = 0; j < count; ++j) z[j] = z[j] > T(0) ? z[j] : (z[j] == z[j] ? T(0) : z[j]);
@@ -226,6 +361,7 @@ template <typename T>
 void rnn_backward(index_t steps, const index_t* batch_sizes, bool reverse, bool relu, index_t hidden, const T* output,
                   const T* w_hh, const T* grad_output, T* dh_state, T* grad_gates) {
     const Steps plan(steps, batch_sizes, reverse);
+    const Weight<T> recurrent(w_hh, hidden, hidden, false);
     for (index_t position = steps - 1; position >= 0; --position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], count = rows * hidden;
         const index_t offset = plan.offsets[t] * hidden;
@@ -244,29 +380,31 @@ void rnn_backward(index_t steps, const index_t* batch_sizes, bool reverse, bool 
         } else {
             for (index_t j = 0; j < count; ++j) dz[j] = dh[j] * (T(1) - y[j] * y[j]);
         }
-        gemm<T>(rows, hidden, hidden, dz, hidden, w_hh, hidden, T(0), dh_state, hidden);
+        recurrent.multiply(rows, dz, hidden, T(0), dh_state, hidden);
     }
 }
 
-// ---------------------------------------------------------------------------------
 // LSTM: gates (i, f, g, o) = x W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T;
-// c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``gates`` is activated in place.
-// The saved buffers (tanh_cells, c_prev, h_prev) are null when no backward follows.
-
+// c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``gates`` is left activated (the backward
+// reads it), with tanh(c_t), c_{t-1} and h_{t-1} when those buffers are given.
 template <typename T>
-void lstm_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t hidden, T* gates, const T* w_hh_t,
-                  T* h_state, T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {
+void lstm_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t input_size, index_t hidden,
+                  const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,
+                  T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
     const index_t width = 4 * hidden;
+    const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
+    Projection<T> projection(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, b_hh, gates);
+    const Weight<T> recurrent(w_hh, width, hidden, true);
     std::vector<T> tanh_scratch(hidden);
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
-        T* z = gates + first * width;
+        T* z = projection.step(first, rows);
         if (h_prev != nullptr) {
             copy_rows(h_state, h_prev + first * hidden, rows * hidden, sizeof(T));
             copy_rows(c_state, c_prev + first * hidden, rows * hidden, sizeof(T));
         }
-        gemm<T>(rows, width, hidden, h_state, hidden, w_hh_t, width, T(1), z, width);
+        recurrent.multiply(rows, h_state, hidden, T(1), z, width);
         for (index_t row = 0; row < rows; ++row) {
             T* __restrict zr = z + row * width;
             sigmoid_inplace(zr, 2 * hidden);  // i, f
@@ -301,6 +439,7 @@ void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, inde
                    T* grad_gates) {
     const Steps plan(steps, batch_sizes, reverse);
     const index_t width = 4 * hidden;
+    const Weight<T> recurrent(w_hh, hidden, width, false);
     for (index_t position = steps - 1; position >= 0; --position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
         for (index_t row = 0; row < rows; ++row) {
@@ -326,36 +465,37 @@ void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, inde
                 dc[j] = dct * f[j];
             }
         }
-        gemm<T>(rows, hidden, width, grad_gates + first * width, width, w_hh, hidden, T(0), dh_state, hidden);
+        recurrent.multiply(rows, grad_gates + first * width, width, T(0), dh_state, hidden);
     }
 }
 
-// ---------------------------------------------------------------------------------
 // GRU: with gh = h_{t-1} W_hh^T + b_hh and gi = x W_ih^T + b_ih (in ``gates``),
 // r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r gh_n),
 // h_t = n + z (h_{t-1} - n). ``gates`` becomes (r, z, n); hidden_n keeps gh_n.
-
 template <typename T>
-void gru_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t hidden, T* gates, const T* w_hh_t,
-                 const T* b_hh, T* h_state, T* output, T* hidden_n, T* h_prev, T* scratch) {
+void gru_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t input_size, index_t hidden,
+                 const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,
+                 T* output, T* hidden_n, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
     const index_t width = 3 * hidden;
+    const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
+    Projection<T> projection(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, static_cast<const T*>(nullptr),
+                             gates);
+    const Weight<T> recurrent(w_hh, width, hidden, true);
+    std::vector<T> scratch(static_cast<size_t>(batch_sizes[0] * width));
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
         if (h_prev != nullptr) copy_rows(h_state, h_prev + first * hidden, rows * hidden, sizeof(T));
         for (index_t row = 0; row < rows; ++row) {
-            T* __restrict s = scratch + row * width;
-            if (b_hh != nullptr) {
-                for (index_t j = 0; j < width; ++j) s[j] = b_hh[j];
-            } else {
-                for (index_t j = 0; j < width; ++j) s[j] = T(0);
-            }
+            T* __restrict s = scratch.data() + row * width;
+            for (index_t j = 0; j < width; ++j) s[j] = b_hh != nullptr ? b_hh[j] : T(0);
         }
-        gemm<T>(rows, width, hidden, h_state, hidden, w_hh_t, width, T(1), scratch, width);
+        recurrent.multiply(rows, h_state, hidden, T(1), scratch.data(), width);
+        T* step_gates = projection.step(first, rows);
         for (index_t row = 0; row < rows; ++row) {
             const index_t packed = first + row;
-            T* __restrict zr = gates + packed * width;
-            const T* __restrict s = scratch + row * width;
+            T* __restrict zr = step_gates + row * width;
+            const T* __restrict s = scratch.data() + row * width;
             for (index_t j = 0; j < 2 * hidden; ++j) zr[j] += s[j];
             sigmoid_inplace(zr, 2 * hidden);  // r, z
             T* __restrict n = zr + 2 * hidden;
@@ -383,6 +523,7 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
                   T* grad_hidden) {
     const Steps plan(steps, batch_sizes, reverse);
     const index_t width = 3 * hidden;
+    const Weight<T> recurrent(w_hh, hidden, width, false);
     for (index_t position = steps - 1; position >= 0; --position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
         for (index_t row = 0; row < rows; ++row) {
@@ -411,57 +552,57 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
                 dh_io[j] = dh * z[j];
             }
         }
-        gemm<T>(rows, hidden, width, grad_hidden + first * width, width, w_hh, hidden, T(1), dh_state, hidden);
+        recurrent.multiply(rows, grad_hidden + first * width, width, T(1), dh_state, hidden);
     }
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------
-// The C ABI: one entry per (family, direction of time, dtype). Pointers are to
-// contiguous row-major buffers; null where documented above.
+// The C ABI: one entry per (family, pass, dtype). Pointers are to contiguous
+// row-major buffers; null where documented above.
 
 #define NATIVE_EXPORT extern "C" __attribute__((visibility("default")))
 
-NATIVE_EXPORT void native_set_blas(void* sgemm, void* dgemm) {
-    blas_sgemm = reinterpret_cast<sgemm_fn>(sgemm);
-    blas_dgemm = reinterpret_cast<dgemm_fn>(dgemm);
-}
-
-#define NATIVE_ENTRIES(T, SUFFIX)                                                                                   \
-    NATIVE_EXPORT void rnn_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,          \
-                                            index_t hidden, T* gates, const T* w_hh_t, T* h_state, T* h_prev) {      \
-        rnn_forward<T>(steps, batch_sizes, reverse != 0, relu != 0, hidden, gates, w_hh_t, h_state, h_prev);           \
-    }                                                                                                                \
-    NATIVE_EXPORT void rnn_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,         \
-                                             index_t hidden, const T* output, const T* w_hh, const T* grad_output,   \
-                                             T* dh_state, T* grad_gates) {                                           \
-        rnn_backward<T>(steps, batch_sizes, reverse != 0, relu != 0, hidden, output, w_hh, grad_output, dh_state,      \
-                        grad_gates);                                                                                 \
-    }                                                                                                                \
-    NATIVE_EXPORT void lstm_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,  \
-                                             T* gates, const T* w_hh_t, T* h_state, T* c_state, T* output,          \
-                                             T* tanh_cells, T* c_prev, T* h_prev) {                                 \
-        lstm_forward<T>(steps, batch_sizes, reverse != 0, hidden, gates, w_hh_t, h_state, c_state, output,           \
-                        tanh_cells, c_prev, h_prev);                                                                 \
-    }                                                                                                                \
-    NATIVE_EXPORT void lstm_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden, \
-                                              const T* gates, const T* tanh_cells, const T* c_prev, const T* w_hh,   \
-                                              const T* grad_output, T* dh_state, T* dc_state, T* grad_gates) {       \
-        lstm_backward<T>(steps, batch_sizes, reverse != 0, hidden, gates, tanh_cells, c_prev, w_hh, grad_output,     \
-                         dh_state, dc_state, grad_gates);                                                            \
-    }                                                                                                                \
-    NATIVE_EXPORT void gru_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,   \
-                                            T* gates, const T* w_hh_t, const T* b_hh, T* h_state, T* output,        \
-                                            T* hidden_n, T* h_prev, T* scratch) {                                    \
-        gru_forward<T>(steps, batch_sizes, reverse != 0, hidden, gates, w_hh_t, b_hh, h_state, output, hidden_n,     \
-                       h_prev, scratch);                                                                             \
-    }                                                                                                                \
-    NATIVE_EXPORT void gru_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,  \
-                                             const T* gates, const T* hidden_n, const T* h_prev, const T* w_hh,      \
-                                             const T* grad_output, T* dh_state, T* grad_gates, T* grad_hidden) {    \
-        gru_backward<T>(steps, batch_sizes, reverse != 0, hidden, gates, hidden_n, h_prev, w_hh, grad_output,        \
-                        dh_state, grad_gates, grad_hidden);                                                          \
+#define NATIVE_ENTRIES(T, SUFFIX)                                                                                    \
+    NATIVE_EXPORT void rnn_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,           \
+                                            index_t input_size, index_t hidden, const T* x, const T* w_ih,            \
+                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,        \
+                                            T* h_prev) {                                                              \
+        rnn_forward<T>(steps, batch_sizes, reverse != 0, relu != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh,     \
+                       gates, h_state, h_prev);                                                                       \
+    }                                                                                                                 \
+    NATIVE_EXPORT void rnn_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,          \
+                                             index_t hidden, const T* output, const T* w_hh, const T* grad_output,    \
+                                             T* dh_state, T* grad_gates) {                                            \
+        rnn_backward<T>(steps, batch_sizes, reverse != 0, relu != 0, hidden, output, w_hh, grad_output, dh_state,       \
+                        grad_gates);                                                                                  \
+    }                                                                                                                 \
+    NATIVE_EXPORT void lstm_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                   \
+                                             index_t input_size, index_t hidden, const T* x, const T* w_ih,           \
+                                             const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,       \
+                                             T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {            \
+        lstm_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates,        \
+                        h_state, c_state, output, tanh_cells, c_prev, h_prev);                                        \
+    }                                                                                                                 \
+    NATIVE_EXPORT void lstm_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,  \
+                                              const T* gates, const T* tanh_cells, const T* c_prev, const T* w_hh,    \
+                                              const T* grad_output, T* dh_state, T* dc_state, T* grad_gates) {        \
+        lstm_backward<T>(steps, batch_sizes, reverse != 0, hidden, gates, tanh_cells, c_prev, w_hh, grad_output,      \
+                         dh_state, dc_state, grad_gates);                                                             \
+    }                                                                                                                 \
+    NATIVE_EXPORT void gru_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                    \
+                                            index_t input_size, index_t hidden, const T* x, const T* w_ih,            \
+                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,        \
+                                            T* output, T* hidden_n, T* h_prev) {                                      \
+        gru_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates,         \
+                       h_state, output, hidden_n, h_prev);                                                            \
+    }                                                                                                                 \
+    NATIVE_EXPORT void gru_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,   \
+                                             const T* gates, const T* hidden_n, const T* h_prev, const T* w_hh,       \
+                                             const T* grad_output, T* dh_state, T* grad_gates, T* grad_hidden) {     \
+        gru_backward<T>(steps, batch_sizes, reverse != 0, hidden, gates, hidden_n, h_prev, w_hh, grad_output,         \
+                        dh_state, grad_gates, grad_hidden);                                                           \
     }
 
 NATIVE_ENTRIES(float, f32)
