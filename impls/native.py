@@ -41,7 +41,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from harness import Implementation, Unavailable
-from harness.dropin import DropInGRU, DropInLSTM, DropInRNN
+from harness.dropin import DirectionWeights, DropInGRU, DropInLSTM, DropInRNN
+from harness.families import parameter_names
 from impls import BUILTIN_EXAMPLES
 
 SOURCE = Path(__file__).with_name("csrc") / "native_rnn.cpp"
@@ -130,11 +131,11 @@ def build(verbose: bool = False) -> tuple[Path, float]:
 
 _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 SIGNATURES = {
-    "rnn_forward": (_I64, _PTR, _INT, _INT, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
+    "rnn_forward": (_I64, _PTR, _INT, _INT, _I64, _I64, *(_PTR,) * 9),
     "rnn_backward": (_I64, _PTR, _INT, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR),
-    "lstm_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 12),
+    "lstm_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 14),
     "lstm_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
-    "gru_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 10),
+    "gru_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 11),
     "gru_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
 }
 
@@ -152,11 +153,18 @@ def kernels() -> ctypes.CDLL:
     return library
 
 
+_KERNELS: dict = {}
+
+
 def kernel(base: str, dtype: torch.dtype):
-    suffix = DTYPE_SUFFIX.get(dtype)
-    if suffix is None:
-        raise TypeError(f"native: {dtype} is not supported; the native kernels run float32 and float64")
-    return getattr(kernels(), f"{base}_{suffix}")
+    """The entry point of one family and pass for one dtype."""
+    try:
+        return _KERNELS[base, dtype]
+    except KeyError:
+        suffix = DTYPE_SUFFIX.get(dtype)
+        if suffix is None:
+            raise TypeError(f"native: {dtype} is not supported; the native kernels run float32 and float64") from None
+        return _KERNELS.setdefault((base, dtype), getattr(kernels(), f"{base}_{suffix}"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -179,9 +187,11 @@ def _state(initial: Tensor) -> Tensor:
     return initial.clone(memory_format=torch.contiguous_format)
 
 
-def _check(x: Tensor) -> None:
-    if x.device.type != "cpu":
+def _operands(x: Tensor, *tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The kernel's inputs, contiguous, after checking they are on the CPU."""
+    if not x.is_cpu:
         raise RuntimeError(f"native runs on the CPU only, got a tensor on {x.device}")
+    return tuple(None if tensor is None else tensor.contiguous() for tensor in (x, *tensors))
 
 
 def refuse_double_backward() -> None:
@@ -215,14 +225,14 @@ def _bias_gradients(ctx, grad_gates: Tensor) -> tuple[Tensor | None, Tensor | No
 
 def rnn_direction(x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, relu, save):
     """Output, h_n, and h_{t-1} per row if ``save``."""
-    _check(x)
-    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+    x, w_ih, w_hh, b_ih, b_hh, h0 = _operands(x, w_ih, w_hh, b_ih, b_hh, h0)
     output = x.new_empty(x.shape[0], w_hh.shape[0])
-    h_state = _state(h0)
+    h_state = torch.empty_like(h0)
     h_prev = torch.empty_like(output) if save else None
     kernel("rnn_forward", x.dtype)(
         len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), int(relu), x.shape[1], w_hh.shape[0],
-        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(output), _ptr(h_state), _ptr(h_prev),
+        x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), w_hh.data_ptr(), output.data_ptr(), h0.data_ptr(),
+        h_state.data_ptr(), _ptr(h_prev),
     )
     return output, h_state, h_prev
 
@@ -267,19 +277,19 @@ class RNNThroughTime(torch.autograd.Function):
 def lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save):
     """Output, h_n, c_n, and (if ``save``) what the backward reads: the activated gates,
     tanh(c_t), c_{t-1} and h_{t-1} per row."""
-    _check(x)
-    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _operands(x, w_ih, w_hh, b_ih, b_hh, h0, c0)
     hidden = w_hh.shape[1]
     # Without a backward the gates are scratch, kept inside the kernel.
     gates = x.new_empty(x.shape[0], 4 * hidden) if save else None
-    h_state, c_state = _state(h0), _state(c0)
+    h_state, c_state = torch.empty_like(h0), torch.empty_like(c0)
     output = x.new_empty(x.shape[0], hidden)
     saved = tuple(x.new_empty(x.shape[0], hidden) for _ in range(3)) if save else (None, None, None)
     tanh_cells, c_prev, h_prev = saved
     kernel("lstm_forward", x.dtype)(
         len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden,
-        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(gates), _ptr(h_state), _ptr(c_state),
-        _ptr(output), _ptr(tanh_cells), _ptr(c_prev), _ptr(h_prev),
+        x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), w_hh.data_ptr(), _ptr(gates), h0.data_ptr(),
+        c0.data_ptr(), h_state.data_ptr(), c_state.data_ptr(), output.data_ptr(),
+        _ptr(tanh_cells), _ptr(c_prev), _ptr(h_prev),
     )
     return output, h_state, c_state, (gates, *saved)
 
@@ -328,18 +338,17 @@ class LSTMThroughTime(torch.autograd.Function):
 def gru_direction(x, w_ih, w_hh, b_ih, b_hh, h0, batch_sizes, reverse, save):
     """Output, h_n, and (if ``save``) the activated gates (r, z, n), h W_hn^T + b_hn and
     h_{t-1} per row."""
-    _check(x)
-    x, w_ih, w_hh, b_ih, b_hh = (_contiguous(t) for t in (x, w_ih, w_hh, b_ih, b_hh))
+    x, w_ih, w_hh, b_ih, b_hh, h0 = _operands(x, w_ih, w_hh, b_ih, b_hh, h0)
     hidden = w_hh.shape[1]
     gates = x.new_empty(x.shape[0], 3 * hidden) if save else None
-    h_state = _state(h0)
+    h_state = torch.empty_like(h0)
     output = x.new_empty(x.shape[0], hidden)
     hidden_n = x.new_empty(x.shape[0], hidden) if save else None
     h_prev = x.new_empty(x.shape[0], hidden) if save else None
     kernel("gru_forward", x.dtype)(
         len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden,
-        _ptr(x), _ptr(w_ih), _ptr(b_ih), _ptr(b_hh), _ptr(w_hh), _ptr(gates), _ptr(h_state), _ptr(output),
-        _ptr(hidden_n), _ptr(h_prev),
+        x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), w_hh.data_ptr(), _ptr(gates), h0.data_ptr(),
+        h_state.data_ptr(), output.data_ptr(), _ptr(hidden_n), _ptr(h_prev),
     )
     return output, h_state, (gates, hidden_n, h_prev)
 
@@ -388,6 +397,12 @@ def _needs_graph(*tensors) -> bool:
     return torch.is_grad_enabled() and any(tensor is not None and tensor.requires_grad for tensor in tensors)
 
 
+@functools.lru_cache(maxsize=None)
+def _weight_names(layer: int, direction: int, bias: bool) -> tuple[str | None, ...]:
+    names = parameter_names(layer, direction)
+    return (names.w_ih, names.w_hh, names.b_ih, names.b_hh) if bias else (names.w_ih, names.w_hh, None, None)
+
+
 class NativeModule:
     """Builds (or loads from the cache) the extension when constructed, so that a
     missing compiler shows as `Unavailable` before any input is run."""
@@ -395,6 +410,16 @@ class NativeModule:
     def __init__(self, *args, **kwargs):
         kernels()
         super().__init__(*args, **kwargs)
+
+    def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
+        # The shell's lookup, by names made once: at the latency-bound shape the
+        # attribute lookups alone were a tenth of a forward call. The parameters
+        # themselves are read on every call (in-place updates must show).
+        parameters = self._parameters
+        return DirectionWeights(*(
+            None if name is None else parameters[name] if name in parameters else getattr(self, name)
+            for name in _weight_names(layer, direction, self.bias)
+        ))
 
 
 class NativeRNN(NativeModule, DropInRNN):

@@ -169,49 +169,101 @@ constexpr index_t kPanel = 2 * kLanes<T>;
 constexpr int kRowBlock = kVectorBytes == 64 ? 8 : 4;  // 2R accumulators + 3 fit the register file
 constexpr index_t kRowChunk = 256; // rows of A kept in cache while every panel passes over them
 
-template <typename T, int R>
-__attribute__((always_inline)) inline void micro_kernel(index_t k, const T* __restrict a, index_t lda,
-                                                        const T* __restrict panel, T* __restrict c, index_t ldc,
-                                                        T beta, index_t width) {
+// One operand of a product: rows of A (row stride lda) and a packed weight.
+template <typename T>
+struct Operand {
+    const T* a;
+    index_t lda;
+    const T* packed;  // panel 0; panel j starts j * k * kPanel further
+    index_t k;
+};
+
+// C[R rows, P panels] = init + sum over the operands of A op(W). ``init`` is a bias
+// row (padded to whole panels), or C itself (beta = 1), or zero. ``valid`` columns
+// of the P panels exist in C (a partial last panel goes through ``edge``).
+template <typename T, int R, int P>
+__attribute__((always_inline)) inline void micro_kernel(const Operand<T>* operands, int count, index_t panel,
+                                                        const T* bias, T beta, T* __restrict c, index_t ldc,
+                                                        index_t valid) {
     constexpr index_t lanes = kLanes<T>;
-    Vector<T> low[R], high[R];
-    T edge[R][kPanel<T>];  // a partial panel's columns of C go through here
-    const bool full = width == kPanel<T>;
-    if (!full) {
-#pragma GCC unroll 8
+    constexpr index_t span = P * kPanel<T>;
+    Vector<T> acc[R][2 * P];
+    T edge[R][span];
+    const bool full = valid >= span;
+    const bool from_c = bias == nullptr && beta != T(0);
+    if (!full && from_c) {
         for (int r = 0; r < R; ++r)
-            for (index_t j = 0; j < kPanel<T>; ++j) edge[r][j] = (beta != T(0) && j < width) ? c[r * ldc + j] : T(0);
+            for (index_t j = 0; j < span; ++j) edge[r][j] = j < valid ? c[r * ldc + j] : T(0);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-        const T* source = full ? c + r * ldc : edge[r];
-        if (full && beta == T(0)) {
-            low[r] = Vector<T>{} ;
-            high[r] = Vector<T>{};
-        } else {
-            low[r] = load(source);
-            high[r] = load(source + lanes);
+#pragma GCC unroll 8
+        for (int v = 0; v < 2 * P; ++v) {
+            if (bias != nullptr) {
+                acc[r][v] = load(bias + panel * kPanel<T> + v * lanes);
+            } else if (from_c) {
+                acc[r][v] = load((full ? c + r * ldc : edge[r]) + v * lanes);
+            } else {
+                acc[r][v] = Vector<T>{};
+            }
         }
     }
-    for (index_t p = 0; p < k; ++p) {
-        const Vector<T> b_low = load(panel + p * kPanel<T>), b_high = load(panel + p * kPanel<T> + lanes);
+    for (int operand = 0; operand < count; ++operand) {
+        const Operand<T>& o = operands[operand];
+        const T* __restrict a = o.a;
+        const T* __restrict packed = o.packed + panel * o.k * kPanel<T>;
+        for (index_t p = 0; p < o.k; ++p) {
+            Vector<T> b[2 * P];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-            const T scale = a[r * lda + p];
-            low[r] += scale * b_low;
-            high[r] += scale * b_high;
+            for (int q = 0; q < P; ++q) {
+                b[2 * q] = load(packed + q * o.k * kPanel<T> + p * kPanel<T>);
+                b[2 * q + 1] = load(packed + q * o.k * kPanel<T> + p * kPanel<T> + lanes);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+                const T scale = a[r * o.lda + p];
+#pragma GCC unroll 8
+                for (int v = 0; v < 2 * P; ++v) acc[r][v] += scale * b[v];
+            }
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-        T* target = full ? c + r * ldc : edge[r];
-        store(target, low[r]);
-        store(target + lanes, high[r]);
+#pragma GCC unroll 8
+        for (int v = 0; v < 2 * P; ++v) store((full ? c + r * ldc : edge[r]) + v * lanes, acc[r][v]);
     }
     if (!full) {
-#pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
-            for (index_t j = 0; j < width; ++j) c[r * ldc + j] = edge[r][j];
+            for (index_t j = 0; j < valid; ++j) c[r * ldc + j] = edge[r][j];
+    }
+}
+
+// C (m x n) = init + sum of A op(W) over one or two operands, whose weights have n
+// columns in ``panels`` panels; row blocks of kRowBlock rows, single rows four panels
+// at a time (a matrix-vector product needs the independent accumulators too).
+template <typename T>
+void product(index_t m, index_t n, index_t panels, const Operand<T>* operands, int count, const T* bias, T beta, T* c,
+             index_t ldc) {
+    for (index_t chunk = 0; chunk < m; chunk += kRowChunk) {
+        const index_t end = chunk + kRowChunk < m ? chunk + kRowChunk : m;
+        Operand<T> moved[2];
+        index_t row = chunk;
+        for (; row + kRowBlock <= end; row += kRowBlock) {
+            for (int i = 0; i < count; ++i) moved[i] = {operands[i].a + row * operands[i].lda, operands[i].lda, operands[i].packed, operands[i].k};
+            for (index_t panel = 0; panel < panels; ++panel)
+                micro_kernel<T, kRowBlock, 1>(moved, count, panel, bias, beta, c + row * ldc + panel * kPanel<T>, ldc,
+                                              n - panel * kPanel<T>);
+        }
+        for (; row < end; ++row) {
+            for (int i = 0; i < count; ++i) moved[i] = {operands[i].a + row * operands[i].lda, operands[i].lda, operands[i].packed, operands[i].k};
+            index_t panel = 0;
+            for (; panel + 4 <= panels; panel += 4)
+                micro_kernel<T, 1, 4>(moved, count, panel, bias, beta, c + row * ldc + panel * kPanel<T>, ldc,
+                                      n - panel * kPanel<T>);
+            for (; panel < panels; ++panel)
+                micro_kernel<T, 1, 1>(moved, count, panel, bias, beta, c + row * ldc + panel * kPanel<T>, ldc,
+                                      n - panel * kPanel<T>);
+        }
     }
 }
 
@@ -232,20 +284,14 @@ class Weight {
         }
     }
 
+    Operand<T> with(const T* a, index_t lda) const { return {a, lda, packed_.data(), k_}; }
+    index_t columns() const { return n_; }
+    index_t panels() const { return panels_; }
+
+    // C (m x n) = beta C + A op(W).
     void multiply(index_t m, const T* a, index_t lda, T beta, T* c, index_t ldc) const {
-        for (index_t chunk = 0; chunk < m; chunk += kRowChunk) {
-            const index_t end = chunk + kRowChunk < m ? chunk + kRowChunk : m;
-            for (index_t panel = 0; panel < panels_; ++panel) {
-                const T* packed = packed_.data() + panel * k_ * kPanel<T>;
-                const index_t first = panel * kPanel<T>;
-                const index_t width = n_ - first < kPanel<T> ? n_ - first : kPanel<T>;
-                index_t row = chunk;
-                for (; row + kRowBlock <= end; row += kRowBlock)
-                    micro_kernel<T, kRowBlock>(k_, a + row * lda, lda, packed, c + row * ldc + first, ldc, beta, width);
-                for (; row < end; ++row)
-                    micro_kernel<T, 1>(k_, a + row * lda, lda, packed, c + row * ldc + first, ldc, beta, width);
-            }
-        }
+        const Operand<T> operand = with(a, lda);
+        product<T>(m, n_, panels_, &operand, 1, nullptr, beta, c, ldc);
     }
 
   private:
@@ -253,49 +299,59 @@ class Weight {
     std::vector<T> packed_;
 };
 
-// The input projection x W_ih^T + b_1 + b_2 (each bias optional) of a layer's rows.
-// With a batch of at least one row block it is computed step by step, just before
-// the step's recurrent product adds into the same rows: the rows stay in cache, and
-// without a backward to feed no sequence-long buffer is written at all. With fewer
-// rows, per-step products would be single-row ones: then it is one product over the
-// whole sequence first (``hoisted``).
+// A bias row b_1 + b_2 (each optional), zero-padded to whole panels.
 template <typename T>
-class Projection {
+std::vector<T> padded_bias(index_t n, const T* b_1, const T* b_2) {
+    std::vector<T> bias(static_cast<size_t>((n + kPanel<T> - 1) / kPanel<T> * kPanel<T>), T(0));
+    for (index_t j = 0; j < n; ++j) bias[j] = (b_1 != nullptr ? b_1[j] : T(0)) + (b_2 != nullptr ? b_2[j] : T(0));
+    return bias;
+}
+
+// A forward step's gates: x_t W_ih^T + b_1 + b_2 + h_{t-1} W_hh^T (each bias optional;
+// without W_hh, the projection alone). With a batch of at least one row block all
+// of it is one fused product per step, into rows that stay in cache, and without a
+// backward to feed no sequence-long buffer is written at all. With fewer rows a
+// per-step input projection would be single-row products: then it is one product
+// over the whole sequence first (``hoisted``), and each step adds h_{t-1} W_hh^T.
+template <typename T>
+class StepGates {
   public:
-    Projection(index_t total, index_t batch, index_t width, index_t input_size, const T* x, const T* w_ih,
-               const T* b_1, const T* b_2, T* gates)
-        : width_(width), input_size_(input_size), x_(x), b_1_(b_1), b_2_(b_2),
-          hoisted_(batch < kRowBlock), weight_(w_ih, width, input_size, true) {
+    StepGates(index_t total, index_t batch, index_t width, index_t input_size, const T* x, const T* w_ih, const T* b_1,
+              const T* b_2, const T* w_hh, index_t hidden, T* gates)
+        : width_(width), input_size_(input_size), x_(x), hoisted_(batch < kRowBlock),
+          input_(w_ih, width, input_size, true), bias_(padded_bias(width, b_1, b_2)) {
+        if (w_hh != nullptr) recurrent_.emplace_back(w_hh, width, hidden, true);
         if (gates == nullptr) scratch_.resize(static_cast<size_t>((hoisted_ ? total : batch) * width));
         gates_ = gates != nullptr ? gates : scratch_.data();
         reuse_rows_ = gates == nullptr && !hoisted_;
-        if (hoisted_) compute(total, x_, gates_);
+        if (hoisted_) {
+            const Operand<T> operand = input_.with(x_, input_size_);
+            product<T>(total, width_, input_.panels(), &operand, 1, bias_.data(), T(0), gates_, width_);
+        }
     }
 
-    // The gate rows of the step starting at packed row ``first``, projected.
-    T* step(index_t first, index_t rows) {
+    // The gates of the step whose rows start at packed row ``first``, from h (rows of
+    // ``hidden``; ignored without W_hh).
+    T* step(index_t first, index_t rows, const T* h, index_t hidden) const {
         T* z = reuse_rows_ ? gates_ : gates_ + first * width_;
-        if (!hoisted_) compute(rows, x_ + first * input_size_, z);
+        if (hoisted_) {
+            if (!recurrent_.empty()) recurrent_[0].multiply(rows, h, hidden, T(1), z, width_);
+            return z;
+        }
+        Operand<T> operands[2] = {input_.with(x_ + first * input_size_, input_size_), {}};
+        int count = 1;
+        if (!recurrent_.empty()) operands[count++] = recurrent_[0].with(h, hidden);
+        product<T>(rows, width_, input_.panels(), operands, count, bias_.data(), T(0), z, width_);
         return z;
     }
 
   private:
-    void compute(index_t rows, const T* x, T* z) const {
-        for (index_t row = 0; row < rows; ++row) {
-            T* __restrict g = z + row * width_;
-            for (index_t j = 0; j < width_; ++j)
-                g[j] = (b_1_ != nullptr ? b_1_[j] : T(0)) + (b_2_ != nullptr ? b_2_[j] : T(0));
-        }
-        weight_.multiply(rows, x, input_size_, T(1), z, width_);
-    }
-
     index_t width_, input_size_;
     const T* x_;
-    const T* b_1_;
-    const T* b_2_;
     bool hoisted_, reuse_rows_ = false;
-    Weight<T> weight_;
-    std::vector<T> scratch_;
+    Weight<T> input_;
+    std::vector<Weight<T>> recurrent_;
+    std::vector<T> bias_, scratch_;
     T* gates_;
 };
 
@@ -335,16 +391,15 @@ inline void copy_rows(const void* source, void* target, index_t elements, size_t
 template <typename T>
 void rnn_forward(index_t steps, const index_t* batch_sizes, bool reverse, bool relu, index_t input_size,
                  index_t hidden, const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates,
-                 T* h_state, T* h_prev) {
+                 const T* h0, T* h_state, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
+    copy_rows(h0, h_state, batch_sizes[0] * hidden, sizeof(T));
     const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
-    Projection<T> projection(total, batch_sizes[0], hidden, input_size, x, w_ih, b_ih, b_hh, gates);
-    const Weight<T> recurrent(w_hh, hidden, hidden, true);
+    const StepGates<T> step_gates(total, batch_sizes[0], hidden, input_size, x, w_ih, b_ih, b_hh, w_hh, hidden, gates);
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t];
-        T* z = projection.step(plan.offsets[t], rows);
         if (h_prev != nullptr) copy_rows(h_state, h_prev + plan.offsets[t] * hidden, rows * hidden, sizeof(T));
-        recurrent.multiply(rows, h_state, hidden, T(1), z, hidden);
+        T* z = step_gates.step(plan.offsets[t], rows, h_state, hidden);
         const index_t count = rows * hidden;
         if (relu) {
             for (index_t j = 0; j < count; ++j) z[j] = z[j] > T(0) ? z[j] : (z[j] == z[j] ? T(0) : z[j]);
@@ -389,22 +444,22 @@ void rnn_backward(index_t steps, const index_t* batch_sizes, bool reverse, bool 
 // reads it), with tanh(c_t), c_{t-1} and h_{t-1} when those buffers are given.
 template <typename T>
 void lstm_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t input_size, index_t hidden,
-                  const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,
-                  T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {
+                  const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,
+                  const T* c0, T* h_state, T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
+    copy_rows(h0, h_state, batch_sizes[0] * hidden, sizeof(T));
+    copy_rows(c0, c_state, batch_sizes[0] * hidden, sizeof(T));
     const index_t width = 4 * hidden;
     const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
-    Projection<T> projection(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, b_hh, gates);
-    const Weight<T> recurrent(w_hh, width, hidden, true);
+    const StepGates<T> step_gates(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, b_hh, w_hh, hidden, gates);
     std::vector<T> tanh_scratch(hidden);
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
-        T* z = projection.step(first, rows);
         if (h_prev != nullptr) {
             copy_rows(h_state, h_prev + first * hidden, rows * hidden, sizeof(T));
             copy_rows(c_state, c_prev + first * hidden, rows * hidden, sizeof(T));
         }
-        recurrent.multiply(rows, h_state, hidden, T(1), z, width);
+        T* z = step_gates.step(first, rows, h_state, hidden);
         for (index_t row = 0; row < rows; ++row) {
             T* __restrict zr = z + row * width;
             sigmoid_inplace(zr, 2 * hidden);  // i, f
@@ -474,24 +529,23 @@ void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, inde
 // h_t = n + z (h_{t-1} - n). ``gates`` becomes (r, z, n); hidden_n keeps gh_n.
 template <typename T>
 void gru_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t input_size, index_t hidden,
-                 const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,
-                 T* output, T* hidden_n, T* h_prev) {
+                 const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,
+                 T* h_state, T* output, T* hidden_n, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
+    copy_rows(h0, h_state, batch_sizes[0] * hidden, sizeof(T));
     const index_t width = 3 * hidden;
     const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
-    Projection<T> projection(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, static_cast<const T*>(nullptr),
-                             gates);
+    const StepGates<T> input_gates(total, batch_sizes[0], width, input_size, x, w_ih, b_ih,
+                                   static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), hidden, gates);
     const Weight<T> recurrent(w_hh, width, hidden, true);
+    const std::vector<T> hidden_bias = padded_bias(width, b_hh, static_cast<const T*>(nullptr));
     std::vector<T> scratch(static_cast<size_t>(batch_sizes[0] * width));
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
         if (h_prev != nullptr) copy_rows(h_state, h_prev + first * hidden, rows * hidden, sizeof(T));
-        for (index_t row = 0; row < rows; ++row) {
-            T* __restrict s = scratch.data() + row * width;
-            for (index_t j = 0; j < width; ++j) s[j] = b_hh != nullptr ? b_hh[j] : T(0);
-        }
-        recurrent.multiply(rows, h_state, hidden, T(1), scratch.data(), width);
-        T* step_gates = projection.step(first, rows);
+        const Operand<T> operand = recurrent.with(h_state, hidden);
+        product<T>(rows, width, recurrent.panels(), &operand, 1, hidden_bias.data(), T(0), scratch.data(), width);
+        T* step_gates = input_gates.step(first, rows, nullptr, hidden);
         for (index_t row = 0; row < rows; ++row) {
             const index_t packed = first + row;
             T* __restrict zr = step_gates + row * width;
@@ -567,10 +621,10 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
 #define NATIVE_ENTRIES(T, SUFFIX)                                                                                    \
     NATIVE_EXPORT void rnn_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,           \
                                             index_t input_size, index_t hidden, const T* x, const T* w_ih,            \
-                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,        \
-                                            T* h_prev) {                                                              \
+                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,       \
+                                            T* h_state, T* h_prev) {                                                  \
         rnn_forward<T>(steps, batch_sizes, reverse != 0, relu != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh,     \
-                       gates, h_state, h_prev);                                                                       \
+                       gates, h0, h_state, h_prev);                                                                   \
     }                                                                                                                 \
     NATIVE_EXPORT void rnn_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, int relu,          \
                                              index_t hidden, const T* output, const T* w_hh, const T* grad_output,    \
@@ -580,10 +634,11 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
     }                                                                                                                 \
     NATIVE_EXPORT void lstm_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                   \
                                              index_t input_size, index_t hidden, const T* x, const T* w_ih,           \
-                                             const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,       \
-                                             T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {            \
-        lstm_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates,        \
-                        h_state, c_state, output, tanh_cells, c_prev, h_prev);                                        \
+                                             const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,      \
+                                             const T* c0, T* h_state, T* c_state, T* output, T* tanh_cells,           \
+                                             T* c_prev, T* h_prev) {                                                  \
+        lstm_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates, h0,    \
+                        c0, h_state, c_state, output, tanh_cells, c_prev, h_prev);                                    \
     }                                                                                                                 \
     NATIVE_EXPORT void lstm_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,  \
                                               const T* gates, const T* tanh_cells, const T* c_prev, const T* w_hh,    \
@@ -593,9 +648,9 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
     }                                                                                                                 \
     NATIVE_EXPORT void gru_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                    \
                                             index_t input_size, index_t hidden, const T* x, const T* w_ih,            \
-                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, T* h_state,        \
-                                            T* output, T* hidden_n, T* h_prev) {                                      \
-        gru_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates,         \
+                                            const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,       \
+                                            T* h_state, T* output, T* hidden_n, T* h_prev) {                          \
+        gru_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates, h0,     \
                        h_state, output, hidden_n, h_prev);                                                            \
     }                                                                                                                 \
     NATIVE_EXPORT void gru_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,   \
