@@ -22,7 +22,7 @@ process. The instruction set is torch's own choice for this CPU
 cannot run. Without a C++ compiler or ninja the implementations are `Unavailable`.
 
 float32 and float64 (float16/bfloat16 are declared unsupported); CPU only; LSTM
-without projections (``proj_size`` is declared unsupported). Double backward raises.
+with and without projections. Double backward raises.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ _I64, _INT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
 SIGNATURES = {
     "rnn_forward": (_I64, _PTR, _INT, _INT, _I64, _I64, *(_PTR,) * 9),
     "rnn_backward": (_I64, _PTR, _INT, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR),
-    "lstm_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 14),
-    "lstm_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
+    "lstm_forward": (_I64, _PTR, _INT, _I64, _I64, _I64, *(_PTR,) * 15),
+    "lstm_backward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 10),
     "gru_forward": (_I64, _PTR, _INT, _I64, _I64, *(_PTR,) * 11),
     "gru_backward": (_I64, _PTR, _INT, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR),
 }
@@ -274,21 +274,22 @@ class RNNThroughTime(torch.autograd.Function):
 # -- LSTM --------------------------------------------------------------------------
 
 
-def lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save):
+def lstm_direction(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse, save):
     """Output, h_n, c_n, and (if ``save``) what the backward reads: the activated gates,
-    tanh(c_t), c_{t-1} and h_{t-1} per row."""
-    x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _operands(x, w_ih, w_hh, b_ih, b_hh, h0, c0)
-    hidden = w_hh.shape[1]
+    tanh(c_t), c_{t-1} and h_{t-1} per row. ``w_hr`` (proj_size x hidden) or None."""
+    x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0 = _operands(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0)
+    hidden, out_width = w_hh.shape[0] // 4, w_hh.shape[1]
+    rows = x.shape[0]
     # Without a backward the gates are scratch, kept inside the kernel.
-    gates = x.new_empty(x.shape[0], 4 * hidden) if save else None
+    gates = x.new_empty(rows, 4 * hidden) if save else None
     h_state, c_state = torch.empty_like(h0), torch.empty_like(c0)
-    output = x.new_empty(x.shape[0], hidden)
-    saved = tuple(x.new_empty(x.shape[0], hidden) for _ in range(3)) if save else (None, None, None)
+    output = x.new_empty(rows, out_width)
+    saved = (x.new_empty(rows, hidden), x.new_empty(rows, hidden), x.new_empty(rows, out_width)) if save else (None, None, None)
     tanh_cells, c_prev, h_prev = saved
     kernel("lstm_forward", x.dtype)(
-        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden,
-        x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), w_hh.data_ptr(), _ptr(gates), h0.data_ptr(),
-        c0.data_ptr(), h_state.data_ptr(), c_state.data_ptr(), output.data_ptr(),
+        len(batch_sizes), _batch_sizes_array(batch_sizes), int(reverse), x.shape[1], hidden, out_width,
+        x.data_ptr(), w_ih.data_ptr(), _ptr(b_ih), _ptr(b_hh), w_hh.data_ptr(), _ptr(w_hr), _ptr(gates),
+        h0.data_ptr(), c0.data_ptr(), h_state.data_ptr(), c_state.data_ptr(), output.data_ptr(),
         _ptr(tanh_cells), _ptr(c_prev), _ptr(h_prev),
     )
     return output, h_state, c_state, (gates, *saved)
@@ -296,9 +297,9 @@ def lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save
 
 class LSTMThroughTime(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse):
-        output, h_n, c_n, saved = lstm_direction(x, w_ih, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse, save=True)
-        ctx.save_for_backward(x, w_ih, w_hh, *saved)
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse):
+        output, h_n, c_n, saved = lstm_direction(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse, save=True)
+        ctx.save_for_backward(x, w_ih, w_hh, w_hr, *saved)
         ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
         ctx.has_bias = b_ih is not None
         ctx.set_materialize_grads(False)
@@ -312,24 +313,28 @@ class LSTMThroughTime(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward_through_time(ctx, grad_output, grad_h_n, grad_c_n):
-        x, w_ih, w_hh, gates, tanh_cells, c_prev, h_prev = ctx.saved_tensors
+        x, w_ih, w_hh, w_hr, gates, tanh_cells, c_prev, h_prev = ctx.saved_tensors
         batch_sizes = ctx.batch_sizes
-        first_rows = tanh_cells[: batch_sizes[0]]
-        dh_state = torch.zeros_like(first_rows) if grad_h_n is None else _state(grad_h_n)
-        dc_state = torch.zeros_like(first_rows) if grad_c_n is None else _state(grad_c_n)
+        hidden, out_width = tanh_cells.shape[1], h_prev.shape[1]
+        dh_state = h_prev.new_zeros(batch_sizes[0], out_width) if grad_h_n is None else _state(grad_h_n)
+        dc_state = tanh_cells.new_zeros(batch_sizes[0], hidden) if grad_c_n is None else _state(grad_c_n)
         grad_gates = torch.empty_like(gates)
-        w_hh, grad_output = w_hh.contiguous(), _contiguous(grad_output)
+        grad_h = torch.empty_like(h_prev) if w_hr is not None else None  # every row's whole dL/dh_t
+        w_hh, w_hr, grad_output = w_hh.contiguous(), _contiguous(w_hr), _contiguous(grad_output)
         kernel("lstm_backward", x.dtype)(
-            len(batch_sizes), _batch_sizes_array(batch_sizes), int(ctx.reverse), w_hh.shape[1],
-            _ptr(gates), _ptr(tanh_cells), _ptr(c_prev), _ptr(w_hh), _ptr(grad_output),
-            _ptr(dh_state), _ptr(dc_state), _ptr(grad_gates),
+            len(batch_sizes), _batch_sizes_array(batch_sizes), int(ctx.reverse), hidden, out_width,
+            gates.data_ptr(), tanh_cells.data_ptr(), c_prev.data_ptr(), w_hh.data_ptr(), _ptr(w_hr), _ptr(grad_output),
+            dh_state.data_ptr(), dc_state.data_ptr(), grad_gates.data_ptr(), _ptr(grad_h),
         )
         grad_x, grad_w_ih = _input_gradients(ctx, grad_gates, x, w_ih)
         grad_w_hh = grad_gates.t() @ h_prev if ctx.needs_input_grad[2] else None
         grad_b_ih, grad_b_hh = _bias_gradients(ctx, grad_gates)
-        grad_h0 = dh_state if ctx.needs_input_grad[5] else None
-        grad_c0 = dc_state if ctx.needs_input_grad[6] else None
-        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_h0, grad_c0, None, None
+        grad_w_hr = None
+        if w_hr is not None and ctx.needs_input_grad[5]:
+            grad_w_hr = grad_h.t() @ (gates[:, 3 * hidden :] * tanh_cells)  # dL/dh_t times o tanh(c_t)
+        grad_h0 = dh_state if ctx.needs_input_grad[6] else None
+        grad_c0 = dc_state if ctx.needs_input_grad[7] else None
+        return grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr, grad_h0, grad_c0, None, None
 
 
 # -- GRU ---------------------------------------------------------------------------
@@ -434,12 +439,11 @@ class NativeRNN(NativeModule, DropInRNN):
 
 class NativeLSTM(NativeModule, DropInLSTM):
     def run_direction(self, data, batch_sizes, state, layer, direction):
-        if self.proj_size:
-            raise NotImplementedError("native-lstm does not implement proj_size > 0 (declared: projections=False)")
         w_ih, w_hh, b_ih, b_hh = self.direction_weights(layer, direction)
+        w_hr = self.projection_weight(layer, direction)
         h0, c0 = state
-        arguments = (data, w_ih, w_hh, b_ih, b_hh, h0, c0, tuple(batch_sizes), direction == 1)
-        if _needs_graph(data, w_ih, w_hh, b_ih, b_hh, h0, c0):
+        arguments = (data, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, tuple(batch_sizes), direction == 1)
+        if _needs_graph(data, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0):
             output, h_n, c_n = LSTMThroughTime.apply(*arguments)
         else:
             output, h_n, c_n, _ = lstm_direction(*arguments, save=False)
@@ -467,7 +471,6 @@ def _native(family: str, factory) -> Implementation:
         family=family,
         dtypes=NATIVE_DTYPES,
         devices=("cpu",),
-        projections=family != "LSTM",
         default_examples=BUILTIN_EXAMPLES[family],
         description=DESCRIPTION,
     )

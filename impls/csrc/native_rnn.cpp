@@ -440,26 +440,34 @@ void rnn_backward(index_t steps, const index_t* batch_sizes, bool reverse, bool 
 }
 
 // LSTM: gates (i, f, g, o) = x W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T;
-// c_t = f c_{t-1} + i g; h_t = o tanh(c_t). ``gates`` is left activated (the backward
-// reads it), with tanh(c_t), c_{t-1} and h_{t-1} when those buffers are given.
+// c_t = f c_{t-1} + i g; h_t = o tanh(c_t), or with projections (``w_hr``, proj x
+// hidden) h_t = (o tanh(c_t)) W_hr^T, h being ``out_width`` = proj wide. ``gates`` is
+// left activated (the backward reads it), with tanh(c_t), c_{t-1} and h_{t-1} when
+// those buffers are given.
 template <typename T>
 void lstm_forward(index_t steps, const index_t* batch_sizes, bool reverse, index_t input_size, index_t hidden,
-                  const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,
-                  const T* c0, T* h_state, T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {
+                  index_t out_width, const T* x, const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh,
+                  const T* w_hr, T* gates, const T* h0, const T* c0, T* h_state, T* c_state, T* output,
+                  T* tanh_cells, T* c_prev, T* h_prev) {
     const Steps plan(steps, batch_sizes, reverse);
-    copy_rows(h0, h_state, batch_sizes[0] * hidden, sizeof(T));
+    copy_rows(h0, h_state, batch_sizes[0] * out_width, sizeof(T));
     copy_rows(c0, c_state, batch_sizes[0] * hidden, sizeof(T));
     const index_t width = 4 * hidden;
     const index_t total = plan.offsets[steps - 1] + batch_sizes[steps - 1];
-    const StepGates<T> step_gates(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, b_hh, w_hh, hidden, gates);
+    const StepGates<T> step_gates(total, batch_sizes[0], width, input_size, x, w_ih, b_ih, b_hh, w_hh, out_width,
+                                  gates);
+    std::vector<Weight<T>> projection;
+    if (w_hr != nullptr) projection.emplace_back(w_hr, out_width, hidden, true);
+    // o tanh(c) of the step's rows, before the projection.
+    std::vector<T> unprojected(static_cast<size_t>(w_hr != nullptr ? batch_sizes[0] * hidden : 0));
     std::vector<T> tanh_scratch(hidden);
     for (index_t position = 0; position < steps; ++position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
         if (h_prev != nullptr) {
-            copy_rows(h_state, h_prev + first * hidden, rows * hidden, sizeof(T));
+            copy_rows(h_state, h_prev + first * out_width, rows * out_width, sizeof(T));
             copy_rows(c_state, c_prev + first * hidden, rows * hidden, sizeof(T));
         }
-        T* z = step_gates.step(first, rows, h_state, hidden);
+        T* z = step_gates.step(first, rows, h_state, out_width);
         for (index_t row = 0; row < rows; ++row) {
             T* __restrict zr = z + row * width;
             sigmoid_inplace(zr, 2 * hidden);  // i, f
@@ -476,27 +484,41 @@ void lstm_forward(index_t steps, const index_t* batch_sizes, bool reverse, index
                 tc[j] = c[j];
             }
             tanh_inplace(tc, hidden);
-            T* __restrict h = h_state + row * hidden;
-            T* __restrict out = output + (first + row) * hidden;
-            for (index_t j = 0; j < hidden; ++j) {
-                h[j] = o[j] * tc[j];
-                out[j] = h[j];
-            }
+            T* __restrict h = w_hr != nullptr ? unprojected.data() + row * hidden : h_state + row * hidden;
+            for (index_t j = 0; j < hidden; ++j) h[j] = o[j] * tc[j];
+            if (w_hr == nullptr) copy_rows(h, output + (first + row) * out_width, hidden, sizeof(T));
+        }
+        if (w_hr != nullptr) {
+            projection[0].multiply(rows, unprojected.data(), hidden, T(0), h_state, out_width);
+            copy_rows(h_state, output + first * out_width, rows * out_width, sizeof(T));
         }
     }
 }
 
 // On entry dh_state/dc_state hold dL/dh_n, dL/dc_n; on return dL/dh_0, dL/dc_0.
-// grad_gates receives dL/d(pre-activation gates), i f g o, for every packed row.
+// grad_gates receives dL/d(pre-activation gates), i f g o, for every packed row; with
+// projections, grad_h the whole dL/dh_t of every row (W_hr's gradient is its product
+// with o tanh(c_t)).
 template <typename T>
-void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, index_t hidden, const T* gates,
-                   const T* tanh_cells, const T* c_prev, const T* w_hh, const T* grad_output, T* dh_state, T* dc_state,
-                   T* grad_gates) {
+void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, index_t hidden, index_t out_width,
+                   const T* gates, const T* tanh_cells, const T* c_prev, const T* w_hh, const T* w_hr,
+                   const T* grad_output, T* dh_state, T* dc_state, T* grad_gates, T* grad_h) {
     const Steps plan(steps, batch_sizes, reverse);
     const index_t width = 4 * hidden;
-    const Weight<T> recurrent(w_hh, hidden, width, false);
+    const Weight<T> recurrent(w_hh, out_width, width, false);
+    std::vector<Weight<T>> projection;
+    if (w_hr != nullptr) projection.emplace_back(w_hr, hidden, out_width, false);
+    std::vector<T> unprojected(static_cast<size_t>(w_hr != nullptr ? batch_sizes[0] * hidden : 0));
     for (index_t position = steps - 1; position >= 0; --position) {
         const index_t t = plan.at(position), rows = batch_sizes[t], first = plan.offsets[t];
+        if (w_hr != nullptr) {
+            // dL/dh_t whole, then through W_hr to o tanh(c_t).
+            T* __restrict dh = grad_h + first * out_width;
+            const index_t count = rows * out_width;
+            for (index_t j = 0; j < count; ++j)
+                dh[j] = grad_output != nullptr ? dh_state[j] + grad_output[first * out_width + j] : dh_state[j];
+            projection[0].multiply(rows, dh, out_width, T(0), unprojected.data(), hidden);
+        }
         for (index_t row = 0; row < rows; ++row) {
             const index_t packed = first + row;
             const T* __restrict zr = gates + packed * width;
@@ -506,8 +528,9 @@ void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, inde
             const T* __restrict o = zr + 3 * hidden;
             const T* __restrict tc = tanh_cells + packed * hidden;
             const T* __restrict cp = c_prev + packed * hidden;
-            const T* __restrict dh_in = dh_state + row * hidden;
-            const T* __restrict dout = grad_output != nullptr ? grad_output + packed * hidden : nullptr;
+            const bool direct = w_hr == nullptr;
+            const T* __restrict dh_in = direct ? dh_state + row * hidden : unprojected.data() + row * hidden;
+            const T* __restrict dout = direct && grad_output != nullptr ? grad_output + packed * hidden : nullptr;
             T* __restrict dc = dc_state + row * hidden;
             T* __restrict dz = grad_gates + packed * width;
             for (index_t j = 0; j < hidden; ++j) {
@@ -520,7 +543,7 @@ void lstm_backward(index_t steps, const index_t* batch_sizes, bool reverse, inde
                 dc[j] = dct * f[j];
             }
         }
-        recurrent.multiply(rows, grad_gates + first * width, width, T(0), dh_state, hidden);
+        recurrent.multiply(rows, grad_gates + first * width, width, T(0), dh_state, out_width);
     }
 }
 
@@ -633,18 +656,19 @@ void gru_backward(index_t steps, const index_t* batch_sizes, bool reverse, index
                         grad_gates);                                                                                  \
     }                                                                                                                 \
     NATIVE_EXPORT void lstm_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                   \
-                                             index_t input_size, index_t hidden, const T* x, const T* w_ih,           \
-                                             const T* b_ih, const T* b_hh, const T* w_hh, T* gates, const T* h0,      \
-                                             const T* c0, T* h_state, T* c_state, T* output, T* tanh_cells,           \
-                                             T* c_prev, T* h_prev) {                                                  \
-        lstm_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, x, w_ih, b_ih, b_hh, w_hh, gates, h0,    \
-                        c0, h_state, c_state, output, tanh_cells, c_prev, h_prev);                                    \
+                                             index_t input_size, index_t hidden, index_t out_width, const T* x,       \
+                                             const T* w_ih, const T* b_ih, const T* b_hh, const T* w_hh,              \
+                                             const T* w_hr, T* gates, const T* h0, const T* c0, T* h_state,           \
+                                             T* c_state, T* output, T* tanh_cells, T* c_prev, T* h_prev) {            \
+        lstm_forward<T>(steps, batch_sizes, reverse != 0, input_size, hidden, out_width, x, w_ih, b_ih, b_hh, w_hh,    \
+                        w_hr, gates, h0, c0, h_state, c_state, output, tanh_cells, c_prev, h_prev);                   \
     }                                                                                                                 \
     NATIVE_EXPORT void lstm_backward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse, index_t hidden,  \
-                                              const T* gates, const T* tanh_cells, const T* c_prev, const T* w_hh,    \
-                                              const T* grad_output, T* dh_state, T* dc_state, T* grad_gates) {        \
-        lstm_backward<T>(steps, batch_sizes, reverse != 0, hidden, gates, tanh_cells, c_prev, w_hh, grad_output,      \
-                         dh_state, dc_state, grad_gates);                                                             \
+                                              index_t out_width, const T* gates, const T* tanh_cells,                 \
+                                              const T* c_prev, const T* w_hh, const T* w_hr, const T* grad_output,    \
+                                              T* dh_state, T* dc_state, T* grad_gates, T* grad_h) {                   \
+        lstm_backward<T>(steps, batch_sizes, reverse != 0, hidden, out_width, gates, tanh_cells, c_prev, w_hh, w_hr,  \
+                         grad_output, dh_state, dc_state, grad_gates, grad_h);                                        \
     }                                                                                                                 \
     NATIVE_EXPORT void gru_forward_##SUFFIX(index_t steps, const index_t* batch_sizes, int reverse,                    \
                                             index_t input_size, index_t hidden, const T* x, const T* w_ih,            \
