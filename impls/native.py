@@ -191,7 +191,7 @@ def _operands(x: Tensor, *tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     """The kernel's inputs, contiguous, after checking they are on the CPU."""
     if not x.is_cpu:
         raise RuntimeError(f"native runs on the CPU only, got a tensor on {x.device}")
-    return tuple(None if tensor is None else tensor.contiguous() for tensor in (x, *tensors))
+    return (x.contiguous(), *[None if tensor is None else tensor.contiguous() for tensor in tensors])
 
 
 def refuse_double_backward() -> None:

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -267,20 +268,37 @@ void product(index_t m, index_t n, index_t panels, const Operand<T>* operands, i
     }
 }
 
+// A buffer of T left uninitialised (std::vector would zero it first: a pass over
+// every weight on each call, which at the latency-bound shape is not small).
+template <typename T>
+class Buffer {
+  public:
+    explicit Buffer(index_t size = 0) : data_(size > 0 ? new T[static_cast<size_t>(size)] : nullptr) {}
+    T* data() const { return data_.get(); }
+
+  private:
+    std::unique_ptr<T[]> data_;
+};
+
 template <typename T>
 class Weight {
   public:
     // op(W) = W^T for W stored (n x k) (``transposed``), else W stored (k x n).
     Weight(const T* w, index_t n, index_t k, bool transposed)
-        : n_(n), k_(k), panels_((n + kPanel<T> - 1) / kPanel<T>),
-          packed_(static_cast<size_t>(panels_ * k * kPanel<T>), T(0)) {
+        : n_(n), k_(k), panels_((n + kPanel<T> - 1) / kPanel<T>), packed_(panels_ * k * kPanel<T>) {
         for (index_t panel = 0; panel < panels_; ++panel) {
             T* target = packed_.data() + panel * k * kPanel<T>;
             const index_t first = panel * kPanel<T>;
             const index_t width = n - first < kPanel<T> ? n - first : kPanel<T>;
-            for (index_t p = 0; p < k; ++p)
+            if (transposed) {
                 for (index_t j = 0; j < width; ++j)
-                    target[p * kPanel<T> + j] = transposed ? w[(first + j) * k + p] : w[p * n + first + j];
+                    for (index_t p = 0; p < k; ++p) target[p * kPanel<T> + j] = w[(first + j) * k + p];
+            } else {
+                for (index_t p = 0; p < k; ++p)
+                    for (index_t j = 0; j < width; ++j) target[p * kPanel<T> + j] = w[p * n + first + j];
+            }
+            for (index_t p = 0; p < k; ++p)
+                for (index_t j = width; j < kPanel<T>; ++j) target[p * kPanel<T> + j] = T(0);
         }
     }
 
@@ -296,7 +314,7 @@ class Weight {
 
   private:
     index_t n_, k_, panels_;
-    std::vector<T> packed_;
+    Buffer<T> packed_;
 };
 
 // A bias row b_1 + b_2 (each optional), zero-padded to whole panels.
@@ -321,7 +339,7 @@ class StepGates {
         : width_(width), input_size_(input_size), x_(x), hoisted_(batch < kRowBlock),
           input_(w_ih, width, input_size, true), bias_(padded_bias(width, b_1, b_2)) {
         if (w_hh != nullptr) recurrent_.emplace_back(w_hh, width, hidden, true);
-        if (gates == nullptr) scratch_.resize(static_cast<size_t>((hoisted_ ? total : batch) * width));
+        if (gates == nullptr) scratch_ = Buffer<T>((hoisted_ ? total : batch) * width);
         gates_ = gates != nullptr ? gates : scratch_.data();
         reuse_rows_ = gates == nullptr && !hoisted_;
         if (hoisted_) {
@@ -351,7 +369,8 @@ class StepGates {
     bool hoisted_, reuse_rows_ = false;
     Weight<T> input_;
     std::vector<Weight<T>> recurrent_;
-    std::vector<T> bias_, scratch_;
+    std::vector<T> bias_;
+    Buffer<T> scratch_;
     T* gates_;
 };
 
