@@ -3,15 +3,15 @@
 The drop-in shells (harness/dropin.py) do every layout, layer stacking and dropout;
 this module supplies `run_direction`, which splits the work where it is cheapest:
 
-- Python (torch): what is one GEMM over the whole sequence. The input projection
-  x W_ih^T + bias for every step at once before the loop; after the backward loop,
-  the gradients of the input, W_ih, W_hh and the biases, each one matrix product or
-  sum over all steps.
-- C++ (impls/csrc/native_rnn.cpp): what is sequential. Per step, the recurrent
-  product h_{t-1} W_hh^T (a hand-written GEMV for a few rows, BLAS's GEMM from the
-  library torch loaded for more) and, in one pass over the step's gate block, the
-  gates' nonlinearities and the state update; in the backward, the same per step for
-  the gradient. Nothing is recorded by autograd inside the loop.
+- C++ (impls/csrc/native_rnn.cpp), forward: W_ih and W_hh packed once per call,
+  then per step one register-tiled product, bias + x_t W_ih^T + h_{t-1} W_hh^T
+  (for fewer rows than a register block, the input projection for the whole
+  sequence first), and in one pass over the step's gate rows the nonlinearities
+  and the state update (LSTM's W_hr product after it). Backward through time: per
+  step the gate derivatives and the product carrying them to h_{t-1}. Nothing is
+  recorded by autograd inside the loop.
+- Python (torch), after the backward loop: the gradients of the input, W_ih, W_hh,
+  the biases and W_hr, each one matrix product or sum over all steps.
 
 The C++ is built on first use with `torch.utils.cpp_extension` (seconds: it includes
 no torch header) into a cache directory keyed by its source, its flags, torch's

@@ -4,10 +4,11 @@
 //
 // Plain C++ behind a C ABI, called through ctypes with raw pointers: no torch
 // headers, so the one-time build takes seconds, and a call costs a few
-// microseconds, not a dispatcher round trip per step. A forward call does the
-// input projection for the whole sequence (one product), then per step the
-// recurrent product and every gate's elementwise work in one pass over the step's
-// gate block; a backward call, per step, the gate gradients and the product that
+// microseconds, not a dispatcher round trip per step. A forward call computes per
+// step one product, bias + x_t W_ih^T + h_{t-1} W_hh^T (for fewer rows than a
+// register block the input projection for the whole sequence first, see
+// `StepGates`), then every gate's elementwise work in one pass over the step's
+// gate rows; a backward call, per step, the gate gradients and the product that
 // carries them to the previous step. Python does the weight and input gradients,
 // each one product over all steps.
 //
