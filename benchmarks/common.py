@@ -20,7 +20,7 @@ from harness.registry import discover
 from harness.workload import Shape, build_workload, builtin_name, worst_error
 
 IMPLEMENTATIONS = [
-    "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript",
+    "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "native",
     # torch's own execution paths; compiled and exported compile/export in setup (minutes).
     "torch-decomp", "compiled", "exported", "onnxruntime",
 ]
