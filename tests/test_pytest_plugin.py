@@ -147,7 +147,7 @@ def runs(tmp_path_factory) -> dict[str, Run]:
         "project suite": start_pytest(workspace / "project", WRONG_DISTRIBUTION, [str(Path(__file__).parent / "test_fuzz_builtins.py"), "--collect-only", "-q"]),
         # What the campaign drew, as Hypothesis shows it for its own tests.
         "statistics": start_pytest(workspace / "statistics", {}, [
-            "--pyargs", "harness.suite", "--rnn-impl", "torch-grucell", "--rnn-max-examples", "40", "--rnn-seed", str(SEED),
+            "--pyargs", "harness.suite", "--rnn-impl", "torch-grucell", "--rnn-max-examples", "150", "--rnn-seed", str(SEED),
             "--hypothesis-show-statistics",
         ]),
         "misspelt profile": start_pytest(workspace / "profile", {"test_plain.py": PLAIN_TEST}, ["--rnn-profile", "nightly", "test_plain.py"]),
@@ -184,8 +184,9 @@ def test_show_statistics_lists_each_dimension_value_the_campaign_drew(runs):
     assert run.returncode == 0, run.output
     assert "Hypothesis Statistics" in run.output
     statistics = run.output[run.output.index("Hypothesis Statistics"):]
-    # The covering cases run as Hypothesis' reuse phase, then the random ones, each
-    # labelled with the value of every dimension it held, and the guided search's best.
+    # The covering and sampled cases run as Hypothesis' reuse phase, then its own
+    # generation (half of a random phase of 126), each case labelled with the value of
+    # every dimension it held, and the guided search's best.
     assert "during reuse phase" in statistics and "during generate phase" in statistics, statistics
     for dimension in ("layout=", "batch=", "grad_mode=", "dtype=", "second_call=", "defect="):
         assert f"%, {dimension}" in statistics, statistics
