@@ -68,7 +68,7 @@ class PerturbedActivations:
         return super().forward(input, hx)
 
     def elementwise(self, name: str, x: Tensor) -> Tensor:
-        budget = self.error_model.activation_budget(name, x.dtype)
+        budget = self.error_model.activation_budget(name, x.dtype, systematic=self.systematic)
         if budget is None:
             return super().elementwise(name, x)
         ulps, floor = budget
