@@ -34,17 +34,17 @@ from harness.tolerance import DEFAULT_MODEL, ErrorModel
 _NOT_GIVEN = object()  # "torch's outcome on an invalid input is not known yet"
 
 
-MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float], None] | None] = contextvars.ContextVar("margin_observer", default=None)
-"""Set to a callable(kind, name, worst |error| / bound) to watch how close each compared
-tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
+MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float, Case], None] | None] = contextvars.ContextVar("margin_observer", default=None)
+"""Set to a callable(kind, name, worst |error| / bound, case) to watch how close each
+compared tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
 
 
-def _observe_margin(kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
+def _observe_margin(case: Case, kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
     observer = MARGIN_OBSERVER.get()
     if observer is None or not bool(compared.any()):
         return
     ratio = (error / bound).nan_to_num(nan=math.inf)
-    observer(kind, name, float(torch.where(compared, ratio, torch.zeros_like(ratio)).max()))
+    observer(kind, name, float(torch.where(compared, ratio, torch.zeros_like(ratio)).max()), case)
 
 
 class Discrepancy(AssertionError):
@@ -503,7 +503,7 @@ def _check_elements(case, name, reference, probe, candidate, bound, compare, cal
     both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
     bad_nonfinite = both_finite & ~torch.isfinite(candidate)
     error = (candidate - reference).abs()
-    _observe_margin("value", name, error, bound, compare)
+    _observe_margin(case, "value", name, error, bound, compare)
     violation = compare & ~(error <= bound)  # NaN error counts as a violation
     if bool(bad_nonfinite.any()):
         violation = violation | bad_nonfinite
@@ -585,7 +585,7 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
             continue
         finite = torch.isfinite(expected) & torch.isfinite(probe.gradients[name])
         error = (got - expected).abs()
-        _observe_margin("gradient", name, error, bound, finite)
+        _observe_margin(case, "gradient", name, error, bound, finite)
         bad = finite & ~(error <= bound)
         if bool(bad.any()):
             masked = torch.where(bad, error.nan_to_num(nan=math.inf), torch.zeros_like(error))
