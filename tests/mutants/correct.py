@@ -143,13 +143,30 @@ def tanh_from_sigmoid(x: Tensor) -> Tensor:
     identity is exact, the arithmetic is not: where tanh is near 0 the sigmoid is near
     1/2, and its rounding, a few units of roundoff of 1/2, survives the subtraction of
     1 as an absolute error: 3 units of roundoff at most, but relative to a small tanh
-    unbounded (1,700 units at |x| = 1e-3)."""
+    unbounded (1,700 units at |x| = 1e-3). No gradient (see `TanhFromSigmoid`)."""
     if x.dtype in (torch.float16, torch.bfloat16):
         return tanh_from_sigmoid(x.float()).to(x.dtype)
     v = 2 * x
     e = torch.exp(-v.abs())  # exp(-v) above 0, exp(v) below: never overflows
     sigmoid = torch.where(v >= 0, 1 / (1 + e), e / (1 + e))
     return 2 * sigmoid - 1
+
+
+class TanhFromSigmoid(torch.autograd.Function):
+    """Forward: `tanh_from_sigmoid`. Backward: 1 - y^2 from the output, as torch's
+    tanh backward (onnxruntime has none; differentiating the formula itself would lose
+    the derivative at x = 0, where |v| has none)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = tanh_from_sigmoid(x.detach())
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
 
 
 class OnnxRnnOperatorArithmetic(StepwiseRNN):
@@ -178,5 +195,5 @@ class OnnxRnnOperatorArithmetic(StepwiseRNN):
 
     def elementwise(self, name, x):
         if name == "tanh":
-            return tanh_from_sigmoid(x)
+            return TanhFromSigmoid.apply(x)
         return super().elementwise(name, x)
