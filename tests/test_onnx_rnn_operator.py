@@ -45,29 +45,6 @@ ISSUE_21_CASE_UNPACKED = dataclasses.replace(ISSUE_21_CASE, layout="batched", le
 """The same tensors as a plain (T, B, I) input, which the onnxruntime built-in takes."""
 
 
-def rnn_operator_tanh(x: np.ndarray) -> np.ndarray:
-    """tanh as onnxruntime's RNN operator computes it: one unit, W = 1, R = 0, no bias,
-    so every step's result is the operator's activation of that step's input."""
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = [
-        numpy_helper.from_array(np.ones((1, 1, 1), np.float32), "W"),
-        numpy_helper.from_array(np.zeros((1, 1, 1), np.float32), "R"),
-    ]
-    node = helper.make_node("RNN", ["x", "W", "R"], ["y"], hidden_size=1)
-    graph = helper.make_graph(
-        [node], "rnn_tanh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = min(model.ir_version, 10)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(["y"], {"x": x.reshape(-1, 1, 1)})[0].reshape(-1)
-
-
 def sample_points() -> np.ndarray:
     magnitudes = np.concatenate([np.logspace(-6, 1, 20_000), np.linspace(0, 10, 20_000)]).astype(np.float32)
     return np.concatenate([magnitudes, -magnitudes])
@@ -75,7 +52,7 @@ def sample_points() -> np.ndarray:
 
 def test_the_rnn_operators_tanh_is_twice_a_sigmoid_minus_one():
     x = sample_points()
-    operator = rnn_operator_tanh(x)
+    operator = onnx_runtime.rnn_operator_activation(x)
     ours = tanh_from_sigmoid(torch.from_numpy(x)).numpy()
     assert np.mean(ours == operator) > 0.99, "correct-onnx-rnn-operator-arithmetic should be onnxruntime's tanh"
 
@@ -85,7 +62,7 @@ def test_the_rnn_operators_tanh_is_accurate_in_absolute_terms_only():
     # relative to a small result, and within the budget once the floor is applied.
     x = sample_points()
     exact = np.tanh(x.astype(np.float64))
-    error = np.abs(rnn_operator_tanh(x).astype(np.float64) - exact) / UNIT_ROUNDOFF[torch.float32]
+    error = np.abs(onnx_runtime.rnn_operator_activation(x).astype(np.float64) - exact) / UNIT_ROUNDOFF[torch.float32]
     small = (np.abs(x) > 1e-4) & (np.abs(x) < 1e-2)
     assert error.max() < 3.5
     assert (error[small] / np.abs(exact[small])).max() > 100 * DEFAULT_MODEL.activation_ulps
