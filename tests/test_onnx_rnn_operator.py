@@ -96,16 +96,12 @@ class PackedOnnxRuntimeRNN(onnx_runtime.OnnxRuntimeRNN):
 PACKED_PORT = Implementation(name="onnx-rnn-operator-port", factory=PackedOnnxRuntimeRNN, family="RNN", backward=False, dtypes={torch.float32})
 
 
-def onnxruntime_builtin() -> Implementation:
-    return onnx_runtime.IMPLEMENTATION
-
-
 def test_a_port_on_the_rnn_operator_passes_the_issue_21_case():
     check(PACKED_PORT, ISSUE_21_CASE)
 
 
 def test_the_onnxruntime_builtin_passes_the_issue_21_case():
-    check(onnxruntime_builtin(), ISSUE_21_CASE_UNPACKED)
+    check(onnx_runtime.IMPLEMENTATION, ISSUE_21_CASE_UNPACKED)
 
 
 @pytest.mark.parametrize(
@@ -136,5 +132,5 @@ def test_without_tanhs_floor_the_issue_21_case_is_a_false_alarm(monkeypatch):
     # is flagged where the campaign flagged it.
     monkeypatch.setitem(tolerance.ACTIVATION_ROUNDING_FLOOR, "tanh", 0.0)
     with pytest.raises(Discrepancy) as caught:
-        check(onnxruntime_builtin(), ISSUE_21_CASE_UNPACKED)
+        check(onnx_runtime.IMPLEMENTATION, ISSUE_21_CASE_UNPACKED)
     assert "on the second call" in caught.value.summary and "time step 4" in caught.value.summary
