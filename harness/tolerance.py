@@ -51,8 +51,9 @@ roundoff of 1/2, survives the subtraction as an absolute error: up to 2.7 units 
 this floor. With a relative budget that correct arithmetic was flagged in a long
 campaign (issue 21; docs/error-model.md). Its error is rounding, not an
 approximation's bias, so the systematic probes keep tanh relative: an absolute
-floor there cost the detection of a tanh 32 units off (one seed in six from the
-18th example to the 161st)."""
+floor there (tried in a first version) delayed the detection of a tanh 32 units off
+on one seed in six from the 18th example to the 161st. Below the floor the move
+keeps y's sign (harness/probes.py), so outputs above it move as without a floor."""
 ACTIVATION_DTYPES = (torch.float32, torch.float64)
 
 
