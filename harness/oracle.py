@@ -34,9 +34,9 @@ from harness.tolerance import DEFAULT_MODEL, ErrorModel
 _NOT_GIVEN = object()  # "torch's outcome on an invalid input is not known yet"
 
 
-MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float], None] | None] = contextvars.ContextVar("margin_observer", default=None)
-"""Set to a callable(kind, name, worst |error| / bound) to watch how close each compared
-tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
+MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float, Case], None] | None] = contextvars.ContextVar("margin_observer", default=None)
+"""Set to a callable(kind, name, worst |error| / bound, case) to watch how close each
+compared tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
 
 
 CASE_MARGINS: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("case_margins", default=None)
@@ -45,7 +45,7 @@ under the bounds that judged it (the narrower ones unless the candidate was out 
 them). Unlike MARGIN_OBSERVER it does not make the lazy probes run on every case."""
 
 
-def _observe_margin(kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
+def _observe_margin(case: Case, kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
     observer, margins = MARGIN_OBSERVER.get(), CASE_MARGINS.get()
     if (observer is None and margins is None) or not bool(compared.any()):
         return
@@ -54,7 +54,7 @@ def _observe_margin(kind: str, name: str, error: Tensor, bound: Tensor | float, 
     if margins is not None:
         margins.append(worst)
     if observer is not None:
-        observer(kind, name, worst)
+        observer(kind, name, worst, case)
 
 
 class Discrepancy(AssertionError):
@@ -513,7 +513,7 @@ def _check_elements(case, name, reference, probe, candidate, bound, compare, cal
     both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
     bad_nonfinite = both_finite & ~torch.isfinite(candidate)
     error = (candidate - reference).abs()
-    _observe_margin("value", name, error, bound, compare)
+    _observe_margin(case, "value", name, error, bound, compare)
     violation = compare & ~(error <= bound)  # NaN error counts as a violation
     if bool(bad_nonfinite.any()):
         violation = violation | bad_nonfinite
@@ -595,7 +595,7 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
             continue
         finite = torch.isfinite(expected) & torch.isfinite(probe.gradients[name])
         error = (got - expected).abs()
-        _observe_margin("gradient", name, error, bound, finite)
+        _observe_margin(case, "gradient", name, error, bound, finite)
         bad = finite & ~(error <= bound)
         if bool(bad.any()):
             masked = torch.where(bad, error.nan_to_num(nan=math.inf), torch.zeros_like(error))

@@ -33,8 +33,12 @@ class ShiftedOutput(torch.autograd.Function):
     def forward(ctx, x: Tensor, name: str, noise: Tensor, floor: float) -> Tensor:
         y = ELEMENTWISE[name](x)
         # y + noise * y, not y * (1 + noise): 1 + noise would round to a multiple of
-        # 2 units of roundoff and overshoot the budget.
-        shifted = y + noise * (y if floor == 0 else y.abs().clamp_min(floor))
+        # 2 units of roundoff and overshoot the budget. Below the floor the move keeps
+        # y's sign, as noise * y does above it: a floor then only enlarges the moves of
+        # small outputs and leaves every other element's move as it was (a tanh floor
+        # that flipped the noise of negative outputs drew another sample, under which
+        # correct-approximate-activations went from 0.73 of its bound to 1.14).
+        shifted = y + noise * (y if floor == 0 else torch.copysign(y.abs().clamp_min(floor), y))
         ctx.save_for_backward(shifted)
         ctx.name = name
         return shifted
@@ -68,7 +72,7 @@ class PerturbedActivations:
         return super().forward(input, hx)
 
     def elementwise(self, name: str, x: Tensor) -> Tensor:
-        budget = self.error_model.activation_budget(name, x.dtype)
+        budget = self.error_model.activation_budget(name, x.dtype, systematic=self.systematic)
         if budget is None:
             return super().elementwise(name, x)
         ulps, floor = budget

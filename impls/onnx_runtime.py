@@ -118,6 +118,35 @@ def export_session(module: nn.Module, module_class: type, input, hx):
     return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
+def rnn_operator_activation(values, activation: str = "Tanh"):
+    """What onnxruntime's CPU kernel for ONNX's ``RNN`` operator computes for
+    ``activation`` at each float32 value of the 1-D numpy array ``values``: one unit,
+    W = 1, R = 0 and no bias, so each step's result is the activation of that step's
+    input. The kernel does not use the Tanh operator's MLAS routine: its activations
+    are scalar functions of its own (rnn_activation_functors.h; tanh is
+    2 Sigmoid(2x) - 1). tools/activation_accuracy.py and tests/test_onnx_rnn_operator.py
+    measure it."""
+    import numpy as np
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = [
+        numpy_helper.from_array(np.ones((1, 1, 1), np.float32), "W"),
+        numpy_helper.from_array(np.zeros((1, 1, 1), np.float32), "R"),
+    ]
+    node = helper.make_node("RNN", ["x", "W", "R"], ["y"], hidden_size=1, activations=[activation])
+    graph = helper.make_graph(
+        [node], "rnn_activation", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = min(model.ir_version, 10)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(["y"], {"x": np.asarray(values, dtype=np.float32).reshape(-1, 1, 1)})[0].reshape(-1)
+
+
 class _TorchForward(nn.Module):
     def __init__(self, module: nn.Module, module_class: type[nn.Module]):
         super().__init__()

@@ -6,10 +6,14 @@ the number. Each library evaluates the function on the same float32 points (even
 spaced in [-10, 10], 2M by default); the truth is the float64 function of the same
 float32 input, and the error is |library - truth| in units of the float32 spacing at
 the truth. Libraries that are not installed are listed as such, not skipped silently.
+With ``--small`` the points are instead logarithmically spaced magnitudes from 1e-8 to
+10, both signs: where a tanh computed as 2 sigmoid(2x) - 1 (onnxruntime's RNN
+operator) is accurate in absolute terms only.
 
     python tools/activation_accuracy.py                 # torch, numpy, scipy, onnxruntime
     python tools/activation_accuracy.py --compile       # also torch.compile (inductor, ~1 min)
     python tools/activation_accuracy.py --points 200000
+    python tools/activation_accuracy.py --small         # magnitudes 1e-8 .. 10
 
 onnxruntime is not a dependency of rnn-harness: ``pip install onnxruntime onnx`` first.
 """
@@ -23,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from harness.tolerance import ACTIVATION_ULP_FLOOR, UNIT_ROUNDOFF
+from harness.tolerance import ACTIVATION_ROUNDING_FLOOR, ACTIVATION_ULP_FLOOR, UNIT_ROUNDOFF
 
 Measured = Callable[[np.ndarray], np.ndarray]
 
@@ -50,7 +54,9 @@ def budget_units(got: np.ndarray, exact: np.ndarray, dtype: torch.dtype, floor: 
     """|got - exact| / (u * max(|exact|, floor)), u the unit roundoff of ``dtype``:
     the measure `ErrorModel.activation_ulps` is stated in (one spacing-ulp is 1 to 2 of these)."""
     scale = UNIT_ROUNDOFF[dtype] * np.maximum(np.abs(exact), floor)
-    return np.abs(got.astype(np.float64) - exact) / scale
+    error = np.abs(got.astype(np.float64) - exact)
+    with np.errstate(divide="ignore"):  # an exact result of 0 with an error: infinitely many units
+        return np.divide(error, scale, out=np.zeros_like(error), where=error > 0)
 
 
 def torch_contiguous(function: str) -> Measured:
@@ -123,6 +129,16 @@ def onnxruntime_cpu(function: str) -> Measured | str:
     return lambda x: session.run(["y"], {"x": x})[0]
 
 
+def onnxruntime_rnn_operator(function: str) -> Measured | str:
+    try:
+        from impls.onnx_runtime import onnxruntime_problem, rnn_operator_activation
+    except ImportError as error:
+        return f"impls.onnx_runtime cannot be imported ({error})"
+    if onnxruntime_problem():
+        return "onnxruntime/onnx are not installed (pip install onnxruntime onnx)"
+    return lambda x: rnn_operator_activation(x, "Tanh" if function == "tanh" else "Sigmoid")
+
+
 def library_versions() -> str:
     parts = [f"torch {torch.__version__}", f"numpy {np.__version__}"]
     for name in ("scipy", "onnxruntime"):
@@ -137,40 +153,49 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=2_000_000, help="float32 points in [-10, 10] (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (inductor's CPU code)")
+    parser.add_argument("--small", action="store_true", help="logarithmically spaced magnitudes from 1e-8 to 10, both signs")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(1)
-    x = np.linspace(-10, 10, arguments.points, dtype=np.float32)
+    if arguments.small:
+        magnitudes = np.logspace(-8, 1, arguments.points // 2)
+        x = np.concatenate([-magnitudes[::-1], magnitudes]).astype(np.float32)
+    else:
+        x = np.linspace(-10, 10, arguments.points, dtype=np.float32)
     libraries: dict[str, tuple[Callable[[str], Measured | str], torch.dtype]] = {
         "torch (contiguous, SIMD)": (torch_contiguous, torch.float32),
         "torch (strided, scalar loop)": (torch_strided, torch.float32),
         "numpy float32": (numpy_float32, torch.float32),
         "scipy.special.expit float32": (scipy_float32, torch.float32),
         "onnxruntime CPU (MLAS)": (onnxruntime_cpu, torch.float32),
+        "onnxruntime RNN operator": (onnxruntime_rnn_operator, torch.float32),
         "torch float16": (torch_half(torch.float16), torch.float16),
         "torch bfloat16": (torch_half(torch.bfloat16), torch.bfloat16),
     }
     if arguments.compile:
         libraries["torch.compile (inductor CPU)"] = (torch_compiled, torch.float32)
-    print(f"{arguments.points} float32 points evenly spaced in [-10, 10]; {library_versions()}")
+    spread = "magnitudes logarithmically spaced in [1e-8, 10], both signs" if arguments.small else "evenly spaced in [-10, 10]"
+    print(f"{len(x)} float32 points {spread}; {library_versions()}")
     print("ulp: the output dtype's spacing at the exact value. budget units: |error| / (u * max(|y|, floor)),")
-    print(f"u the dtype's unit roundoff, floor {ACTIVATION_ULP_FLOOR} (ErrorModel.activation_ulps is stated in these).")
-    print("\n| library | function | max ulp | 99.9th pct ulp | mean ulp | worst x | max budget units |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"u the dtype's unit roundoff; floor of an error of one sign {ACTIVATION_ULP_FLOOR}, of rounding noise")
+    print(f"{ACTIVATION_ROUNDING_FLOOR} (ErrorModel.activation_ulps is stated in these).")
+    print("\n| library | function | max ulp | 99.9th pct ulp | mean ulp | worst x | max budget units (one sign) | max budget units (rounding) |")
+    print("|---|---|---|---|---|---|---|---|")
     for function in ("tanh", "sigmoid"):
         for label, (make, dtype) in libraries.items():
             measured = make(function)
             if isinstance(measured, str):
-                print(f"| {label} | {function} | - | - | - | {measured} | - |")
+                print(f"| {label} | {function} | - | - | - | {measured} | - | - |")
                 continue
             inputs = x if dtype == torch.float32 else torch.from_numpy(x).to(dtype).float().numpy()
             exact = truth(function, inputs)
             got = np.asarray(measured(inputs), dtype=np.float32)
             errors = ulp_errors(got, exact, dtype)
-            absolute = budget_units(got, exact, dtype, ACTIVATION_ULP_FLOOR[function])
+            systematic = budget_units(got, exact, dtype, ACTIVATION_ULP_FLOOR[function])
+            rounding = budget_units(got, exact, dtype, ACTIVATION_ROUNDING_FLOOR[function])
             worst = int(errors.argmax())
             print(
                 f"| {label} | {function} | {errors.max():.2f} | {np.quantile(errors, 0.999):.2f} "
-                f"| {errors.mean():.3f} | {float(inputs[worst]):.6g} | {absolute.max():.2f} |",
+                f"| {errors.mean():.3f} | {float(inputs[worst]):.6g} | {systematic.max():.2f} | {rounding.max():.2f} |",
                 flush=True,
             )
     return 0

@@ -69,17 +69,22 @@ def main(argv: list[str] | None = None) -> int:
           "| values: median | p99 | max | gradients: median | p99 | max | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     failures = 0
+    details = []
     for name in arguments.names:
         implementation = find_implementation(name)
         for seed in arguments.seeds:
             per_example: list[dict[str, float]] = []
+            worst: dict[str, tuple[float, str, object]] = {}  # kind -> (ratio, tensor, case)
 
             def new_example(_count: int) -> None:
                 per_example.append({})
 
-            def observe(kind: str, _tensor: str, ratio: float) -> None:
+            def observe(kind: str, tensor: str, ratio: float, case) -> None:
                 if per_example:
                     per_example[-1][kind] = max(per_example[-1].get(kind, 0.0), ratio)
+                    per_example[-1]["dtype"] = str(case.dtype)
+                if ratio > worst.get(kind, (-1.0,))[0]:
+                    worst[kind] = (ratio, tensor, case)
 
             token = oracle.MARGIN_OBSERVER.set(observe)
             started = time.perf_counter()
@@ -100,7 +105,26 @@ def main(argv: list[str] | None = None) -> int:
             )
             if result.failure is not None:
                 print(result.failure.summary.replace("\n", "\n    "), flush=True)
+            details.append((name, seed, per_example, worst))
+    print_worst(details)
     return 1 if failures else 0
+
+
+def print_worst(details: list) -> None:
+    """Per run: the largest ratio by kind and dtype, and the case behind each kind's
+    largest (a reader judging soundness wants the closest call, not only the verdict)."""
+    print("\nworst |error| / bound by kind of comparison and dtype (compared examples):")
+    print("\n| implementation | seed | kind | dtype | examples | max |")
+    print("|---|---|---|---|---|---|")
+    for name, seed, per_example, _ in details:
+        for kind in ("value", "gradient"):
+            for dtype in sorted({example["dtype"] for example in per_example if kind in example}):
+                ratios = [example[kind] for example in per_example if kind in example and example["dtype"] == dtype]
+                print(f"| {name} | {seed} | {kind} | {dtype} | {len(ratios)} | {max(ratios):.3g} |")
+    for name, seed, _, worst in details:
+        for kind, (ratio, tensor, case) in sorted(worst.items()):
+            description = case.describe().replace("\n", "\n      ")
+            print(f"\n{name}, seed {seed}: largest {kind} ratio {ratio:.3g} ({tensor}) on\n      {description}")
 
 
 if __name__ == "__main__":

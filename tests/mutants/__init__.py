@@ -75,5 +75,7 @@ CORRECT_VARIANTS: list[Implementation] = [
     _entry("correct-approximate-activations", correct.ApproximateActivations),
     _entry("correct-blocked-fused-gemm", correct.BlockedFusedGemm),
     _entry("correct-float32-accumulated-half", correct.Float32AccumulatedHalf),
+    # onnxruntime's RNN operator: its sums and its tanh, 2 sigmoid(2x) - 1 (issue 21)
+    _entry("correct-onnx-rnn-operator-arithmetic", correct.OnnxRnnOperatorArithmetic),
     *FAMILY_CORRECT_VARIANTS,
 ]
