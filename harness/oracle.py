@@ -207,6 +207,7 @@ class _Session:
         self._activation_modules: list | None = None  # built on first use: most examples never need them
         self.tipping_ulps = model.tipping_perturbation_ulps if self.dtype != torch.float64 and model.tipping_perturbation_ulps > 0 else None
         self._tipping_modules: list | None = None  # built on first use, as the activation probes
+        self._order_module = None  # likewise (`order_probe`)
         try:
             self.candidate = _quiet_construct(implementation.factory, case, self.dtype, case.device)
         except Discrepancy:
@@ -239,6 +240,31 @@ class _Session:
                 self._tipping_modules.append((module, ulps))
         return self._tipping_modules
 
+    def order_probe(self):
+        """torch in the candidate's dtype with the input's features in reverse order
+        (and W_ih's columns with them): the same function, summed in another order.
+        A hoisted or blocked input GEMM sums in another order too, and where the input
+        product cancels (wide, large inputs against large weights: 29 features x5
+        against weights x3 left 0.5 of terms summing to 78) that moves an output by
+        20 times torch's own error, which one sample of torch's own order may not show.
+        float32 and half precision, with more than one input feature; built and loaded
+        the first time a verdict needs it (None where it does not apply)."""
+        if self.dtype == torch.float64 or self.case.input_size < 2:
+            return None
+        if self._order_module is None:
+            self._order_module = _quiet_construct(reference_factory(self.case.family), self.case, self.dtype, self.case.device)
+            _load(self._order_module, self._reordered(self.materialized.weights), "order probe")
+        return self._order_module
+
+    @staticmethod
+    def _reordered(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The weights with the first layer's input columns reversed."""
+        first_layer = ("weight_ih_l0", "weight_ih_l0_reverse", "weight_ih")
+        return {k: (w.flip(-1) if k in first_layer else w) for k, w in weights.items()}
+
+    def order_inputs(self) -> Materialized:
+        return dataclasses.replace(self.materialized, padded_input=self.materialized.padded_input.flip(-1))
+
     def _sensitivity_noise(self, name: str, shape) -> Tensor:
         generator = torch.Generator().manual_seed(self.case.seed * 1000 + sum(map(ord, name)))
         return torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
@@ -268,6 +294,8 @@ class _Session:
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
         modules += [(module, new) for module in self._activation_modules or ()]
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps in self._tipping_modules or ()]
+        if self._order_module is not None:
+            modules.append((self._order_module, self._reordered(new)))
         for module, weights in modules:
             if weights is None:  # the float64 probe keeps its perturbation pattern
                 generator = torch.Generator().manual_seed(self.case.seed + 2)
@@ -711,6 +739,12 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
 
 def _with_lazy_probes(session: _Session, reference: RunResult, probe: RunResult) -> RunResult:
     probe = _with_activation_probes(session, reference, probe)
+    order = session.order_probe()
+    if order is not None:
+        reordered = run_module(order, session.case, session.order_inputs(), session.dtype, session.case.device, "probe")
+        # Values only: its gradients with respect to the input and W_ih are in the
+        # reversed feature order, and what they would add is not measured yet.
+        probe = _widened(reference, probe, dataclasses.replace(reordered, gradients=reference.gradients), values=True)
     if session.tipping_ulps is not None:
         for module, ulps in session.tipping_probes():
             perturbed = run_module(module, session.case, session.sensitivity_inputs(ulps), session.dtype, session.case.device, "probe")
