@@ -261,13 +261,15 @@ def _probe_worker(names: list[str], database: Location | None, isolate: bool) ->
     """Run on every worker before any unit: can this worker run the campaign?"""
     import multiprocessing
 
-    from harness import database as examples_database
+    from harness import database as examples_database, forkserver
 
     problems = []
-    if isolate and multiprocessing.current_process().daemon:
+    if isolate and multiprocessing.current_process().daemon and not forkserver.available():
+        # Elsewhere the isolating processes come from a subprocess (harness.forkserver), which a daemon may start.
         problems.append(
-            "it runs as a daemon process, which cannot start the process that isolates each candidate: "
-            "start workers with DASK_DISTRIBUTED__WORKER__DAEMON=False (or `dask worker --no-nanny`), or pass --no-isolation"
+            "it runs as a daemon process, and without fork() the process that isolates each candidate is a "
+            "multiprocessing child, which a daemon cannot start: start workers with "
+            "DASK_DISTRIBUTED__WORKER__DAEMON=False (or `dask worker --no-nanny`), or pass --no-isolation"
         )
     for name in names:
         implementation = _installed(name)
