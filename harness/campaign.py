@@ -343,7 +343,7 @@ def _failed(implementation, runner, result, last_failure, error, repro_dir) -> N
         # Everything after this point explains the finding; nothing that goes wrong
         # while explaining may lose it, so each step's own error is kept beside it.
         explainer_errors: list[str] = []
-        if found.kind == "timeout" and not found.evidence.get("full_timeout", True):
+        if found.kind == "timeout" and not found.evidence.get("confirmed", True):
             case, found = _confirm_hang(runner, case, found)
         layer = None
         if found.kind == "value":
@@ -389,13 +389,14 @@ def _confirm_hang(runner, case: Case, found: oracle.Discrepancy) -> tuple[Case, 
 
 
 def _full_timeout(runner) -> oracle.Discrepancy:
+    limit, longer = runner.first_hang_limits or (runner.timeout, SLOW_CONFIRM_FACTOR * runner.timeout)
     summary = (
-        f"the candidate did not finish within {runner.timeout:g}s on this case, nor within "
-        f"{SLOW_CONFIRM_FACTOR * runner.timeout:g}s when run again in a fresh worker (a hang or an infinite loop). "
+        f"the candidate did not finish within {limit:.3g}s on this case, nor within "
+        f"{longer:.3g}s when run again in a fresh worker (a hang or an infinite loop). "
         "Shrinking it found smaller cases that exceeded their shortened limits, but the smallest of them finished "
-        "when given longer, so this is the first case that exceeded the full limit, not a minimal one."
+        "when given longer, so this is the first case that exceeded its limit twice, not a minimal one."
     )
-    return oracle.Discrepancy("timeout", "forward", summary, {"limit": runner.timeout, "full_timeout": True})
+    return oracle.Discrepancy("timeout", "forward", summary, {"limit": limit, "confirm_limit": longer, "full_timeout": limit >= runner.timeout, "confirmed": True})
 
 
 def _factory_import(implementation: Implementation) -> str | None:

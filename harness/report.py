@@ -97,7 +97,7 @@ def declarations(results) -> list[str]:
         slow = getattr(result, "slow_cases", None)
         if slow:
             lines.append(
-                f"  {result.name}: {len(slow)} case{'s' if len(slow) != 1 else ''} exceeded the per-example timeout and then "
+                f"  {result.name}: {len(slow)} case{'s' if len(slow) != 1 else ''} exceeded the time limit and then "
                 f"finished when run again (longest {max(slow):.1f}s): slow, maybe a loaded machine, not hung"
             )
     return ["", "declared by the implementations, and noticed:", *lines] if lines else []
