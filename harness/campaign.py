@@ -41,6 +41,12 @@ PROFILES = {
     "default": (DEFAULT_PROFILE_EXAMPLES, "python -m harness fuzz: every built-in within two minutes on 2 cores"),
     "long": (5000, "campaigns: the zero-false-alarm run"),
 }
+TIME_BUDGETS = {"default": 100.0}
+"""Seconds of campaigns the bare command may spend (``--time-budget``; everything
+registered, no ``--max-examples``): ``python -m harness fuzz`` promises two minutes
+on 2 cores, imports and the examples already running included. Past it, each
+campaign stops before its next example (never before its first, nor while shrinking a
+failure), and the report says where; the replay command runs the same cases first."""
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
@@ -122,6 +128,7 @@ class ImplementationResult:
     family: str | None = None  # torch's class name; None when the plugin could not load
     example_budget: int | None = None  # examples asked of Hypothesis
     budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
+    cut: str = ""  # what the command's time budget cut from this campaign, if anything
 
     def to_json(self) -> dict:
         return {
@@ -136,6 +143,7 @@ class ImplementationResult:
             "examples": self.examples,
             "example_budget": self.example_budget,
             "budget_capped": self.budget_capped,
+            "cut": self.cut,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
             "profile": self.profile,
@@ -278,7 +286,12 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
                 reject()
         result.examples += 1
         if on_example is not None:
-            on_example(result.examples)
+            try:
+                on_example(result.examples)
+            except TimeBudgetSpent:
+                if counter["first_failure"] is None:  # a failure being shrunk is finished first
+                    result.examples -= 1  # this one never ran
+                    raise
         try:
             runner.request(request, case)
         except BaseException as error:
@@ -293,12 +306,28 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
             differential_test()
     except KeyboardInterrupt:
         raise
+    except TimeBudgetSpent as spent:
+        result.verdict = "pass"
+        result.cut = (
+            f"stopped by the command's time budget ({spent.budget:g}s) after {result.examples} of {result.example_budget} examples, "
+            f"none failing; `{result.replay_command()} --time-budget 0` runs the same cases first, then the rest"
+        )
+        return
     except BaseException as error:  # noqa: BLE001 - every failure is classified below
         _failed(implementation, runner, result, last_failure, error, repro_dir)
         result.examples_to_failure = counter["first_failure"]
         result.seconds_to_failure = counter["first_failure_seconds"]
         return
     result.verdict = "pass"
+
+
+class TimeBudgetSpent(BaseException):
+    """The command's time budget is spent: raised before an example, stops the campaign
+    there. A BaseException, so Hypothesis stops instead of calling it a failure."""
+
+    def __init__(self, budget: float):
+        super().__init__(f"time budget of {budget:g}s spent")
+        self.budget = budget
 
 
 class KnownFailurePredicateError(BaseException):
@@ -421,6 +450,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="per-example limit before a candidate counts as hung (default: %(default)s)")
     parser.add_argument("--no-isolation", action="store_true", help="run candidates in this process (faster to debug; a crash ends the campaign)")
     parser.add_argument(
+        "--time-budget", type=float, metavar="SECONDS",
+        help="stop each campaign before its next example once the command has run this long (never before its first "
+        "example or while shrinking a failure; the report says what was cut); 0 for none. Default: "
+        + ", ".join(f"{seconds:g} s for the {name} profile" for name, seconds in TIME_BUDGETS.items())
+        + " when fuzzing everything registered without --max-examples, none otherwise",
+    )
+    parser.add_argument(
         "--jobs", type=int, metavar="N",
         help=f"implementations fuzzed at once, each in its own worker process with one thread (default: the CPUs available, {default_jobs()} here)",
     )
@@ -436,6 +472,8 @@ def check_arguments(args) -> examples_database.Location:
         raise UsageError("--max-examples must be at least 1")
     if not args.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    if getattr(args, "time_budget", None) is not None and args.time_budget < 0:
+        raise UsageError("--time-budget must be a number of seconds, or 0 for none")
     try:
         location = examples_database.parse(DEFAULT_DATABASE if args.database is None else args.database)
         examples_database.check_reachable(location)
@@ -458,6 +496,8 @@ def run_command(args, registry, names: list[str]) -> int:
 
         if args.jobs is not None:
             raise UsageError("--jobs is for a run on this machine; on a cluster, its workers' threads decide how many units run at once")
+        if getattr(args, "time_budget", None) is not None:
+            raise UsageError("--time-budget is for a run on this machine; on a cluster, give --max-examples or --shards")
         return cluster.run_command(args, registry, names)
     location = check_arguments(args)
     devices = args.device or strategies.available_devices()
@@ -478,6 +518,16 @@ def run_command(args, registry, names: list[str]) -> int:
         isolation.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
     results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
     return finish(args, results, seed=seed, devices=devices)
+
+
+def time_budget(args) -> float | None:
+    """Seconds the command's campaigns may run: --time-budget (0: none), else the
+    profile's for the bare command (everything registered, no --max-examples)."""
+    budget = getattr(args, "time_budget", None)
+    if budget is None:
+        chosen = args.max_examples is not None or args.impl or getattr(args, "family", None)
+        return None if chosen else TIME_BUDGETS.get(args.profile)
+    return budget or None
 
 
 def _jobs(args, implementations: int) -> int:
@@ -502,6 +552,8 @@ class _Runs:
         self.args, self.registry, self.seed, self.location, self.devices = args, registry, seed, location, devices
         self.broken = {plugin.name: plugin for plugin in registry.broken}
         self.stop = threading.Event()
+        self.time_budget = time_budget(args)
+        self.deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
 
     def budget(self, name: str) -> int:
         if self.args.max_examples is not None:
@@ -517,6 +569,8 @@ class _Runs:
         def on_example(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
+            if self.deadline is not None and count > 1 and time.monotonic() > self.deadline:
+                raise TimeBudgetSpent(self.time_budget)
             progress.example(count)
 
         try:

@@ -94,6 +94,8 @@ def declarations(results) -> list[str]:
             )
         for reason, count in result.known_failure_cases.items():
             lines.append(f"  {result.name}: {count} case{'s' if count != 1 else ''} set aside as a known failure: {reason}")
+        if getattr(result, "cut", ""):
+            lines.append(f"  {result.name}: {result.cut}")
         slow = getattr(result, "slow_cases", None)
         if slow:
             lines.append(

@@ -259,3 +259,41 @@ def test_a_cancelled_campaign_stops_in_the_middle_of_a_long_example():
     with pytest.raises(KeyboardInterrupt):
         fuzz_implementation(HANGS_WHEN_WIDE, profile="default", seed=0, timeout=60.0, repro_dir=None, database_dir=None, cancel=cancel)
     assert time.perf_counter() - started < 30, "stopped by the event, not by the 60 s timeout"
+
+
+# -- the bare command's time budget ------------------------------------------------------------
+
+
+def test_the_time_budget_stops_each_campaign_before_its_next_example_and_says_so(tmp_path, monkeypatch, capsys):
+    """The bare command stays within its two minutes on a slow or loaded machine: past
+    the budget, each campaign stops before its next example (never before its first, nor
+    while a failure is shrunk), passes on what ran, and the report says what was cut and
+    how to run the rest. A budget of 0 s makes every campaign stop after one example."""
+    from faulty import FAULTY
+
+    mutant = next(f for f in FAULTY if f.name == "faulty-returns-list")  # fails on every case, the first included
+    registered(monkeypatch, implementation("loop"), mutant, implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main([
+        "fuzz", "--jobs", "2", "--time-budget", "0.000001", "--seed", "5", "--report", str(report),
+        "--repro-dir", str(tmp_path / "repros"), "--database", str(tmp_path / "db"),
+    ])
+    assert code == cli.EXIT_DISCREPANCY, "a failure found before the budget ran out is still shrunk and reported"
+    entries = json.loads(report.read_text())["implementations"]
+    assert entries[mutant.name]["verdict"] == "fail" and not entries[mutant.name]["cut"], entries[mutant.name]
+    for name in ("loop", "torch-rnncell"):
+        entry = entries[name]
+        assert (entry["verdict"], entry["examples"]) == ("pass", 1), entry
+        assert "stopped by the command's time budget" in entry["cut"] and "--time-budget 0" in entry["cut"], entry["cut"]
+        assert f"fuzz --impl {name} --seed 5" in entry["cut"], "the replay command runs the same cases first"
+    assert "stopped by the command's time budget after 1 of" in capsys.readouterr().out.replace("(1e-06s) ", "")
+
+
+def test_the_time_budget_applies_to_the_bare_command_only():
+    from harness.campaign import TIME_BUDGETS, time_budget
+
+    bare = cli.build_parser().parse_args(["fuzz"])
+    assert time_budget(bare) == TIME_BUDGETS["default"]
+    for arguments in (["--impl", "loop"], ["--family", "LSTM"], ["--max-examples", "10"], ["--profile", "long"], ["--time-budget", "0"]):
+        assert time_budget(cli.build_parser().parse_args(["fuzz", *arguments])) is None, arguments
+    assert time_budget(cli.build_parser().parse_args(["fuzz", "--impl", "loop", "--time-budget", "5"])) == 5
