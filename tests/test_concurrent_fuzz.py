@@ -266,27 +266,27 @@ def test_a_cancelled_campaign_stops_in_the_middle_of_a_long_example():
 
 def test_the_time_budget_stops_each_campaign_before_its_next_example_and_says_so(tmp_path, monkeypatch, capsys):
     """The bare command stays within its two minutes on a slow or loaded machine: past
-    the budget, each campaign stops before its next example (never before its first, nor
-    while a failure is shrunk), passes on what ran, and the report says what was cut and
-    how to run the rest. A budget of 0 s makes every campaign stop after one example."""
+    the budget, each campaign stops before its next example (never while a failure is
+    shrunk), passes on what ran, and the report says what was cut and how to run the
+    rest. The long profile's budgets (834 and 1,334 examples) take far longer than 5 s."""
     from faulty import FAULTY
 
-    mutant = next(f for f in FAULTY if f.name == "faulty-returns-list")  # fails on every case, the first included
-    registered(monkeypatch, implementation("loop"), mutant, implementation("torch-rnncell"))
+    failing = next(f for f in FAULTY if f.name == "faulty-returns-list")  # fails on every case, the first included
+    registered(monkeypatch, implementation("loop"), failing, implementation("torch-rnncell"))
     report = tmp_path / "report.json"
     code = cli.main([
-        "fuzz", "--jobs", "2", "--time-budget", "0.000001", "--seed", "5", "--report", str(report),
+        "fuzz", "--jobs", "3", "--profile", "long", "--time-budget", "5", "--seed", "5", "--report", str(report),
         "--repro-dir", str(tmp_path / "repros"), "--database", str(tmp_path / "db"),
     ])
     assert code == cli.EXIT_DISCREPANCY, "a failure found before the budget ran out is still shrunk and reported"
     entries = json.loads(report.read_text())["implementations"]
-    assert entries[mutant.name]["verdict"] == "fail" and not entries[mutant.name]["cut"], entries[mutant.name]
+    assert entries[failing.name]["verdict"] == "fail" and not entries[failing.name]["cut"], entries[failing.name]
     for name in ("loop", "torch-rnncell"):
         entry = entries[name]
-        assert (entry["verdict"], entry["examples"]) == ("pass", 1), entry
-        assert "stopped by the command's time budget" in entry["cut"] and "--time-budget 0" in entry["cut"], entry["cut"]
-        assert f"fuzz --impl {name} --seed 5" in entry["cut"], "the replay command runs the same cases first"
-    assert "stopped by the command's time budget after 1 of" in capsys.readouterr().out.replace("(1e-06s) ", "")
+        assert entry["verdict"] == "pass" and 1 <= entry["examples"] < entry["example_budget"], entry
+        assert f"after {entry['examples']} of {entry['example_budget']} examples" in entry["cut"] and "--time-budget 0" in entry["cut"], entry["cut"]
+        assert f"fuzz --impl {name} --seed 5 --profile long" in entry["cut"], "the replay command runs the same cases first"
+    assert "stopped by the command's time budget (5s)" in capsys.readouterr().out
 
 
 def test_the_time_budget_applies_to_the_bare_command_only():
@@ -297,3 +297,18 @@ def test_the_time_budget_applies_to_the_bare_command_only():
     for arguments in (["--impl", "loop"], ["--family", "LSTM"], ["--max-examples", "10"], ["--profile", "long"], ["--time-budget", "0"]):
         assert time_budget(cli.build_parser().parse_args(["fuzz", *arguments])) is None, arguments
     assert time_budget(cli.build_parser().parse_args(["fuzz", "--impl", "loop", "--time-budget", "5"])) == 5
+
+
+def test_past_the_time_budget_a_campaign_not_started_is_not_run_and_says_so(tmp_path, monkeypatch, capsys):
+    """With one lane, the first campaign (834 examples of the long profile) runs until
+    the budget is spent, so the second never starts: reported as cut, with the command
+    that runs it."""
+    registered(monkeypatch, implementation("loop"), implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main(["fuzz", "--jobs", "1", "--profile", "long", "--time-budget", "3", "--seed", "5", "--report", str(report), "--database", str(tmp_path / "db")])
+    assert code == cli.EXIT_OK
+    entries = json.loads(report.read_text())["implementations"]
+    assert entries["loop"]["verdict"] == "pass" and "stopped by the command's time budget" in entries["loop"]["cut"], entries["loop"]
+    skipped = entries["torch-rnncell"]
+    assert (skipped["verdict"], skipped["examples"]) == ("skipped", 0), skipped
+    assert "not run: the command's time budget" in skipped["cut"] and "fuzz --impl torch-rnncell --seed 5 --profile long" in skipped["cut"], skipped["cut"]
