@@ -163,6 +163,8 @@ def _compiled(family: str, factory: type[nn.Module], known_failures: tuple[Known
         name="compiled" if family == "RNN" else f"compiled-{family.lower()}",
         factory=factory,
         family=family,
+        # The GPU only where Inductor can compile for it (Triton installed): decided on the machine that loads this.
+        devices=None if machine.inductor_targets_cuda() else ("cpu",),
         known_failures=known_failures,
         default_examples=1,
         example_timeout=900.0,

@@ -78,6 +78,18 @@ def inductor_avx512() -> bool:
     return "avx512" in inductor_vector_isa().split()
 
 
+def inductor_targets_cuda() -> bool:
+    """Inductor can compile for the GPU here: CUDA is available and Triton, which
+    generates Inductor's GPU code, is installed (CPU wheels of torch come without it)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from torch.utils._triton import has_triton_package
+    except ImportError:  # a torch that moved it: let the campaign find out
+        return True
+    return has_triton_package()
+
+
 def summary() -> dict[str, object]:
     """Everything above, for a note or a test's message: what this process sees."""
     return {
@@ -86,4 +98,6 @@ def summary() -> dict[str, object]:
         "onednn_bfloat16": onednn_bfloat16(),
         "onednn_float16": onednn_float16(),
         "inductor_vector_isa": inductor_vector_isa() or "none (scalar code)",
+        "cuda": torch.cuda.is_available(),
+        "inductor_cuda": inductor_targets_cuda(),
     }

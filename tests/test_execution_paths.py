@@ -467,6 +467,17 @@ def test_half_cell_backward_declaration_follows_inductors_isa(monkeypatch):
         assert implementation.known_failure(case) is expected, f"Inductor ISA {isa!r}"
 
 
+def test_compiled_declares_the_gpu_only_where_inductor_can_compile_for_it(monkeypatch):
+    """Triton generates Inductor's GPU code and CPU wheels lack it: decided when the
+    plugin loads, from what this machine has."""
+    from impls import compiled
+
+    monkeypatch.setattr(machine, "inductor_targets_cuda", lambda: False)
+    assert compiled._compiled("RNN", compiled.CompiledRNN).devices == frozenset({"cpu"})
+    monkeypatch.setattr(machine, "inductor_targets_cuda", lambda: True)
+    assert compiled._compiled("RNN", compiled.CompiledRNN).devices is None
+
+
 @SLOW
 def test_compiled_lstm_with_gradients_matches_torch(compiler):
     torch.manual_seed(0)
