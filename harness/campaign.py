@@ -44,11 +44,12 @@ PROFILES = {
 TIME_BUDGETS = {"default": 100.0}
 """Seconds of campaigns the bare command may spend (``--time-budget``; everything
 registered, no ``--max-examples``): ``python -m harness fuzz`` promises two minutes
-on 2 cores, imports and the examples already running included. Past it, each
-campaign stops before its next example (never before its first, nor while shrinking a
-failure), and those not yet started are not run (one that compiles per shape needs
-`SLOW_START_MARGIN` left to start); the report says what was cut, and each replay
-command runs the same cases first."""
+on 2 cores, imports and the examples already running included. Each campaign gets a
+fair share of what is left when it starts (the lanes' time over the campaigns not yet
+done) and stops before its next example once that is spent (never before its first,
+nor while shrinking a failure); past the budget, those not yet started are not run
+(one that compiles per shape needs `SLOW_START_MARGIN` left to start). The report
+says what was cut, and each replay command runs the same cases first."""
 SLOW_START_MARGIN = 25.0
 """Under a time budget, a campaign that compiles or exports per shape (``example_timeout``)
 starts only with this many seconds left: its one example cannot be cut (15-60 s here)."""
@@ -314,7 +315,7 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
     except TimeBudgetSpent as spent:
         result.verdict = "pass"
         result.cut = (
-            f"stopped by the command's time budget ({spent.budget:g}s) after {result.examples} of {result.example_budget} examples, "
+            f"stopped by the command's time budget ({spent.budget:g}s, shared among the campaigns) after {result.examples} of {result.example_budget} examples, "
             f"none failing; `{result.replay_command()} --time-budget 0` runs the same cases first, then the rest"
         )
         return
@@ -559,6 +560,8 @@ class _Runs:
         self.stop = threading.Event()
         self.time_budget = time_budget(args)
         self.deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
+        self.unstarted, self.lanes = 0, 1  # set by one_at_a_time / concurrently
+        self.counting = threading.Lock()
 
     def budget(self, name: str) -> int:
         if self.args.max_examples is not None:
@@ -569,17 +572,24 @@ class _Runs:
         """One implementation's campaign; a harness bug becomes its `error`, never the run's end."""
         if name in self.broken:
             return ImplementationResult(name, "error", 0, 0.0, self.seed, self.args.profile, reason=self.broken[name].error)
+        own_deadline = None
         if self.deadline is not None:
+            with self.counting:
+                self.unstarted -= 1
+                waiting = max(self.unstarted, 0)
             left = self.deadline - time.monotonic()
             # One example of a path that compiles per shape cannot be cut, and takes tens of seconds.
             if left <= 0 or (self.registry.implementation(name).example_timeout is not None and left < SLOW_START_MARGIN):
                 return self.not_run(name)
+            # A fair share of what is left, so that the campaigns at the end of the queue
+            # are not the ones cut whole: the lanes' time over the campaigns not yet done.
+            own_deadline = time.monotonic() + min(left, left * self.lanes / (waiting + 1))
         progress.start(name, total=self.budget(name))
 
         def on_example(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
-            if self.deadline is not None and count > 1 and time.monotonic() > self.deadline:
+            if own_deadline is not None and count > 1 and time.monotonic() > own_deadline:
                 raise TimeBudgetSpent(self.time_budget)
             progress.example(count)
 
@@ -617,6 +627,7 @@ class _Runs:
     def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
         results: list[ImplementationResult] = []
         progress = report.Progress(sys.stderr)
+        self.unstarted, self.lanes = len(names), 1
         try:
             for name in names:
                 results.append(self.fuzz(name, progress))
@@ -633,6 +644,7 @@ class _Runs:
         # compilers never pay their one-time setup side by side.
         slow = [name for name in names if name not in self.broken and self.registry.implementation(name).example_timeout is not None]
         pending = collections.deque(slow + [name for name in names if name not in slow])
+        self.unstarted, self.lanes = len(pending), jobs
         lock = threading.Lock()
         results: dict[str, ImplementationResult] = {}
         # Each lane says it is done through its own event, never through Thread.join:
