@@ -562,6 +562,7 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
     result = ClusterResult(
         name, "skipped", sum(o.result.examples for o in outcomes), 0.0, seed, profile,
         error_budget=outcomes[0].result.error_budget if outcomes else 1.0,
+        family=next((o.result.family for o in outcomes if o.result.family), None),
         isolated=all(o.result.isolated for o in outcomes),
         worker_restarts=sum(o.result.worker_restarts for o in outcomes),
         slow_cases=[seconds for o in outcomes for seconds in getattr(o.result, "slow_cases", ())],

@@ -158,7 +158,7 @@ def test_shards_are_merged_into_one_report_entry_that_names_the_workers(cluster_
     loop = entries(directory / "report.json")["loop"]
     local_keys = set(ImplementationResult("x", "pass", 0, 0.0, 0, "default").to_json())
     assert local_keys <= set(loop), f"a cluster entry has every key of a local one; missing {local_keys - set(loop)}"
-    assert (loop["verdict"], loop["examples"]) == ("pass", 40), f"loop: {loop}"
+    assert (loop["verdict"], loop["examples"], loop["family"]) == ("pass", 40, "RNN"), f"loop: {loop}"
     shards = loop["shards"]
     assert [(s["shard"], s["seed"], s["max_examples"], s["verdict"]) for s in shards] == [
         (0, FINDING_SEED, 20, "pass"), (1, shard_seed(FINDING_SEED, 1), 20, "pass")
