@@ -12,7 +12,8 @@ costs milliseconds, not an import. A worker obtains the implementation by name
 
 Hangs are made cheap. Each case's limit is predicted from the implementation's own
 measured time on the cases that passed (warm: a fresh worker's first call pays its lazy
-setup, so the first case that passes runs twice), scaled by the case's size (`case_cost`):
+setup; before the first case the smallest case like it runs twice, `calibration_case`),
+scaled by the case's size (`case_cost`):
 before any hang generously (`FIRST_LIMIT_FACTOR` times, at least `FIRST_LIMIT_FLOOR`
 seconds, at most the timeout), so a hang is noticed in seconds, not after the full
 timeout; until enough cases have passed, and for an implementation that declares
@@ -50,7 +51,7 @@ FIRST_LIMIT_FLOOR = 5.0
 """...and never less than this many seconds (a loaded machine; a fresh worker's lazy setup)."""
 MEASURED_BEFORE_PREDICTING = 1
 """Warm cases that must have passed before limits are predicted rather than the full
-timeout (the first case that passes is run twice, so one is measured warm)."""
+timeout (the calibration before the first case gives one)."""
 SHORT_LIMIT_FACTOR = 10.0
 """After a hang: a case may take this many times what its size predicts."""
 SHORT_LIMIT_FLOOR = 0.3
@@ -63,6 +64,16 @@ times that limit before it counts as a hang: on a loaded machine a case can take
 times its usual time, a fresh worker pays its lazy setup again, and slow is not hung."""
 FIRST_CONFIRM_FLOOR = 15.0
 """After a predicted limit, that second run gets at least this many seconds (at most the timeout)."""
+
+
+def calibration_case(case: Case) -> Case:
+    """The smallest valid case like ``case`` (its family, dtype, device and mode): one
+    step of one one-wide layer, one row, nothing invalid. Within every declared limit
+    that ``case`` is within."""
+    return dataclasses.replace(
+        case, input_size=1, hidden_size=1, num_layers=1, bidirectional=False, proj_size=0, dropout=0.0,
+        layout="batched", seq_len=1, batch=1, lengths=None, noncontiguous="none", second_call="none", defect=None,
+    )
 
 
 def case_cost(case: Case) -> float:
@@ -210,6 +221,7 @@ class Worker:
         self.fixed_seconds = None  # the fastest passing case: the cost of a call at all
         self.seconds_per_cost = 0.0  # the steepest passing case above that, per unit of case_cost
         self.measured = 0  # warm passing cases measured
+        self.calibrated = False  # the smallest case was timed before the first one (`_calibrate`)
         self.first_hang: Case | None = None  # the first case that exceeded its limit, twice
         self.first_hang_limits: tuple[float, float] | None = None  # its two limits: the first, and the fresh worker's
         self.slow_cases: list[float] = []  # seconds taken by cases that exceeded their limit once, then finished
@@ -301,6 +313,9 @@ class Worker:
         self.warm = False
 
     def request(self, request: str, case: Case | None = None, *, limit: float | None = None, again: bool = False):
+        if (request.startswith("check") and case is not None and not again and not self.calibrated
+                and self.measured == 0 and self.implementation.example_timeout is None):
+            self._calibrate(case)
         if self.process is None:
             self._start()
         limit = self.limit_for(case) if limit is None else limit
@@ -371,12 +386,20 @@ class Worker:
             self.warm = True
             if not cold:
                 self._measured(case, time.perf_counter() - started)
-            elif self.measured == 0 and self.implementation.example_timeout is None and not again:
-                # Nothing measured yet, and a cold call is no measure: the first case that
-                # passes runs once more, warm, so that the very next case's limit is
-                # predicted, even if it is the one that hangs.
-                return self.request(request, case)
         return payload
+
+    def _calibrate(self, case: Case) -> None:
+        """Before the first case: the smallest case like it, twice (a fresh worker's first
+        call pays its lazy setup; the second is measured), so that the first case's limit
+        is already predicted, even if it is the one that hangs. Its outcome is not a
+        finding (the campaign draws that case itself if it matters), only its time is kept."""
+        self.calibrated = True
+        smallest = calibration_case(case)
+        for _ in range(2):
+            try:
+                self.request("check", smallest, limit=min(self.timeout, FIRST_CONFIRM_FLOOR), again=True)
+            except (Discrepancy, HarnessError):
+                return
 
     def _wait(self, limit: float) -> bool:
         """Whether the answer came within ``limit`` seconds. With a ``cancel`` event
