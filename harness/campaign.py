@@ -42,6 +42,18 @@ PROFILES = {
     "default": (DEFAULT_PROFILE_EXAMPLES, "python -m harness fuzz: every built-in within two minutes on 2 cores"),
     "long": (5000, "campaigns: the zero-false-alarm run"),
 }
+TIME_BUDGETS = {"default": 100.0}
+"""Seconds of campaigns the bare command may spend (``--time-budget``; everything
+registered, no ``--max-examples``): ``python -m harness fuzz`` promises two minutes
+on 2 cores, imports and the examples already running included. Each campaign gets a
+fair share of what is left when it starts (the lanes' time over the campaigns not yet
+done) and stops before its next example once that is spent (never before its first,
+nor while shrinking a failure); past the budget, those not yet started are not run
+(one that compiles per shape needs `SLOW_START_MARGIN` left to start). The report
+says what was cut, and each replay command runs the same cases first."""
+SLOW_START_MARGIN = 25.0
+"""Under a time budget, a campaign that compiles or exports per shape (``example_timeout``)
+starts only with this many seconds left: its one example cannot be cut (15-60 s here)."""
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
 DEFAULT_REPRO_DIR = Path("rnn-harness-repros")
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
@@ -126,6 +138,7 @@ class ImplementationResult:
     coverage: dict | None = None
     """What the campaign's cases held (`harness.coverage.Coverage.to_json`): feasible
     value pairs covered, per-dimension counts, what is left uncovered."""
+    cut: str = ""  # what the command's time budget cut from this campaign, if anything
 
     def to_json(self) -> dict:
         return {
@@ -140,6 +153,7 @@ class ImplementationResult:
             "examples": self.examples,
             "example_budget": self.example_budget,
             "budget_capped": self.budget_capped,
+            "cut": self.cut,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
             "profile": self.profile,
@@ -317,11 +331,16 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
                 result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + 1
                 set_aside()
         result.examples += 1
+        if on_example is not None:
+            try:
+                on_example(result.examples)
+            except TimeBudgetSpent:
+                if counter["first_failure"] is None:  # a failure being shrunk is finished first
+                    result.examples -= 1  # this one never ran
+                    raise
         if counting:
             account.record(case_profile)
             result.coverage = account.to_json()
-        if on_example is not None:
-            on_example(result.examples)
         try:
             margin = runner.request(request, case)
             if isinstance(margin, float) and math.isfinite(margin):
@@ -340,12 +359,28 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
             differential_test()
     except KeyboardInterrupt:
         raise
+    except TimeBudgetSpent as spent:
+        result.verdict = "pass"
+        result.cut = (
+            f"stopped by the command's time budget ({spent.budget:g}s, shared among the campaigns) after {result.examples} of {result.example_budget} examples, "
+            f"none failing; `{result.replay_command()} --time-budget 0` runs the same cases first, then the rest"
+        )
+        return
     except BaseException as error:  # noqa: BLE001 - every failure is classified below
         _failed(implementation, runner, result, last_failure, error, repro_dir)
         result.examples_to_failure = counter["first_failure"]
         result.seconds_to_failure = counter["first_failure_seconds"]
         return
     result.verdict = "pass"
+
+
+class TimeBudgetSpent(BaseException):
+    """The command's time budget is spent: raised before an example, stops the campaign
+    there. A BaseException, so Hypothesis stops instead of calling it a failure."""
+
+    def __init__(self, budget: float):
+        super().__init__(f"time budget of {budget:g}s spent")
+        self.budget = budget
 
 
 class KnownFailurePredicateError(BaseException):
@@ -390,7 +425,7 @@ def _failed(implementation, runner, result, last_failure, error, repro_dir) -> N
         # Everything after this point explains the finding; nothing that goes wrong
         # while explaining may lose it, so each step's own error is kept beside it.
         explainer_errors: list[str] = []
-        if found.kind == "timeout" and not found.evidence.get("full_timeout", True):
+        if found.kind == "timeout" and not found.evidence.get("confirmed", True):
             case, found = _confirm_hang(runner, case, found)
         layer = None
         if found.kind == "value":
@@ -436,13 +471,14 @@ def _confirm_hang(runner, case: Case, found: oracle.Discrepancy) -> tuple[Case, 
 
 
 def _full_timeout(runner) -> oracle.Discrepancy:
+    limit, longer = runner.first_hang_limits or (runner.timeout, SLOW_CONFIRM_FACTOR * runner.timeout)
     summary = (
-        f"the candidate did not finish within {runner.timeout:g}s on this case, nor within "
-        f"{SLOW_CONFIRM_FACTOR * runner.timeout:g}s when run again in a fresh worker (a hang or an infinite loop). "
+        f"the candidate did not finish within {limit:.3g}s on this case, nor within "
+        f"{longer:.3g}s when run again in a fresh worker (a hang or an infinite loop). "
         "Shrinking it found smaller cases that exceeded their shortened limits, but the smallest of them finished "
-        "when given longer, so this is the first case that exceeded the full limit, not a minimal one."
+        "when given longer, so this is the first case that exceeded its limit twice, not a minimal one."
     )
-    return oracle.Discrepancy("timeout", "forward", summary, {"limit": runner.timeout, "full_timeout": True})
+    return oracle.Discrepancy("timeout", "forward", summary, {"limit": limit, "confirm_limit": longer, "full_timeout": limit >= runner.timeout, "confirmed": True})
 
 
 def _factory_import(implementation: Implementation) -> str | None:
@@ -467,6 +503,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="per-example limit before a candidate counts as hung (default: %(default)s)")
     parser.add_argument("--no-isolation", action="store_true", help="run candidates in this process (faster to debug; a crash ends the campaign)")
     parser.add_argument(
+        "--time-budget", type=float, metavar="SECONDS",
+        help="stop each campaign before its next example once the command has run this long (never before its first "
+        "example or while shrinking a failure; the report says what was cut); 0 for none. Default: "
+        + ", ".join(f"{seconds:g} s for the {name} profile" for name, seconds in TIME_BUDGETS.items())
+        + " when fuzzing everything registered without --max-examples, none otherwise",
+    )
+    parser.add_argument(
         "--jobs", type=int, metavar="N",
         help=f"implementations fuzzed at once, each in its own worker process with one thread (default: the CPUs available, {default_jobs()} here)",
     )
@@ -483,6 +526,8 @@ def check_arguments(args) -> examples_database.Location:
         raise UsageError("--max-examples must be at least 1")
     if not args.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    if getattr(args, "time_budget", None) is not None and args.time_budget < 0:
+        raise UsageError("--time-budget must be a number of seconds, or 0 for none")
     try:
         location = examples_database.parse(DEFAULT_DATABASE if args.database is None else args.database)
         examples_database.check_reachable(location)
@@ -505,6 +550,8 @@ def run_command(args, registry, names: list[str]) -> int:
 
         if args.jobs is not None:
             raise UsageError("--jobs is for a run on this machine; on a cluster, its workers' threads decide how many units run at once")
+        if getattr(args, "time_budget", None) is not None:
+            raise UsageError("--time-budget is for a run on this machine; on a cluster, give --max-examples or --shards")
         return cluster.run_command(args, registry, names)
     location = check_arguments(args)
     devices = args.device or strategies.available_devices()
@@ -525,6 +572,16 @@ def run_command(args, registry, names: list[str]) -> int:
         isolation.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
     results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
     return finish(args, results, seed=seed, devices=devices)
+
+
+def time_budget(args) -> float | None:
+    """Seconds the command's campaigns may run: --time-budget (0: none), else the
+    profile's for the bare command (everything registered, no --max-examples)."""
+    budget = getattr(args, "time_budget", None)
+    if budget is None:
+        chosen = args.max_examples is not None or args.impl or getattr(args, "family", None)
+        return None if chosen else TIME_BUDGETS.get(args.profile)
+    return budget or None
 
 
 def _jobs(args, implementations: int) -> int:
@@ -549,6 +606,10 @@ class _Runs:
         self.args, self.registry, self.seed, self.location, self.devices = args, registry, seed, location, devices
         self.broken = {plugin.name: plugin for plugin in registry.broken}
         self.stop = threading.Event()
+        self.time_budget = time_budget(args)
+        self.deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
+        self.unstarted, self.lanes = 0, 1  # set by one_at_a_time / concurrently
+        self.counting = threading.Lock()
 
     def budget(self, name: str) -> int:
         if self.args.max_examples is not None:
@@ -559,11 +620,25 @@ class _Runs:
         """One implementation's campaign; a harness bug becomes its `error`, never the run's end."""
         if name in self.broken:
             return ImplementationResult(name, "error", 0, 0.0, self.seed, self.args.profile, reason=self.broken[name].error)
+        own_deadline = None
+        if self.deadline is not None:
+            with self.counting:
+                self.unstarted -= 1
+                waiting = max(self.unstarted, 0)
+            left = self.deadline - time.monotonic()
+            # One example of a path that compiles per shape cannot be cut, and takes tens of seconds.
+            if left <= 0 or (self.registry.implementation(name).example_timeout is not None and left < SLOW_START_MARGIN):
+                return self.not_run(name)
+            # A fair share of what is left, so that the campaigns at the end of the queue
+            # are not the ones cut whole: the lanes' time over the campaigns not yet done.
+            own_deadline = time.monotonic() + min(left, left * self.lanes / (waiting + 1))
         progress.start(name, total=self.budget(name))
 
         def on_example(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
+            if own_deadline is not None and count > 1 and time.monotonic() > own_deadline:
+                raise TimeBudgetSpent(self.time_budget)
             progress.example(count)
 
         try:
@@ -580,6 +655,17 @@ class _Runs:
         progress.done(result)
         return result
 
+    def not_run(self, name: str) -> ImplementationResult:
+        replay = ImplementationResult(name, "skipped", 0, 0.0, self.seed, self.args.profile).replay_command()
+        cut = (
+            f"not run: the command's time budget ({self.time_budget:g}s) was spent before it could start"
+            f"; `{replay} --time-budget 0` runs it"
+        )
+        return ImplementationResult(
+            name, "skipped", 0, 0.0, self.seed, self.args.profile, reason=cut, cut=cut,
+            family=self.registry.implementation(name).family,
+        )
+
     def interrupted(self, progress: report.Progress, interrupt: KeyboardInterrupt | None = None) -> ImplementationResult:
         return ImplementationResult(
             progress.name, "skipped", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
@@ -590,6 +676,7 @@ class _Runs:
     def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
         results: list[ImplementationResult] = []
         progress = report.Progress(sys.stderr)
+        self.unstarted, self.lanes = len(names), 1
         try:
             for name in names:
                 results.append(self.fuzz(name, progress))
@@ -605,7 +692,11 @@ class _Runs:
         # back; they meet in the middle. So the quick results come early, and two
         # compilers never pay their one-time setup side by side.
         slow = [name for name in names if name not in self.broken and self.registry.implementation(name).example_timeout is not None]
+        # The cheaper of them first (their declared limits: exported 600 s, compiled 900 s),
+        # so that a time budget leaves out the fewest.
+        slow.sort(key=lambda name: self.registry.implementation(name).example_timeout)
         pending = collections.deque(slow + [name for name in names if name not in slow])
+        self.unstarted, self.lanes = len(pending), jobs
         lock = threading.Lock()
         results: dict[str, ImplementationResult] = {}
         # Each lane says it is done through its own event, never through Thread.join:

@@ -263,13 +263,15 @@ def _probe_worker(names: list[str], database: Location | None, isolate: bool) ->
     """Run on every worker before any unit: can this worker run the campaign?"""
     import multiprocessing
 
-    from harness import database as examples_database
+    from harness import database as examples_database, forkserver
 
     problems = []
-    if isolate and multiprocessing.current_process().daemon:
+    if isolate and multiprocessing.current_process().daemon and not forkserver.available():
+        # Elsewhere the isolating processes come from a subprocess (harness.forkserver), which a daemon may start.
         problems.append(
-            "it runs as a daemon process, which cannot start the process that isolates each candidate: "
-            "start workers with DASK_DISTRIBUTED__WORKER__DAEMON=False (or `dask worker --no-nanny`), or pass --no-isolation"
+            "it runs as a daemon process, and without fork() the process that isolates each candidate is a "
+            "multiprocessing child, which a daemon cannot start: start workers with "
+            "DASK_DISTRIBUTED__WORKER__DAEMON=False (or `dask worker --no-nanny`), or pass --no-isolation"
         )
     for name in names:
         implementation = _installed(name)
@@ -562,6 +564,7 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
     result = ClusterResult(
         name, "skipped", sum(o.result.examples for o in outcomes), 0.0, seed, profile,
         error_budget=outcomes[0].result.error_budget if outcomes else 1.0,
+        family=next((o.result.family for o in outcomes if o.result.family), None),
         isolated=all(o.result.isolated for o in outcomes),
         worker_restarts=sum(o.result.worker_restarts for o in outcomes),
         slow_cases=[seconds for o in outcomes for seconds in getattr(o.result, "slow_cases", ())],

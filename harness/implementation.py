@@ -106,10 +106,12 @@ class Implementation:
     ``list`` and in every report."""
     example_timeout: float | None = None
     """Seconds one example may take before the candidate counts as hung, if more than
-    ``--timeout``: a path that compiles a new graph for a new shape needs minutes."""
+    ``--timeout``: a path that compiles a new graph for a new shape needs minutes. It
+    also says the time does not follow the case's size, so every example gets this full
+    limit, never one predicted from the cases that passed (`harness.isolation`)."""
     preload: tuple[str, ...] = ()
     """Modules this implementation's worker would import anyway and that take seconds
-    (``torch._dynamo``, a JAX or TensorFlow runtime): the forkserver every worker forks
+    (``torch._dynamo``, a JAX or TensorFlow runtime): the server every worker forks
     from imports them once, instead of each new worker again. Only modules that start
     no threads or processes when imported: a fork does not copy threads."""
 

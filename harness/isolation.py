@@ -4,15 +4,27 @@ One `Worker` per implementation. The parent (where Hypothesis runs) sends it cas
 the worker runs `oracle.check` and answers. A worker that dies (a broken native
 extension calling abort(), a segfault) or does not answer within the per-example
 timeout is killed and reported as a discrepancy of kind ``crash`` or ``timeout`` on
-that case; the next case starts a fresh worker. Workers fork from a forkserver that
-has already imported torch, so a restart costs milliseconds, not an import. A worker
-obtains the implementation by name (`harness.locate`), as its parent did.
+that case; the next case starts a fresh worker. Workers fork from a server process
+that has already imported torch (`harness.forkserver`, started with subprocess, so
+a daemon process such as a Dask worker under its nanny may use it), so a restart
+costs milliseconds, not an import. A worker obtains the implementation by name
+(`harness.locate`), as its parent did.
 
-Hangs are made cheap: the full timeout is waited out once, for the first case that
-hangs. After that, each case gets a limit predicted from the implementation's own
-measured time on the cases that passed, scaled by the case's size (`case_cost`), so
-shrinking a hang takes seconds; `confirm_hang` re-checks the minimal case with a
-longer limit before it is reported, so a merely slow case is never called a hang.
+Hangs are made cheap. Each case's limit is predicted from the implementation's own
+measured time on the cases that passed (warm: a fresh worker's first call pays its lazy
+setup; before the first case the smallest case like it runs twice, `calibration_case`),
+scaled by the case's size (`case_cost`):
+before any hang generously (`FIRST_LIMIT_FACTOR` times, at least `FIRST_LIMIT_FLOOR`
+seconds, at most the timeout), so a hang is noticed in seconds, not after the full
+timeout; until enough cases have passed, and for an implementation that declares
+``example_timeout`` (its cost does not follow the size: it compiles per shape), the
+limit is the full timeout. The first case over its limit runs once more in a fresh
+worker with `SLOW_CONFIRM_FACTOR` times as long (a predicted limit: at least
+`FIRST_CONFIRM_FLOOR` seconds, at most the timeout):
+finishing there, it was slow (a loaded machine, a kernel compiled on a first call),
+not hung. After a hang, shrinking runs under tighter limits (`SHORT_LIMIT_FACTOR`),
+so it takes seconds; `confirm_hang` re-checks the minimal case with a longer limit
+before it is reported, so a merely slow case is never called a hang.
 """
 
 from __future__ import annotations
@@ -22,26 +34,46 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
 
-from harness import locate
+from harness import forkserver, locate
 from harness.cases import Case
 from harness.implementation import Implementation, Unavailable
 from harness.oracle import Discrepancy
 from harness.tolerance import ErrorModel
 
+FIRST_LIMIT_FACTOR = 20.0
+"""Before any hang: a case may take this many times what its size predicts..."""
+FIRST_LIMIT_FLOOR = 5.0
+"""...and never less than this many seconds (a loaded machine; a fresh worker's lazy setup)."""
+MEASURED_BEFORE_PREDICTING = 1
+"""Warm cases that must have passed before limits are predicted rather than the full
+timeout (the calibration before the first case gives one)."""
 SHORT_LIMIT_FACTOR = 10.0
 """After a hang: a case may take this many times what its size predicts."""
 SHORT_LIMIT_FLOOR = 0.3
 """After a hang: never less than this many seconds per case (a busy machine)."""
 CONFIRM_FACTOR, CONFIRM_FLOOR = 3.0, 3.0
 """The minimal hanging case is re-run with 3x its limit, at least 3 s, before it is reported."""
-SLOW_CONFIRM_FACTOR = 4.0
-"""A case that exceeds the full timeout is run once more, in a fresh worker, with this
-many times the timeout before it counts as a hang: on a loaded machine a long case can
-take several times its usual time, and slow is not hung."""
+SLOW_CONFIRM_FACTOR = 3.0
+"""The first case over its limit is run once more, in a fresh worker, with this many
+times that limit before it counts as a hang: on a loaded machine a case can take several
+times its usual time, a fresh worker pays its lazy setup again, and slow is not hung."""
+FIRST_CONFIRM_FLOOR = 15.0
+"""After a predicted limit, that second run gets at least this many seconds (at most the timeout)."""
+
+
+def calibration_case(case: Case) -> Case:
+    """The smallest valid case like ``case`` (its family, dtype, device and mode): one
+    step of one one-wide layer, one row, nothing invalid. Within every declared limit
+    that ``case`` is within."""
+    return dataclasses.replace(
+        case, input_size=1, hidden_size=1, num_layers=1, bidirectional=False, proj_size=0, dropout=0.0,
+        layout="batched", seq_len=1, batch=1, lengths=None, noncontiguous="none", second_call="none", defect=None,
+    )
 
 
 def case_cost(case: Case) -> float:
@@ -51,27 +83,39 @@ def case_cost(case: Case) -> float:
     width = max(case.batch, 1) * case.hidden_size * (case.hidden_size + case.input_size)
     return steps * (1.0 + width / 4096.0)
 
-# "__main__" as multiprocessing's own default does: a script is imported once, in the
-# forkserver, instead of again in every worker it forks.
+# "__main__" as multiprocessing's forkserver does: a script is imported once, in the
+# server, instead of again in every worker it forks.
 _PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
 _shared_imports: set[str] = set()
+_server: forkserver.Client | None = None
+_server_lock = threading.Lock()
 
 
 def share_imports(implementations) -> None:
-    """Have the forkserver import what these implementations declare in ``preload``,
+    """Have the worker server import what these implementations declare in ``preload``,
     once for all their workers. Effective only before the first worker starts: the
-    forkserver is started once per process; a module that fails to import there is
+    server is started once per process; a module that fails to import there is
     skipped (the worker then imports it itself, and reports the error)."""
     for implementation in implementations:
         _shared_imports.update(implementation.preload)
 
 
-def _context():
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD + sorted(_shared_imports))
-        return context
-    return multiprocessing.get_context("spawn")
+def _start_process():
+    """A fresh worker process and the parent's end of its channel, not yet told what to serve."""
+    global _server
+    if forkserver.available():
+        with _server_lock:
+            if _server is None or not _server.alive():
+                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports))
+            server = _server
+        return server.start()
+    # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.
+    context = multiprocessing.get_context("spawn")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=serve, args=(child_end,), name="rnn-harness worker", daemon=True)
+    process.start()
+    child_end.close()
+    return process, parent_end
 
 
 def exact_float32_math() -> None:
@@ -85,6 +129,16 @@ def exact_float32_math() -> None:
 
 class HarnessError(RuntimeError):
     """The harness or the reference failed in the worker: not the candidate's fault."""
+
+
+def serve(connection) -> None:
+    """A worker process's life: told what to load, then `_serve` until told to stop."""
+    try:
+        request, payload = connection.recv()
+    except EOFError:
+        return
+    if request == "start":
+        _serve(connection, *payload)
 
 
 def _serve(connection, address: locate.Address, name: str, model: ErrorModel, parent_path: list[str]) -> None:
@@ -163,8 +217,11 @@ class Worker:
         self.address: locate.Address | None = None
         self.fixed_seconds = None  # the fastest passing case: the cost of a call at all
         self.seconds_per_cost = 0.0  # the steepest passing case above that, per unit of case_cost
-        self.first_hang: Case | None = None  # the case that exceeded the full timeout, twice
-        self.slow_cases: list[float] = []  # seconds taken by cases that exceeded the timeout once, then finished
+        self.measured = 0  # warm passing cases measured
+        self.calibrated = False  # the smallest case was timed before the first one (`_calibrate`)
+        self.first_hang: Case | None = None  # the first case that exceeded its limit, twice
+        self.first_hang_limits: tuple[float, float] | None = None  # its two limits: the first, and the fresh worker's
+        self.slow_cases: list[float] = []  # seconds taken by cases that exceeded their limit once, then finished
         self.warm = False  # a fresh worker's first case pays for lazy setup: not measured
 
     def predicted_seconds(self, case: Case) -> float | None:
@@ -177,14 +234,21 @@ class Worker:
         if self.fixed_seconds is None or seconds < self.fixed_seconds:
             self.fixed_seconds = seconds
         self.seconds_per_cost = max(self.seconds_per_cost, (seconds - self.fixed_seconds) / case_cost(case))
+        self.measured += 1
 
     def limit_for(self, case: Case | None) -> float:
-        """Seconds this case may take: the full timeout until a case has hung, then
-        what the case's size predicts, times SHORT_LIMIT_FACTOR."""
-        predicted = None if self.first_hang is None or case is None else self.predicted_seconds(case)
+        """Seconds this case may take: what its size predicts from the cases that passed,
+        times FIRST_LIMIT_FACTOR (at least FIRST_LIMIT_FLOOR), or times SHORT_LIMIT_FACTOR
+        once a case has hung; the full timeout while there is nothing to predict from, or
+        when the implementation's cost does not follow the size (``example_timeout``)."""
+        predicted = None if case is None else self.predicted_seconds(case)
         if predicted is None:
             return self.timeout
-        return min(self.timeout, max(SHORT_LIMIT_FLOOR, SHORT_LIMIT_FACTOR * predicted))
+        if self.first_hang is not None:
+            return min(self.timeout, max(SHORT_LIMIT_FLOOR, SHORT_LIMIT_FACTOR * predicted))
+        if self.measured < MEASURED_BEFORE_PREDICTING or self.implementation.example_timeout is not None:
+            return self.timeout
+        return min(self.timeout, max(FIRST_LIMIT_FLOOR, FIRST_LIMIT_FACTOR * predicted))
 
     def _start(self) -> None:
         if self.address is None:
@@ -193,26 +257,21 @@ class Worker:
             except locate.Unreachable as error:
                 raise HarnessError(str(error)) from None
         share_imports([self.implementation])
-        context = _context()
-        parent_end, child_end = context.Pipe()
-        self.process = context.Process(
-            target=_serve,
-            args=(child_end, self.address, self.implementation.name, self.model, list(sys.path)),
-            name=f"rnn-harness worker: {self.implementation.name}",
-            daemon=True,
-        )
         try:
-            self.process.start()
+            self.process, parent_end = _start_process()
+        except OSError as error:
+            raise HarnessError(f"cannot start the process that isolates {self.implementation.name!r}: {error}") from None
+        try:
+            parent_end.send(("start", (self.address, self.implementation.name, self.model, list(sys.path))))
         except Exception as error:  # noqa: BLE001 - pickling the factory failed
-            child_end.close()
             parent_end.close()
+            self.process.kill()
             self.process = None
             raise HarnessError(
                 f"the factory of {self.implementation.name!r} cannot be sent to a worker process "
                 f"({type(error).__name__}: {error}); make it importable by name (a module-level "
                 "class or function), or run with --no-isolation"
             ) from None
-        child_end.close()
         self.connection = parent_end
         # A worker that dies before saying "ready" never reached the candidate: the
         # harness could not start it, which is not the candidate's crash.
@@ -250,7 +309,10 @@ class Worker:
         self.restarts += 1
         self.warm = False
 
-    def request(self, request: str, case: Case | None = None, *, limit: float | None = None):
+    def request(self, request: str, case: Case | None = None, *, limit: float | None = None, again: bool = False):
+        if (request.startswith("check") and case is not None and not again and not self.calibrated
+                and self.measured == 0 and self.implementation.example_timeout is None):
+            self._calibrate(case)
         if self.process is None:
             self._start()
         limit = self.limit_for(case) if limit is None else limit
@@ -263,14 +325,16 @@ class Worker:
         if not ready:
             self._kill()
             full = limit >= self.timeout
-            longer = None
-            if full and limit <= self.timeout and self.first_hang is None and case is not None:
-                # The first case over the full timeout: slow, or hung? Once more, fresh,
-                # with SLOW_CONFIRM_FACTOR times as long. Finishing answers as usual.
-                longer = SLOW_CONFIRM_FACTOR * limit
+            if self.first_hang is None and case is not None and not again:
+                # The first case over its limit: slow, or hung? Once more, fresh, with
+                # SLOW_CONFIRM_FACTOR times as long. Finishing answers as usual.
+                if full:
+                    longer = SLOW_CONFIRM_FACTOR * limit
+                else:  # a predicted limit: the second run gets up to the full timeout
+                    longer = min(self.timeout, max(FIRST_CONFIRM_FLOOR, SLOW_CONFIRM_FACTOR * limit))
                 try:
                     started = time.perf_counter()
-                    answer = self.request(request, case, limit=longer)
+                    answer = self.request(request, case, limit=longer, again=True)
                 except Discrepancy as found:
                     if found.kind != "timeout":
                         self.slow_cases.append(time.perf_counter() - started)
@@ -278,16 +342,25 @@ class Worker:
                 else:
                     self.slow_cases.append(time.perf_counter() - started)
                     return answer
-                self.first_hang = case
-            if full:
-                again = "" if longer is None else f", nor within {longer:.3g}s when run again in a fresh worker"
-                text = (f"the candidate did not finish within {limit:.3g}s on this case{again} (a hang or an infinite loop); "
-                        "the worker was killed. Raise the limit with --timeout if the case is merely slow.")
+                self.first_hang, self.first_hang_limits = case, (limit, longer)
+                text = (f"the candidate did not finish within {limit:.3g}s on this case, nor within {longer:.3g}s when run "
+                        "again in a fresh worker (a hang or an infinite loop); the worker was killed. "
+                        + ("Raise the limit with --timeout if the case is merely slow." if full else
+                           f"The first limit was {FIRST_LIMIT_FACTOR:g}x what the case's size predicts from the cases that passed "
+                           f"(at least {FIRST_LIMIT_FLOOR:g}s); an implementation whose time does not follow the size declares "
+                           "example_timeout, which keeps the full --timeout."))
+                evidence = {"limit": limit, "confirm_limit": longer, "full_timeout": full, "confirmed": True}
+            elif again:
+                text = f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); the worker was killed."
+                evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
             else:
                 text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
-                        f"the worker was killed. A larger case had already taken more than the full {self.timeout:g}s, "
+                        f"the worker was killed. A larger case had already exceeded its limit twice, "
                         f"so this case's limit was {SHORT_LIMIT_FACTOR:g}x what its size predicts from the cases that passed.")
-            raise Discrepancy("timeout", "forward", text, {"limit": limit, "full_timeout": full})
+                evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
+            # One raise for every timeout: Hypothesis tells bugs apart by where they were
+            # raised, and the first hang and its shrunk cases are one bug.
+            raise Discrepancy("timeout", "forward", text, evidence)
         try:
             status, payload = self.connection.recv()
         except (EOFError, OSError):
@@ -306,10 +379,24 @@ class Worker:
         if status == "error":
             raise HarnessError(payload)
         if request.startswith("check") and case is not None:
-            if self.warm or self.fixed_seconds is None:
-                self._measured(case, time.perf_counter() - started)
+            cold = not self.warm
             self.warm = True
+            if not cold:
+                self._measured(case, time.perf_counter() - started)
         return payload
+
+    def _calibrate(self, case: Case) -> None:
+        """Before the first case: the smallest case like it, twice (a fresh worker's first
+        call pays its lazy setup; the second is measured), so that the first case's limit
+        is already predicted, even if it is the one that hangs. Its outcome is not a
+        finding (the campaign draws that case itself if it matters), only its time is kept."""
+        self.calibrated = True
+        smallest = calibration_case(case)
+        for _ in range(2):
+            try:
+                self.request("check", smallest, limit=min(self.timeout, FIRST_CONFIRM_FLOOR), again=True)
+            except (Discrepancy, HarnessError):
+                return
 
     def _wait(self, limit: float) -> bool:
         """Whether the answer came within ``limit`` seconds. With a ``cancel`` event
@@ -334,7 +421,7 @@ class Worker:
         if it does: then it was slow, not hung."""
         longer = min(self.timeout, max(CONFIRM_FLOOR, CONFIRM_FACTOR * limit))
         try:
-            self.request("check", case, limit=longer)
+            self.request("check", case, limit=longer, again=True)
         except Discrepancy as found:
             return longer if found.kind == "timeout" else None
         except HarnessError:

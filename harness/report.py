@@ -94,10 +94,12 @@ def declarations(results) -> list[str]:
             )
         for reason, count in result.known_failure_cases.items():
             lines.append(f"  {result.name}: {count} case{'s' if count != 1 else ''} set aside as a known failure: {reason}")
+        if getattr(result, "cut", ""):
+            lines.append(f"  {result.name}: {result.cut}")
         slow = getattr(result, "slow_cases", None)
         if slow:
             lines.append(
-                f"  {result.name}: {len(slow)} case{'s' if len(slow) != 1 else ''} exceeded the per-example timeout and then "
+                f"  {result.name}: {len(slow)} case{'s' if len(slow) != 1 else ''} exceeded the time limit and then "
                 f"finished when run again (longest {max(slow):.1f}s): slow, maybe a loaded machine, not hung"
             )
     return ["", "declared by the implementations, and noticed:", *lines] if lines else []

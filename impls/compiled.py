@@ -20,7 +20,8 @@ Family-generic: `compiled_factory(module_class)` for any torch recurrent module,
 layers and cells (a cell's forward has no time loop: one graph serves every batch).
 What torch.compile gets wrong per family is declared below and written up in
 docs/found-bugs.md: h_n aliasing output (RNN, GRU, LSTM), LSTM's lowering to oneDNN
-with grad mode on, and LSTM's unchecked equal-length packed input.
+with grad mode on, and in bfloat16 where oneDNN has none, LSTM's unchecked
+equal-length packed input, and the cells' half-precision backward in AVX-512 code.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import torch
 from torch import nn
 
 from harness import Implementation, KnownFailure, Unavailable
-from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED, decomposition_takes_onednn
+from impls import machine
+from impls.torch_decomp import INTER_LAYER_DROPOUT_IGNORED, ONEDNN_BFLOAT16_UNSUPPORTED, decomposition_takes_onednn
 from impls.torch_native import ONEDNN_PACKED_UNCHECKED
 
 COMPILER_MODULES = ("torch._dynamo", "torch._inductor.compile_fx")
@@ -133,11 +135,15 @@ PACKED_LSTM_UNCHECKED = KnownFailure(
 )
 
 HALF_CELL_BACKWARD_CPP_ERROR = KnownFailure(
-    when=lambda case: case.dtype in ("float16", "bfloat16") and case.device == "cpu" and case.backward and not case.no_grad,
+    when=lambda case: (
+        case.dtype in ("float16", "bfloat16") and case.device == "cpu" and case.backward and not case.no_grad
+        and machine.inductor_avx512()
+    ),
     reason=(
-        "torch.compile of nn.RNNCell and nn.LSTMCell in float16 or bfloat16 on the CPU: the C++ code torch._inductor "
-        "generates for the backward does not compile (CppCompileError: conflicting declaration 'auto "
-        "at_Half_tmp_acc0_vec', at_BFloat16_tmp_acc0_vec), so forward+backward raises InductorError (docs/found-bugs.md)"
+        "torch.compile of nn.RNNCell and nn.LSTMCell in float16 or bfloat16 on the CPU, where Inductor generates "
+        "AVX-512 code: the C++ code torch._inductor generates for the backward does not compile (CppCompileError: "
+        "conflicting declaration 'auto at_Half_tmp_acc0_vec', at_BFloat16_tmp_acc0_vec), so forward+backward raises "
+        "InductorError (docs/found-bugs.md). Its AVX2 and scalar code compile and agree with torch"
     ),
 )
 
@@ -157,6 +163,8 @@ def _compiled(family: str, factory: type[nn.Module], known_failures: tuple[Known
         name="compiled" if family == "RNN" else f"compiled-{family.lower()}",
         factory=factory,
         family=family,
+        # The GPU only where Inductor can compile for it (Triton installed): decided on the machine that loads this.
+        devices=None if machine.inductor_targets_cuda() else ("cpu",),
         known_failures=known_failures,
         default_examples=1,
         example_timeout=900.0,
@@ -167,7 +175,10 @@ def _compiled(family: str, factory: type[nn.Module], known_failures: tuple[Known
 
 # Inductor lowers the layers' kernels with torch._decomp's decomposition, bug included.
 IMPLEMENTATION = _compiled("RNN", CompiledRNN, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT))
-LSTM = _compiled("LSTM", CompiledLSTM, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT, ONEDNN_INFERENCE_CRASH, PACKED_LSTM_UNCHECKED))
+LSTM = _compiled(
+    "LSTM", CompiledLSTM,
+    (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT, ONEDNN_INFERENCE_CRASH, PACKED_LSTM_UNCHECKED, ONEDNN_BFLOAT16_UNSUPPORTED),
+)
 GRU = _compiled("GRU", CompiledGRU, (INTER_LAYER_DROPOUT_IGNORED, H_N_ALIASES_OUTPUT))
 RNN_CELL = _compiled("RNNCell", CompiledRNNCell, (HALF_CELL_BACKWARD_CPP_ERROR,))
 LSTM_CELL = _compiled("LSTMCell", CompiledLSTMCell, (HALF_CELL_BACKWARD_CPP_ERROR,))

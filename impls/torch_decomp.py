@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from harness import Implementation, KnownFailure
+from impls import machine
 
 aten = torch.ops.aten
 
@@ -137,6 +138,19 @@ ONEDNN_EMPTY_BATCH = KnownFailure(
     ),
 )
 
+ONEDNN_BFLOAT16_UNSUPPORTED = KnownFailure(
+    when=lambda case: decomposition_takes_onednn(case) and case.dtype == "bfloat16" and not machine.onednn_bfloat16(),
+    reason=(
+        "on a CPU where oneDNN has no bfloat16 (torch.ops.mkldnn._is_mkldnn_bf16_supported() False: AVX2 without "
+        "AVX-512, or ONEDNN_MAX_CPU_ISA=AVX2), torch._decomp.decompositions.select_one_layer_lstm_function still "
+        "picks oneDNN (aten.mkldnn_rnn_layer) for a bfloat16 LSTM whose input needs no grad, and oneDNN raises "
+        "RuntimeError 'could not create a primitive descriptor for the LSTM forward propagation primitive'; eager "
+        "nn.LSTM checks the CPU first (mkldnn_bf16_device_check in use_mkldnn, aten/src/ATen/native/RNN.cpp) and "
+        "runs ATen's kernel (docs/found-bugs.md)"
+    ),
+)
+"""Decided here, at run time: on a CPU with bfloat16 in oneDNN both paths take oneDNN and agree."""
+
 PACKED_LSTM_STATE_UNCHECKED_DEFECTS = (
     "h0_wrong_batch", "h0_wrong_hidden", "h0_wrong_rank", "h0_one_layer", "h0_one_feature",
     "c0_wrong_hidden", "c0_one_layer", "c0_one_feature", "c0_missing",
@@ -170,7 +184,9 @@ LSTM = Implementation(
     name="torch-decomp-lstm",
     factory=DecomposedLSTM,
     family="LSTM",
-    known_failures=(INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE, ONEDNN_EMPTY_BATCH, PACKED_LSTM_STATE_UNCHECKED),
+    known_failures=(
+        INTER_LAYER_DROPOUT_IGNORED, EMPTY_SEQUENCE_ERROR_TYPE, ONEDNN_EMPTY_BATCH, PACKED_LSTM_STATE_UNCHECKED, ONEDNN_BFLOAT16_UNSUPPORTED,
+    ),
     default_examples=50,  # about 0.13 s an example here (docs/found-bugs.md, Part 2)
     description="torch.nn.LSTM with aten.lstm run by torch._decomp's Python decomposition",
 )

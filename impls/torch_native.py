@@ -4,7 +4,7 @@ picks it on CPU, cuDNN on CUDA), one implementation per family."""
 from torch import nn
 
 from harness import Implementation, KnownFailure
-from impls import BUILTIN_EXAMPLES
+from impls import BUILTIN_EXAMPLES, machine
 
 ONEDNN_PACKED_UNCHECKED = (
     "wrong_width", "input_one_feature", "h0_wrong_batch", "h0_one_layer", "h0_one_row", "c0_one_row",
@@ -15,16 +15,17 @@ lengths without torch's checks (docs/found-bugs.md)."""
 
 def onednn_takes_unchecked_packed_input(case) -> bool:
     """nn.LSTM on the CPU hands a PackedSequence whose sequences all have the same
-    length to oneDNN (float32 and bfloat16; float16 only without autograd, and the
-    invalid-input check runs with it), and with a PackedSequence nn.LSTM.forward skips
-    check_forward_args: the wrong shapes reach oneDNN unchecked."""
+    length to oneDNN, and with a PackedSequence nn.LSTM.forward skips
+    check_forward_args: the wrong shapes reach oneDNN unchecked. Which dtypes go to
+    oneDNN is this machine's: float32 wherever torch has oneDNN, bfloat16 where oneDNN
+    has bfloat16 instructions, float16 never here (only without autograd, and the
+    invalid-input check runs with it)."""
     return (
         case.defect in ONEDNN_PACKED_UNCHECKED
         and case.packed
         and len(set(case.lengths)) == 1
-        and case.dtype in ("float32", "bfloat16")
         and case.proj_size == 0
-        and case.device == "cpu"
+        and machine.eager_lstm_takes_onednn(str(case.dtype), grad_enabled=True, device=case.device)
     )
 
 

@@ -75,9 +75,10 @@ def service_environment(plugin_dir: Path) -> dict[str, str]:
     environment = dict(os.environ)
     environment.pop("HYPOTHESIS_PROFILE", None)
     environment["PYTHONPATH"] = os.pathsep.join([str(plugin_dir), str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])])
-    # Dask makes worker processes daemons by default, and a daemon cannot start the
-    # process that isolates each candidate; the harness says so and refuses to start.
-    environment.update(DASK_DISTRIBUTED__WORKER__DAEMON="False", OMP_NUM_THREADS="1", RNN_HARNESS_WORKER_THREADS="1")
+    # Workers started the default way: under a nanny, so each is a daemon process
+    # (test_workers_are_daemons_as_dask_starts_them), which multiprocessing forbids to have children.
+    environment.pop("DASK_DISTRIBUTED__WORKER__DAEMON", None)
+    environment.update(OMP_NUM_THREADS="1", RNN_HARNESS_WORKER_THREADS="1")
     return environment
 
 
@@ -134,6 +135,19 @@ def cluster_run(cluster, plugin_dir, tmp_path_factory):
     return code, directory
 
 
+def _is_daemon() -> bool:
+    import multiprocessing
+
+    return multiprocessing.current_process().daemon
+
+
+def test_workers_are_daemons_as_dask_starts_them(cluster_run, cluster):
+    """The campaign above ran, isolated, on workers that multiprocessing would not let
+    start a child: the isolating processes come from a subprocess server instead."""
+    daemons = cluster.client.run(_is_daemon)
+    assert daemons and all(daemons.values()), f"expected every dask worker under its nanny to be a daemon process: {daemons}"
+
+
 def test_a_cluster_run_exits_as_a_local_run_does(cluster_run, cluster):
     code, _ = cluster_run
     assert code == cli.EXIT_DISCREPANCY, f"one implementation is wrong, so exit 1; got {code}\n{cluster.logs()}"
@@ -145,7 +159,7 @@ def test_shards_are_merged_into_one_report_entry_that_names_the_workers(cluster_
     local_keys = set(ImplementationResult("x", "pass", 0, 0.0, 0, "default").to_json())
     assert local_keys <= set(loop), f"a cluster entry has every key of a local one; missing {local_keys - set(loop)}"
     # 80 examples, and the covering phase's invalid inputs on top, in the first shard only.
-    assert (loop["verdict"], loop["examples"]) == ("pass", 80 + loop["coverage"]["invalid_input_cases"]), f"loop: {loop}"
+    assert (loop["verdict"], loop["examples"], loop["family"]) == ("pass", 80 + loop["coverage"]["invalid_input_cases"], "RNN"), f"loop: {loop}"
     assert loop["coverage"]["pairs_covered"] == loop["coverage"]["pairs_feasible"], loop["coverage"]
     shards = loop["shards"]
     assert [(s["shard"], s["seed"], s["max_examples"], s["verdict"]) for s in shards] == [

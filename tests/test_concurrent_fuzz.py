@@ -262,3 +262,54 @@ def test_a_cancelled_campaign_stops_in_the_middle_of_a_long_example():
     with pytest.raises(KeyboardInterrupt):
         fuzz_implementation(HANGS_WHEN_WIDE, profile="default", seed=0, timeout=60.0, repro_dir=None, database_dir=None, cancel=cancel)
     assert time.perf_counter() - started < 30, "stopped by the event, not by the 60 s timeout"
+
+
+# -- the bare command's time budget ------------------------------------------------------------
+
+
+def test_the_time_budget_stops_each_campaign_before_its_next_example_and_says_so(tmp_path, monkeypatch, capsys):
+    """The bare command stays within its two minutes on a slow or loaded machine: past
+    the budget, each campaign stops before its next example (never while a failure is
+    shrunk), passes on what ran, and the report says what was cut and how to run the
+    rest. The long profile's budgets (834 and 1,334 examples) take far longer than 5 s."""
+    from faulty import FAULTY
+
+    failing = next(f for f in FAULTY if f.name == "faulty-returns-list")  # fails on every case, the first included
+    registered(monkeypatch, implementation("loop"), failing, implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main([
+        "fuzz", "--jobs", "3", "--profile", "long", "--time-budget", "5", "--seed", "5", "--report", str(report),
+        "--repro-dir", str(tmp_path / "repros"), "--database", str(tmp_path / "db"),
+    ])
+    assert code == cli.EXIT_DISCREPANCY, "a failure found before the budget ran out is still shrunk and reported"
+    entries = json.loads(report.read_text())["implementations"]
+    assert entries[failing.name]["verdict"] == "fail" and not entries[failing.name]["cut"], entries[failing.name]
+    for name in ("loop", "torch-rnncell"):
+        entry = entries[name]
+        assert entry["verdict"] == "pass" and 1 <= entry["examples"] < entry["example_budget"], entry
+        assert f"after {entry['examples']} of {entry['example_budget']} examples" in entry["cut"] and "--time-budget 0" in entry["cut"], entry["cut"]
+        assert f"fuzz --impl {name} --seed 5 --profile long" in entry["cut"], "the replay command runs the same cases first"
+    assert "stopped by the command's time budget (5s, shared among the campaigns)" in capsys.readouterr().out
+
+
+def test_the_time_budget_applies_to_the_bare_command_only():
+    from harness.campaign import TIME_BUDGETS, time_budget
+
+    bare = cli.build_parser().parse_args(["fuzz"])
+    assert time_budget(bare) == TIME_BUDGETS["default"]
+    for arguments in (["--impl", "loop"], ["--family", "LSTM"], ["--max-examples", "10"], ["--profile", "long"], ["--time-budget", "0"]):
+        assert time_budget(cli.build_parser().parse_args(["fuzz", *arguments])) is None, arguments
+    assert time_budget(cli.build_parser().parse_args(["fuzz", "--impl", "loop", "--time-budget", "5"])) == 5
+
+
+def test_past_the_time_budget_a_campaign_not_started_is_not_run_and_says_so(tmp_path, monkeypatch, capsys):
+    """A budget spent before any campaign starts: none runs, each is reported as cut,
+    with the command that runs it, and the command still exits 0."""
+    registered(monkeypatch, implementation("loop"), implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main(["fuzz", "--jobs", "1", "--time-budget", "0.000001", "--seed", "5", "--report", str(report), "--database", str(tmp_path / "db")])
+    assert code == cli.EXIT_OK
+    for name, entry in json.loads(report.read_text())["implementations"].items():
+        assert (entry["verdict"], entry["examples"]) == ("skipped", 0), entry
+        assert "not run: the command's time budget" in entry["cut"] and f"fuzz --impl {name} --seed 5 --profile default" in entry["cut"], entry["cut"]
+    assert "not run: the command's time budget" in capsys.readouterr().out

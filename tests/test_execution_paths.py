@@ -26,7 +26,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from harness import Unavailable
 from harness.campaign import fuzz_implementation
-from impls import torch_decomp
+from harness.cases import Case
+from harness.isolation import Worker
+from harness.tolerance import DEFAULT_MODEL
+from impls import machine, torch_decomp
 from harness.families import family
 from harness.workload import builtin_name
 from support import EXECUTION_PATH_FAMILIES, EXECUTION_PATHS, registry
@@ -204,6 +207,55 @@ def test_decomp_lstm_onednn_empty_batch_known_failure_still_reproduces():
     assert registry().implementation("torch-decomp-lstm").known_failure(case) is torch_decomp.ONEDNN_EMPTY_BATCH
     with_grad = dataclasses.replace(case, backward=True)
     assert registry().implementation("torch-decomp-lstm").known_failure(with_grad) is None, "with grad the decomposition does not use oneDNN"
+
+
+# nn.LSTM(1, 1), eval, forward only, one unbatched step in bfloat16: the minimal case
+# of the finding on CPUs whose oneDNN has no bfloat16 (docs/found-bugs.md, 12).
+BFLOAT16_LSTM = Case(family="LSTM", dtype="bfloat16", layout="unbatched", seq_len=1, backward=False)
+NO_ONEDNN_BFLOAT16 = "oneDNN has no bfloat16 on this CPU (torch.ops.mkldnn._is_mkldnn_bf16_supported() is False)"
+
+
+def test_decomp_lstm_bfloat16_without_onednn_bfloat16_known_failure_still_reproduces():
+    """Where oneDNN has no bfloat16 instructions, eager nn.LSTM runs ATen's kernel and
+    torch._decomp still picks oneDNN, which cannot build the primitive. On CPUs with
+    them (AVX-512 BF16) both take oneDNN: tests/test_other_cpus.py runs this test again
+    under ONEDNN_MAX_CPU_ISA=AVX2, where the condition holds."""
+    if not machine.onednn_on():
+        pytest.skip("torch has no oneDNN here (or it is switched off): the decomposition runs ATen's ops, as eager torch does")
+    if machine.onednn_bfloat16():
+        pytest.skip(
+            "oneDNN has bfloat16 on this CPU (torch.ops.mkldnn._is_mkldnn_bf16_supported() is True): eager nn.LSTM and "
+            "the decomposition both run oneDNN and agree (the next test); tests/test_other_cpus.py runs this one under "
+            "ONEDNN_MAX_CPU_ISA=AVX2"
+        )
+    torch.manual_seed(0)
+    reference = nn.LSTM(1, 1, dtype=torch.bfloat16).eval()
+    candidate = torch_decomp.DecomposedLSTM(1, 1, dtype=torch.bfloat16).eval()
+    candidate.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 1, dtype=torch.bfloat16)
+    reference(x)  # eager torch checks the CPU and runs ATen's kernel
+    with pytest.raises(RuntimeError, match="could not create a primitive descriptor for the LSTM forward"):
+        candidate(x)
+    for name in ("torch-decomp-lstm", "compiled-lstm"):  # Inductor lowers with the same decomposition
+        assert registry().implementation(name).known_failure(BFLOAT16_LSTM) is not None, name
+    assert registry().implementation("torch-decomp-lstm").known_failure(BFLOAT16_LSTM) is torch_decomp.ONEDNN_BFLOAT16_UNSUPPORTED
+    with_input_grad = dataclasses.replace(BFLOAT16_LSTM, backward=True)
+    assert registry().implementation("torch-decomp-lstm").known_failure(with_input_grad) is None, "an input that needs grad keeps the decomposition off oneDNN"
+
+
+def test_decomp_lstm_bfloat16_declaration_follows_what_onednn_reports(monkeypatch):
+    """The declaration is decided at run time: it covers the case exactly where oneDNN
+    says it has no bfloat16, and where it has, the case runs and must agree with torch."""
+    implementation = registry().implementation("torch-decomp-lstm")
+    monkeypatch.setattr(machine, "onednn_bfloat16", lambda: False)
+    expected = torch_decomp.ONEDNN_BFLOAT16_UNSUPPORTED if machine.onednn_on() else None
+    assert implementation.known_failure(BFLOAT16_LSTM) is expected
+    monkeypatch.setattr(machine, "onednn_bfloat16", lambda: True)
+    assert implementation.known_failure(BFLOAT16_LSTM) is None
+    monkeypatch.undo()
+    if machine.onednn_bfloat16():
+        with Worker(implementation, DEFAULT_MODEL, timeout=120) as worker:
+            worker.request("check", BFLOAT16_LSTM)  # raises Discrepancy if the two oneDNN runs disagreed
 
 
 def test_decomp_lstm_packed_state_known_failure_still_reproduces():
@@ -399,8 +451,15 @@ def test_compiled_lstm_packed_known_failure_still_reproduces(compiler):
 
 @SLOW
 def test_compiled_rnncell_half_backward_known_failure_still_reproduces(compiler):
-    """Inductor's float16 and bfloat16 backward for RNNCell and LSTMCell does not compile (about two minutes)."""
+    """Inductor's float16 and bfloat16 backward for RNNCell and LSTMCell does not compile (about two minutes)
+    in the AVX-512 code it generates; its AVX2 and scalar code compile (ATEN_CPU_CAPABILITY=avx2 or default)."""
     import subprocess
+
+    if not machine.inductor_avx512():
+        pytest.skip(
+            f"Inductor generates {machine.inductor_vector_isa() or 'scalar'} code here, not AVX-512: the half-precision "
+            "backward compiles and HALF_CELL_BACKWARD_CPP_ERROR covers nothing (test_half_cell_backward_declaration_follows_inductors_isa)"
+        )
 
     script = Path(__file__).parents[1] / "docs" / "found-bugs" / "repro_compiled_rnncell_half_backward.py"
     child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
@@ -412,6 +471,30 @@ def test_compiled_rnncell_half_backward_known_failure_still_reproduces(compiler)
     assert bfloat16.returncode == 1, (bfloat16.returncode, bfloat16.stdout, bfloat16.stderr[-2000:])
     lstm_cell = dataclasses.replace(case, family="LSTMCell", dtype="bfloat16")
     assert registry().implementation("compiled-lstmcell").known_failure(lstm_cell) is compiler.HALF_CELL_BACKWARD_CPP_ERROR
+
+
+def test_half_cell_backward_declaration_follows_inductors_isa(monkeypatch):
+    """Decided at run time from the vector ISA Inductor picks, not from the CPU the
+    finding was made on."""
+    from impls import compiled
+
+    case = Case(family="RNNCell", dtype="float16", batch=5)
+    implementation = registry().implementation("compiled-rnncell")
+    for isa, covered in (("avx512 avx512_vnni", True), ("avx512 avx512_vnni amx_tile", True), ("avx2", False), ("", False)):
+        monkeypatch.setattr(machine, "inductor_vector_isa", lambda isa=isa: isa)
+        expected = compiled.HALF_CELL_BACKWARD_CPP_ERROR if covered else None
+        assert implementation.known_failure(case) is expected, f"Inductor ISA {isa!r}"
+
+
+def test_compiled_declares_the_gpu_only_where_inductor_can_compile_for_it(monkeypatch):
+    """Triton generates Inductor's GPU code and CPU wheels lack it: decided when the
+    plugin loads, from what this machine has."""
+    from impls import compiled
+
+    monkeypatch.setattr(machine, "inductor_targets_cuda", lambda: False)
+    assert compiled._compiled("RNN", compiled.CompiledRNN).devices == frozenset({"cpu"})
+    monkeypatch.setattr(machine, "inductor_targets_cuda", lambda: True)
+    assert compiled._compiled("RNN", compiled.CompiledRNN).devices is None
 
 
 @SLOW

@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
 from harness.tolerance import DEFAULT_MODEL
-from impls import torch_aten, torch_native
+from impls import machine, torch_aten, torch_native
 
 # nn.LSTM, packed, every sequence of the same length: oneDNN's path on the CPU.
 ONEDNN_PACKED = Case(family="LSTM", input_size=3, hidden_size=4, num_layers=2, layout="packed_sorted", seq_len=3, batch=2, lengths=(3, 3))
@@ -21,6 +22,8 @@ ONEDNN_PACKED = Case(family="LSTM", input_size=3, hidden_size=4, num_layers=2, l
 
 @pytest.mark.parametrize("defect", [d for d in torch_native.ONEDNN_PACKED_UNCHECKED if d != "c0_one_row"])
 def test_lstm_onednn_packed_path_skips_torchs_checks(defect):
+    if not machine.onednn_on():
+        pytest.skip("torch has no oneDNN here (or it is switched off): nn.LSTM runs ATen's kernel, which checks the state")
     case = dataclasses.replace(ONEDNN_PACKED, defect=defect)
     # Isolated: some of these corrupt the heap and abort the process running them.
     with Worker(torch_native.LSTM, DEFAULT_MODEL, timeout=120) as worker:
@@ -42,6 +45,36 @@ def test_the_onednn_declaration_is_no_wider_than_the_bug():
         dataclasses.replace(ONEDNN_PACKED, layout="batched", lengths=None, defect="wrong_width"),  # a Tensor is checked
     ):
         assert torch_native.LSTM.known_failure(narrower) is None, narrower.describe()
+
+
+def test_the_onednn_declaration_follows_what_onednn_reports(monkeypatch):
+    """bfloat16 goes to oneDNN only where oneDNN has bfloat16 instructions (eager
+    nn.LSTM asks it); float16 never in the invalid-input check, which runs with
+    autograd. Decided at run time, so a declaration written on an AVX-512 machine holds
+    on an AVX2 one."""
+    bfloat16 = dataclasses.replace(ONEDNN_PACKED, dtype="bfloat16", defect="wrong_width")
+    float16 = dataclasses.replace(ONEDNN_PACKED, dtype="float16", defect="wrong_width")
+    monkeypatch.setattr(machine, "onednn_bfloat16", lambda: False)
+    monkeypatch.setattr(machine, "onednn_float16", lambda: True)
+    assert torch_native.LSTM.known_failure(bfloat16) is None, "ATen's kernel runs bfloat16 here, and checks"
+    assert torch_native.LSTM.known_failure(float16) is None, "float16 goes to oneDNN only without autograd"
+    monkeypatch.setattr(machine, "onednn_bfloat16", lambda: True)
+    expected = torch_native.LSTM_ONEDNN_PACKED if machine.onednn_on() else None
+    assert torch_native.LSTM.known_failure(bfloat16) is expected
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    assert torch_native.LSTM.known_failure(dataclasses.replace(bfloat16, dtype="float32")) is None, "oneDNN switched off: ATen's kernel"
+
+
+def test_the_bfloat16_packed_case_agrees_with_the_declaration_on_this_machine():
+    """Where the declaration covers bfloat16 the oneDNN path must skip the check, and
+    where it does not, nn.LSTM must behave as ATen's kernel does."""
+    case = dataclasses.replace(ONEDNN_PACKED, dtype="bfloat16", defect="wrong_width")
+    with Worker(torch_native.LSTM, DEFAULT_MODEL, timeout=120) as worker:
+        if torch_native.LSTM.known_failure(case) is None:
+            worker.request("check", case)
+        else:
+            with pytest.raises(Discrepancy):
+                worker.request("check", case)
 
 
 ATEN_PACKED_CRASHES = {

@@ -63,7 +63,9 @@ def main(argv=None) -> int:
     from harness.database import parse
     from support.services import dask_cluster
 
-    environment = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", "OMP_NUM_THREADS": "1", "RNN_HARNESS_WORKER_THREADS": "1"}
+    # Workers as `dask worker` starts them by default: under a nanny, daemon processes.
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "RNN_HARNESS_WORKER_THREADS": "1"}
+    environment.pop("DASK_DISTRIBUTED__WORKER__DAEMON", None)
     with tempfile.TemporaryDirectory() as scratch, dask_cluster(Path(scratch) / "dask", [[], []], environment) as running:
         client = cluster_module.connect(running.address)
         cluster = cluster_module.survey(client, running.address, [arguments.impl], None, True)
