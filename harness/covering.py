@@ -138,8 +138,9 @@ class Space:
         candidates.append(Dimension("batch", batch_classes, (1, 2, 1, 1, 1)))
         if not family.cell:
             candidates.append(Dimension("sequence", SEQUENCE_CLASSES, (1, 3, 1)))
-        # Square first: shrinking heads for input_size == hidden_size == 1.
-        candidates.append(Dimension("input_width", ("square", "other"), (1, 4)))
+        # Square means input_size == hidden_size > 1 (at 1 x 1 every matrix is square
+        # and none is informative), so the minimal case of either class has input_size 1.
+        candidates.append(Dimension("input_width", ("other", "square"), (4, 1)))
         # The order of the choices: Hypothesis replays the rows sorted by their choices,
         # so what makes a case costly (steps, layers, directions, rows) goes first, after
         # the defect: the cheap rows run first, and the first failure is a cheap one.
@@ -428,7 +429,7 @@ class Space:
             profile["dropout"] = "zero" if case.dropout == 0 else "nonzero"
             profile["sequence"] = sequence_class(case.seq_len)
         profile["batch"] = batch_class(case)
-        profile["input_width"] = "square" if case.input_size == case.hidden_size else "other"
+        profile["input_width"] = "square" if case.input_size == case.hidden_size > 1 else "other"
         return {name: value for name, value in profile.items() if name in self.by_name}
 
 

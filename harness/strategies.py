@@ -91,6 +91,8 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
         min_hidden = 2
     if projected:
         min_hidden = 3 if defect == "h0_one_feature" else 2
+    if value("input_width") == "square":
+        min_hidden = max(min_hidden, 2)
     hidden_size = max(min_hidden, draw(sized(st.integers(1, 12), {"wide": st.integers(13, 40)}, ("wide",))))
     proj_size = 0
     if projected:
@@ -101,7 +103,7 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     else:
         low = 2 if defect == "input_one_feature" else 1
         drawn = sized(st.integers(low, 12), {"layer-wide": st.just(max(width, low)), "wide": st.integers(13, 40)}, ("layer-wide", "wide"))
-        input_size = _avoiding(draw, drawn, {hidden_size}, low, 41)
+        input_size = _avoiding(draw, drawn, {hidden_size} if hidden_size > 1 else set(), low, 41)
     nonlinearity = value("nonlinearity") if family.nonlinearity else "tanh"
     layout = value("layout")
     coincidence = hidden_size if cell else layers * directions
