@@ -27,11 +27,13 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from harness.cases import Case, Materialized, materialize
 from harness.families import FAMILIES
 from harness.implementation import Implementation
-from harness.probes import activation_probe_factory, needs_activation_probes
+from harness.probes import activation_adjoint_factory, activation_probe_factory, needs_activation_probes
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 
 _NOT_GIVEN = object()  # "torch's outcome on an invalid input is not known yet"
+_ADJOINT_CHUNK = 64  # result elements per batched backward of the activation adjoint
+_ADJOINT_LIMIT = 512  # out-of-bound elements the adjoint may clear before the rest count as they are
 
 
 MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float, Case], None] | None] = contextvars.ContextVar("margin_observer", default=None)
@@ -227,6 +229,39 @@ class _Session:
                 self._activation_modules.append(module)
         return self._activation_modules
 
+    def activation_adjoint(self) -> Callable[[str, Tensor], Tensor]:
+        """worst(name, index): for (N, 4) indices into the values of result ``name``, the
+        most any pattern of activation errors within the budget can move each element,
+        to first order (`harness.probes.ActivationAdjoint`). One float64 forward on the
+        CPU around the reference's trajectory with the current weights, kept for the
+        calls that follow; each call is one batched backward per 64 elements."""
+        case = self.case
+        module = _quiet_construct(activation_adjoint_factory(self.model, self.dtype, case.family), case, torch.float64, "cpu")
+        _load(module, self.materialized.weights, "activation adjoint")
+        x, hx = self.materialized.module_input(case, torch.float64, "cpu")
+        with torch.enable_grad():
+            values = _value_layout(case, canonical_results(case, module(x, hx)))
+        shifts = [shift for shift, _ in module.shifts]
+        allowances = [allowance for _, allowance in module.shifts]
+
+        def worst(name: str, index: Tensor) -> Tensor:
+            total = torch.zeros(len(index), dtype=torch.float64)
+            selected = values[name][tuple(index.T)]
+            if not shifts or not selected.requires_grad:
+                return total
+            for start in range(0, len(index), _ADJOINT_CHUNK):
+                part = selected[start : start + _ADJOINT_CHUNK]
+                grads = torch.autograd.grad(
+                    part, shifts, torch.eye(len(part), dtype=torch.float64),
+                    retain_graph=True, allow_unused=True, is_grads_batched=True,
+                )
+                for grad, allowance in zip(grads, allowances):
+                    if grad is not None:
+                        total[start : start + len(part)] += (grad.abs() * allowance).flatten(1).sum(1)
+            return total
+
+        return worst
+
     def tipping_probes(self) -> list:
         """The +/- pair of torch runs perturbed by `tipping_perturbation_ulps`, as
         (module, signed ulps), built and loaded the first time a verdict needs them."""
@@ -356,15 +391,20 @@ def run_module(module, case: Case, tensors: Materialized, dtype, device, who: st
                     raise Discrepancy("gradient", name, f"no gradient reaches {name}: it is not connected to the results in the candidate's graph")
                 continue
             gradients[name] = grad.detach().double().cpu()
+    values = {name: value.detach().double().cpu() for name, value in _value_layout(case, flat).items()}
+    return RunResult(raw, values, gradients, x, initial)
+
+
+def _value_layout(case: Case, flat: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`canonical_results` in the layout of `RunResult.values` (still on the graph)."""
     values = {}
     for name, value in flat.items():
-        value = value.detach().double().cpu()
         if name == "output":
             value = value.reshape(value.shape[0], value.shape[1], case.num_directions, case.state_width)
         else:  # a state, or a cell's one-step result
             value = value.unsqueeze(2)
         values[name] = value
-    return RunResult(raw, values, gradients, x, initial)
+    return values
 
 
 def returned_tensors(case: Case, raw: Any) -> dict[str, Any]:
@@ -500,13 +540,21 @@ def _input_snapshot(x, hx) -> list[Tensor]:
     return [data.detach().clone()] + [state.detach().clone() for state in states]
 
 
-def compare_values(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
+def compare_values(
+    case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str,
+    rounding: RunResult | None = None, adjoint: Callable[[str, Tensor], Tensor] | None = None,
+) -> None:
     """Every returned tensor within the error model; NaN/Inf only where torch has them.
 
     Step-by-step results (a layer's output, a cell's h' and c') get a bound that
     grows along each direction's time order; final states (h_n, c_n) one per batch
     row, which borrows the error the row's outputs showed at every step, and are not
     compared in a row whose outputs went past the horizon.
+
+    With ``rounding`` (the probe without the activation probes) and ``adjoint``
+    (`_Session.activation_adjoint`), an element out of its bound is held instead to
+    the bound ``rounding`` gives plus the most that activation errors within the
+    budget can move it (`_worst_case_bounds`), where that is larger.
     """
     family = case.family_record
     first = family.result_names[0]
@@ -518,31 +566,72 @@ def compare_values(case: Case, reference: RunResult, probe: RunResult, candidate
     else:
         valid[:] = True
     causal = case.num_layers == 1 or not case.bidirectional
-    output_error = (probe.values[first] - reference.values[first]).abs().nan_to_num(nan=math.inf)
-    output_error = torch.where(valid.reshape(*valid.shape, 1, 1), output_error, torch.zeros_like(output_error))
-    row_error = output_error.amax(dim=(0, 2, 3)) if output_error.numel() else None
+    row_error = _row_error(reference.values[first], probe.values[first], valid)
     rows_past = model.rows_past_horizon(reference.values[first], row_error, valid) if row_error is not None and not family.cell else None
     for name in family.result_names:
         want, near, got = reference.values[name], probe.values[name], candidate.values[name]
+        rounding_bound = None
         if family.cell or name == "output":
             bound, compare = model.value_bound(want, near, valid, case.torch_dtype, causal)
-            _check_elements(case, name, want, near, got, bound, compare, call, valid)
+            if rounding is not None:
+                rounding_bound, _ = model.value_bound(want, rounding.values[name], valid, case.torch_dtype, causal)
+            _check_elements(case, name, want, near, got, bound, compare, call, valid, rounding_bound, adjoint)
         else:
             state_valid = torch.ones(want.shape[0], want.shape[1], dtype=torch.bool)
             bound, compare = model.value_bound(want, near, state_valid, case.torch_dtype, causal=False, row_error=row_error)
+            if rounding is not None:
+                rounding_row_error = _row_error(reference.values[first], rounding.values[first], valid)
+                rounding_bound, _ = model.value_bound(want, rounding.values[name], state_valid, case.torch_dtype, causal=False, row_error=rounding_row_error)
             if rows_past is not None:
                 compare = compare & ~rows_past.reshape(1, -1, 1, 1)
-            _check_elements(case, name, want, near, got, bound, compare, call, state_valid)
+            _check_elements(case, name, want, near, got, bound, compare, call, state_valid, rounding_bound, adjoint)
 
 
-def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid) -> None:
+def _row_error(reference: Tensor, probe: Tensor, valid: Tensor) -> Tensor | None:
+    """(B,): the probe's largest error on each batch row's valid steps of a layer output."""
+    error = (probe - reference).abs().nan_to_num(nan=math.inf)
+    error = torch.where(valid.reshape(*valid.shape, 1, 1), error, torch.zeros_like(error))
+    return error.amax(dim=(0, 2, 3)) if error.numel() else None
+
+
+def _worst_case_bounds(name: str, error: Tensor, bound: Tensor, rounding_bound: Tensor, violation: Tensor, adjoint) -> tuple[Tensor, dict]:
+    """``bound`` raised, at the out-of-bound elements, to ``rounding_bound`` plus the
+    activation adjoint's worst case there, where that is larger. The elements go worst
+    first (by |error| / bound), 64 per batched backward; the first batch with an
+    element still out of bound ends the search (one is enough for a verdict; a real
+    bug rarely costs more than one batch), as do 512 elements. Returns the new bound
+    and {index: worst case} for the elements searched."""
+    ratio = (error / bound).nan_to_num(nan=math.inf, posinf=math.inf)
+    candidates = (violation & torch.isfinite(error)).nonzero()
+    if not len(candidates):
+        return bound, {}
+    order = ratio[tuple(candidates.T)].argsort(descending=True)
+    candidates = candidates[order][:_ADJOINT_LIMIT]
+    bound = bound.clone()
+    searched = {}
+    for start in range(0, len(candidates), _ADJOINT_CHUNK):
+        index = candidates[start : start + _ADJOINT_CHUNK]
+        where = tuple(index.T)
+        worst = adjoint(name, index)
+        bound[where] = torch.maximum(bound[where], rounding_bound[where] + worst)
+        searched.update({tuple(int(i) for i in row): float(w) for row, w in zip(index, worst)})
+        if bool((error[where] > bound[where]).any()):
+            break
+    return bound, searched
+
+
+def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid, rounding_bound=None, adjoint=None) -> None:
     # Non-finite values: where the reference and the probe agree on a non-finite value,
     # the candidate must have it too; where both are finite, it must be finite.
     both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
     bad_nonfinite = both_finite & ~torch.isfinite(candidate)
     error = (candidate - reference).abs()
-    _observe_margin(case, "value", name, error, bound, compare)
     violation = compare & ~(error <= bound)  # NaN error counts as a violation
+    searched: dict = {}
+    if adjoint is not None and rounding_bound is not None and bool(violation.any()):
+        bound, searched = _worst_case_bounds(name, error, bound, rounding_bound, violation, adjoint)
+        violation = compare & ~(error <= bound)
+    _observe_margin(case, "value", name, error, bound, compare)
     if bool(bad_nonfinite.any()):
         violation = violation | bad_nonfinite
     if not bool(violation.any()):
@@ -561,6 +650,11 @@ def _check_elements(case, name, reference, probe, candidate, bound, compare, cal
         f"  {int(violation.sum())} of {int(compare.sum())} compared elements out of bound; max |error| {float(finite_error.max()):.3g}; "
         f"torch's own {case.dtype} error there {float((probe - reference).abs()[worst]):.3g}",
     ]
+    if worst in searched:
+        lines.append(
+            f"  tanh and sigmoid off by their whole budget (`ErrorModel.activation_ulps`), in the worst pattern for this element, move it by {searched[worst]:.3g} "
+            f"(first order); the bound is at least torch's rounding bound plus that"
+        )
     if name == "output":
         lines.extend(_first_divergence(case, violation))
     raise Discrepancy(
@@ -714,8 +808,9 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
         pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
         raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
 
-    def judge(probe: RunResult) -> None:
-        compare_values(case, reference, probe, candidate, session.model, call)
+    def judge(probe: RunResult, rounding: RunResult | None = None) -> None:
+        adjoint = _lazy(session.activation_adjoint) if rounding is not None and session.activation_factories else None
+        compare_values(case, reference, probe, candidate, session.model, call, rounding, adjoint)
         if candidate.gradients or reference.gradients:
             compare_gradients(case, reference, probe, candidate, session.model, call)
 
@@ -726,7 +821,7 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
     if not session.activation_factories and session.tipping_ulps is None:
         return judge(probe)
     if MARGIN_OBSERVER.get() is not None:
-        return judge(_with_lazy_probes(session, reference, probe))
+        return judge(*_with_lazy_probes(session, reference, probe))
     margins = CASE_MARGINS.get()
     judged = 0 if margins is None else len(margins)
     try:
@@ -734,22 +829,39 @@ def _check_call(session: _Session, call: str, waive: frozenset[str] = frozenset(
     except Discrepancy:
         if margins is not None:
             del margins[judged:]  # what counts is the verdict of the wider bounds
-        judge(_with_lazy_probes(session, reference, probe))
+        judge(*_with_lazy_probes(session, reference, probe))
 
 
-def _with_lazy_probes(session: _Session, reference: RunResult, probe: RunResult) -> RunResult:
-    probe = _with_activation_probes(session, reference, probe)
+def _lazy(make: Callable[[], Callable]) -> Callable:
+    """A callable that calls ``make()`` the first time it is called, and what that
+    returned from then on."""
+    made: list[Callable] = []
+
+    def call(*args):
+        if not made:
+            made.append(make())
+        return made[0](*args)
+
+    return call
+
+
+def _with_lazy_probes(session: _Session, reference: RunResult, probe: RunResult) -> tuple[RunResult, RunResult]:
+    """The probe widened by every lazy probe, and the same without the activation
+    probes (what rounding alone costs, which the activation adjoint adds to)."""
+    full = _with_activation_probes(session, reference, probe)
+    rounding = probe
     order = session.order_probe()
     if order is not None:
         reordered = run_module(order, session.case, session.order_inputs(), session.dtype, session.case.device, "probe")
         # Values only: its gradients with respect to the input and W_ih are in the
         # reversed feature order, and what they would add is not measured yet.
-        probe = _widened(reference, probe, dataclasses.replace(reordered, gradients=reference.gradients), values=True)
+        reordered = dataclasses.replace(reordered, gradients=reference.gradients)
+        full, rounding = (_widened(reference, run, reordered, values=True) for run in (full, rounding))
     if session.tipping_ulps is not None:
         for module, ulps in session.tipping_probes():
             perturbed = run_module(module, session.case, session.sensitivity_inputs(ulps), session.dtype, session.case.device, "probe")
-            probe = _past_horizon_where_tipped(reference, probe, perturbed, session.model)
-    return probe
+            full, rounding = (_past_horizon_where_tipped(reference, run, perturbed, session.model) for run in (full, rounding))
+    return full, rounding
 
 
 def _past_horizon_where_tipped(reference: RunResult, probe: RunResult, perturbed: RunResult, model: ErrorModel) -> RunResult:

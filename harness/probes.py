@@ -84,6 +84,38 @@ class PerturbedActivations:
         return ShiftedOutput.apply(x, name, noise, floor)
 
 
+class ActivationAdjoint:
+    """Mixed into a family's `loop` module, run in float64: every elementwise output
+    with a budget gets a zero shift that requires grad, recorded with its allowance
+    ulps * u * max(|y|, floor) (the systematic floors of `ErrorModel.activation_budget`,
+    u the candidate dtype's unit roundoff). The gradient of one result element with
+    respect to every shift, in absolute value, weighted by the allowances and summed,
+    is the most that any pattern of activation errors within the budget can move that
+    element, to first order: the adversary's pattern takes the sign of each gradient.
+    The random and systematic probes sample two patterns; this is the supremum over all
+    of them, so an approximation whose error oscillates along x (a minimax polynomial's)
+    cannot exceed it where it can exceed four times a sampled probe."""
+
+    def configure(self, model: ErrorModel, dtype: torch.dtype) -> "ActivationAdjoint":
+        self.error_model, self.budget_dtype, self.shifts = model, dtype, []
+        return self
+
+    def forward(self, input, hx=None):
+        self.shifts = []  # (shift, allowance) per elementwise call, in call order
+        return super().forward(input, hx)
+
+    def elementwise(self, name: str, x: Tensor) -> Tensor:
+        y = super().elementwise(name, x)
+        budget = self.error_model.activation_budget(name, self.budget_dtype, systematic=True)
+        if budget is None:
+            return y
+        ulps, floor = budget
+        shift = torch.zeros_like(y, requires_grad=True)
+        allowance = ulps * self.error_model.unit_roundoff(self.budget_dtype) * y.detach().abs().clamp_min(floor)
+        self.shifts.append((shift, allowance))
+        return y + shift
+
+
 def needs_activation_probes(model: ErrorModel, functions, dtype: torch.dtype) -> bool:
     """Whether any of the recurrence's elementwise ``functions`` has a budget in
     ``dtype`` (otherwise the probe would be an unperturbed `loop`)."""
@@ -99,6 +131,25 @@ PERTURBED_LOOPS = {
 }
 """Each family's `loop` with perturbed elementwise outputs (every formula in
 harness.cells routes its tanh, sigmoid and relu through ``elementwise``)."""
+
+
+ADJOINT_LOOPS = {
+    family: type(f"Adjoint{module.__name__}", (ActivationAdjoint, module), {})
+    for family, module in {
+        "RNN": loop.LoopRNN, "LSTM": loop.LoopLSTM, "GRU": loop.LoopGRU,
+        "RNNCell": loop.LoopRNNCell, "LSTMCell": loop.LoopLSTMCell, "GRUCell": loop.LoopGRUCell,
+    }.items()
+}
+"""Each family's `loop` with a recorded zero shift on every budgeted elementwise output."""
+
+
+def activation_adjoint_factory(model: ErrorModel, dtype: torch.dtype, family: str = "RNN"):
+    """A factory with the family's torch keywords for the adjoint of a candidate in ``dtype``."""
+
+    def factory(**kwargs) -> ActivationAdjoint:
+        return ADJOINT_LOOPS[family](**kwargs).configure(model, dtype)
+
+    return factory
 
 
 def activation_probe_factory(model: ErrorModel, seed: int, sign: float, family: str = "RNN", systematic: bool = False):

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from harness import Implementation, tolerance
+from harness import Implementation, oracle, tolerance
 from harness.cases import Case, materialize
 from harness.oracle import Discrepancy, check
 from harness.tolerance import ACTIVATION_ROUNDING_FLOOR, DEFAULT_MODEL, UNIT_ROUNDOFF
@@ -129,8 +129,11 @@ def test_the_calibration_variant_is_onnxruntime_on_the_issue_21_case():
 def test_without_tanhs_floor_the_issue_21_case_is_a_false_alarm(monkeypatch):
     # The case passes because the model holds tanh's rounding noise to absolute
     # accuracy near 0, not by luck: with a floor of 0 (relative accuracy, as before) it
-    # is flagged where the campaign flagged it.
+    # is flagged where the campaign flagged it. (The activation adjoint, the worst
+    # pattern of a relative budget, would clear this element on its own: 1.34e-6 against
+    # 1.71e-6. It is taken out, so that the floor is measured alone.)
     monkeypatch.setitem(tolerance.ACTIVATION_ROUNDING_FLOOR, "tanh", 0.0)
+    monkeypatch.setattr(oracle._Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
     with pytest.raises(Discrepancy) as caught:
         check(onnx_runtime.IMPLEMENTATION, ISSUE_21_CASE_UNPACKED)
     assert "on the second call" in caught.value.summary and "time step 4" in caught.value.summary
