@@ -16,6 +16,7 @@ import math
 import os
 import random
 import sys
+import statistics
 import threading
 import time
 import traceback
@@ -52,6 +53,12 @@ nor while shrinking a failure); past the budget, those not yet started are not r
 (one that compiles per shape needs `SLOW_START_MARGIN` left to start). The report
 says what was cut, and each replay command runs the same cases first."""
 SLOW_START_MARGIN = 25.0
+PRIOR_PACE = {False: 2.0, True: 8.0}
+"""Seconds a campaign is expected to take before any of its kind has finished (quick;
+compiling or exporting per shape), under a time budget. Quick: the bare command's mean
+on a quiet 2-core box, 1.8-1.9 s (docs/benchmarks.md). Per shape: 3.6 s there, 11-15 s
+on an earlier box with a cold Inductor cache; between the two. A loaded machine shows
+itself as soon as the first campaign of a kind finishes: from then on its mean counts."""
 """Under a time budget, a campaign that compiles or exports per shape (``example_timeout``)
 starts only with this many seconds left: its one example cannot be cut (15-60 s here)."""
 DEFAULT_DATABASE = Path(".hypothesis") / "rnn-harness"
@@ -609,7 +616,20 @@ class _Runs:
         self.time_budget = time_budget(args)
         self.deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
         self.unstarted, self.lanes = 0, 1  # set by one_at_a_time / concurrently
+        self.waiting: set[str] = set()  # campaigns not started yet (under a time budget)
+        self.took: dict[bool, list[float]] = {False: [], True: []}  # finished campaigns' seconds, by "compiles per shape"
         self.counting = threading.Lock()
+
+    def slow(self, name: str) -> bool:
+        return self.registry.implementation(name).example_timeout is not None
+
+    def reserve(self) -> float:
+        """Lane-seconds the campaigns not started yet are expected to need: each at the
+        mean pace of the finished campaigns of its kind (quick, or compiling per shape),
+        `PRIOR_PACE` before any has finished."""
+        with self.counting:
+            paces = {kind: (statistics.fmean(took) if took else PRIOR_PACE[kind]) for kind, took in self.took.items()}
+            return sum(paces[self.slow(name)] for name in self.waiting)
 
     def budget(self, name: str) -> int:
         if self.args.max_examples is not None:
@@ -620,25 +640,35 @@ class _Runs:
         """One implementation's campaign; a harness bug becomes its `error`, never the run's end."""
         if name in self.broken:
             return ImplementationResult(name, "error", 0, 0.0, self.seed, self.args.profile, reason=self.broken[name].error)
-        own_deadline = None
+        share = None
         if self.deadline is not None:
             with self.counting:
                 self.unstarted -= 1
+                self.waiting.discard(name)
                 waiting = max(self.unstarted, 0)
             left = self.deadline - time.monotonic()
             # One example of a path that compiles per shape cannot be cut, and takes tens of seconds.
-            if left <= 0 or (self.registry.implementation(name).example_timeout is not None and left < SLOW_START_MARGIN):
+            if left <= 0 or (self.slow(name) and left < SLOW_START_MARGIN):
                 return self.not_run(name)
             # A fair share of what is left, so that the campaigns at the end of the queue
             # are not the ones cut whole: the lanes' time over the campaigns not yet done.
-            own_deadline = time.monotonic() + min(left, left * self.lanes / (waiting + 1))
+            share = min(left, left * self.lanes / (waiting + 1))
         progress.start(name, total=self.budget(name))
+        own_deadline: list[float] = []  # the share runs from the first example on: a worker's start is not the campaign's
 
         def on_example(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
-            if own_deadline is not None and count > 1 and time.monotonic() > own_deadline:
-                raise TimeBudgetSpent(self.time_budget)
+            if share is not None and count > 1:
+                now = time.monotonic()
+                if not own_deadline:
+                    own_deadline.append(now + share)
+                # Past its share a campaign goes on while what is left still holds the
+                # campaigns not started at the pace the finished ones set: on a quiet
+                # machine the first campaigns are not cut for the sake of a tail that
+                # takes a second each, on a loaded one the pace says so and the share holds.
+                if now > self.deadline or (now > own_deadline[0] and (self.deadline - now) * self.lanes < self.reserve()):
+                    raise TimeBudgetSpent(self.time_budget)
             progress.example(count)
 
         try:
@@ -653,6 +683,9 @@ class _Runs:
                 reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
             )
         progress.done(result)
+        if share is not None and not result.cut:
+            with self.counting:
+                self.took[self.slow(name)].append(result.seconds)
         return result
 
     def not_run(self, name: str) -> ImplementationResult:
@@ -676,7 +709,7 @@ class _Runs:
     def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
         results: list[ImplementationResult] = []
         progress = report.Progress(sys.stderr)
-        self.unstarted, self.lanes = len(names), 1
+        self.unstarted, self.lanes, self.waiting = len(names), 1, set(names)
         try:
             for name in names:
                 results.append(self.fuzz(name, progress))
@@ -696,7 +729,7 @@ class _Runs:
         # so that a time budget leaves out the fewest.
         slow.sort(key=lambda name: self.registry.implementation(name).example_timeout)
         pending = collections.deque(slow + [name for name in names if name not in slow])
-        self.unstarted, self.lanes = len(pending), jobs
+        self.unstarted, self.lanes, self.waiting = len(pending), jobs, set(pending)
         lock = threading.Lock()
         results: dict[str, ImplementationResult] = {}
         # Each lane says it is done through its own event, never through Thread.join:

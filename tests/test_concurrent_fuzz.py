@@ -292,6 +292,26 @@ def test_the_time_budget_stops_each_campaign_before_its_next_example_and_says_so
     assert "stopped by the command's time budget (5s, shared among the campaigns)" in capsys.readouterr().out
 
 
+def test_under_the_time_budget_a_campaign_goes_past_its_share_while_the_rest_can_still_run(tmp_path, monkeypatch):
+    """The fair share (the budget over the campaigns not started) is a floor, not a
+    cap: the first campaign goes on past it while what is left still holds the
+    campaigns after it at their expected pace (`PRIOR_PACE`, then the finished ones'
+    mean), and stops when it does not, so the last one still runs. (Cut at its share,
+    the head of the bare command's quick lane lost most of its covering set on a quiet
+    machine, in a command that ended 40 s inside its budget.)"""
+    registered(monkeypatch, implementation("loop"), implementation("torch-rnncell"))
+    report = tmp_path / "report.json"
+    code = cli.main([
+        "fuzz", "--jobs", "1", "--profile", "long", "--time-budget", "20", "--seed", "5", "--report", str(report),
+        "--database", str(tmp_path / "db"),
+    ])
+    assert code == cli.EXIT_OK
+    entries = json.loads(report.read_text())["implementations"]
+    head, tail = entries["loop"], entries["torch-rnncell"]
+    assert head["cut"] and head["seconds"] > 20 * 0.7, f"stopped at {head['seconds']} s: its share was 10 s"
+    assert tail["verdict"] == "pass" and tail["examples"] >= 1 and tail["cut"], tail
+
+
 def test_the_time_budget_applies_to_the_bare_command_only():
     from harness.campaign import TIME_BUDGETS, time_budget
 
