@@ -150,15 +150,18 @@ class Coverage:
 
     def to_json(self) -> dict:
         feasible_triples = set(self.space.invalid_triples)
+        covering = 0 if self.plan is None else min(self.plan.covering, self.cases)
+        invalid = 0 if self.plan is None else min(self.plan.invalid, self.cases - covering)
         return {
             "pairs_covered": len(self.pairs),
             "pairs_feasible": len(self.space.feasible_pairs),
             "dimensions": self.dimensions,
             "uncovered": self.uncovered,
-            "covering_cases": 0 if self.plan is None else self.plan.covering,
-            "invalid_input_cases": 0 if self.plan is None else self.plan.invalid,
-            "sampled_cases": 0 if self.plan is None else min(self.plan.sampled, max(0, self.cases - self.plan.covering - self.plan.invalid)),
-            "random_cases": max(0, self.cases - (0 if self.plan is None else self.plan.covering + self.plan.invalid)),
+            # what ran, in the order it runs: the covering rows, the invalid rows, the rest
+            "covering_cases": covering,
+            "invalid_input_cases": invalid,
+            "sampled_cases": 0 if self.plan is None else min(self.plan.sampled, self.cases - covering - invalid),
+            "random_cases": self.cases - covering - invalid,
             "invalid_inputs_covered": len(self.triples & feasible_triples),
             "invalid_inputs_feasible": len(feasible_triples),
             "invalid_inputs_uncovered": sorted([d, l, g] for d, l, g in feasible_triples - self.triples),
