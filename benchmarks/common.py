@@ -17,7 +17,7 @@ import functools
 import torch
 
 from harness.registry import discover
-from harness.workload import Shape, build_workload, builtin_name, worst_error
+from harness.bench.workload import Shape, build_workload, builtin_name, worst_error
 
 IMPLEMENTATIONS = [
     "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "native",
@@ -50,7 +50,7 @@ def implementation(name: str):
 
 
 class RNNBenchmark:
-    """Base of the suites: ``mode`` is "forward" or "backward" (see harness.workload);
+    """Base of the suites: ``mode`` is "forward" or "backward" (see harness.bench.workload);
     ``family`` picks the built-ins of that family by their base names."""
 
     mode = "forward"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness import bench, discover
-from harness.workload import Shape, UnsupportedCase, build_workload, worst_error
+from harness.bench.workload import Shape, UnsupportedCase, build_workload, worst_error
 
 TINY = ["--shape", "4,2,3,5", "--shape", "8,2,3,5", "--shape", "4,2,6,6"]
 FAST = ["--rounds", "1", "--min-run-time", "0.001", "--matmul-size", "64"]

@@ -31,7 +31,7 @@ from harness.isolation import Worker
 from harness.tolerance import DEFAULT_MODEL
 from impls import machine, torch_decomp
 from harness.families import family
-from harness.workload import builtin_name
+from harness.bench.workload import builtin_name
 from support import EXECUTION_PATH_FAMILIES, EXECUTION_PATHS, registry
 
 RTOL = ATOL = 1e-5

@@ -16,7 +16,7 @@ import torch
 
 from harness.bench import COMPUTE_BOUND, LATENCY_BOUND
 from harness.registry import discover
-from harness.workload import MODE_TITLES, MODES, UnsupportedCase, build_workload
+from harness.bench.workload import MODE_TITLES, MODES, UnsupportedCase, build_workload
 
 SHAPES = {"latency": LATENCY_BOUND, "compute": COMPUTE_BOUND}
 THREADS = 1

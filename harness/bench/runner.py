@@ -8,7 +8,7 @@ round times every implementation once with ``torch.utils.benchmark``'s blocked
 autorange, in a rotating order, and the rounds are merged), so a burst of load on a
 shared machine lands on all of them rather than on one. The table gives the median,
 the ratio to torch, the achieved GFLOP/s and that as a fraction of this machine's
-measured matmul GFLOP/s at the same thread count (`harness.roofline`). The matmul
+measured matmul GFLOP/s at the same thread count (`harness.bench.roofline`). The matmul
 is timed in the same interleaved rounds as the implementations, so the fraction
 compares numbers taken under the same load.
 """
@@ -27,8 +27,8 @@ import torch
 import torch.utils.benchmark as benchmark
 
 from harness.registry import Registry
-from harness.roofline import matmul_call, thread_count
-from harness.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
+from harness.bench.roofline import matmul_call, thread_count
+from harness.bench.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
 
 CLOCKS = {"wall": timeit.default_timer, "cpu": time.process_time}
 """What a timed block is measured with. ``cpu`` (this process's CPU time) leaves out
@@ -190,7 +190,7 @@ def run_command(args: argparse.Namespace, registry: Registry, selected_names: li
         write_json(args.json, results, skipped, args)
         progress(f"wrote {args.json}")
     if args.plot:
-        from harness.bench_plot import plot_times
+        from harness.bench.plot import plot_times
 
         plot_times(results, args.plot, threads=args.threads)
         progress(f"wrote {args.plot}")

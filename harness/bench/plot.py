@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from harness.workload import MODE_TITLES, MODES, Shape
+from harness.bench.workload import MODE_TITLES, MODES, Shape
 
 
 def _sweep(shapes: set[Shape], axis: str) -> list[Shape]:
