@@ -142,6 +142,10 @@ ADJOINT_LOOPS = {
 }
 """Each family's `loop` with a recorded zero shift on every budgeted elementwise output."""
 
+ADJOINT_CHUNK = 64  # result elements per batched backward of the activation adjoint
+ADJOINT_FIRST_CHUNK = 8  # the worst elements, tried first on their own
+ADJOINT_LIMIT = 512  # out-of-bound elements the adjoint may clear before the rest count as they are
+
 
 def activation_adjoint_factory(model: ErrorModel, dtype: torch.dtype, family: str = "RNN"):
     """A factory with the family's torch keywords for the adjoint of a candidate in ``dtype``."""

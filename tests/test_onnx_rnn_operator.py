@@ -20,9 +20,10 @@ import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from harness import Implementation, oracle, tolerance
+from harness import Implementation, tolerance
 from harness.cases import Case, materialize
 from harness.oracle import Discrepancy, check
+from harness.oracle.session import Session
 from harness.tolerance import ACTIVATION_ROUNDING_FLOOR, DEFAULT_MODEL, UNIT_ROUNDOFF
 from mutants import CORRECT_VARIANTS
 from mutants.correct import tanh_from_sigmoid
@@ -133,7 +134,7 @@ def test_without_tanhs_floor_the_issue_21_case_is_a_false_alarm(monkeypatch):
     # pattern of a relative budget, would clear this element on its own: 1.34e-6 against
     # 1.71e-6. It is taken out, so that the floor is measured alone.)
     monkeypatch.setitem(tolerance.ACTIVATION_ROUNDING_FLOOR, "tanh", 0.0)
-    monkeypatch.setattr(oracle._Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
+    monkeypatch.setattr(Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
     with pytest.raises(Discrepancy) as caught:
         check(onnx_runtime.IMPLEMENTATION, ISSUE_21_CASE_UNPACKED)
     assert "on the second call" in caught.value.summary and "time step 4" in caught.value.summary

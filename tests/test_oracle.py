@@ -15,6 +15,7 @@ import torch
 from harness import Implementation
 from harness.cases import Case, materialize
 from harness.oracle import Discrepancy, check, localize_layer
+from harness.oracle.session import Session
 from harness.tolerance import DEFAULT_MODEL
 from mutants import CORRECT_VARIANTS, MUTANTS
 from support import implementation
@@ -300,10 +301,8 @@ def test_any_activation_pattern_within_the_budget_is_within_the_bound():
     approximate = by_name(CORRECT_VARIANTS, "correct-approximate-activations")
     assert check(approximate, APPROXIMATE_ACTIVATIONS_CASE) < 1
     # The activation adjoint is what makes room: without it the case is flagged.
-    from harness import oracle
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(oracle._Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
+        patch.setattr(Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
         with pytest.raises(Discrepancy, match=r"output differs: worst at time step 15, batch row 0, feature 3"):
             check(approximate, APPROXIMATE_ACTIVATIONS_CASE)
     # The room it makes is not enough for a tanh 100 units off on the same case, and
@@ -346,7 +345,7 @@ def test_the_activation_adjoint_is_the_worst_pattern_of_the_budget(family):
     allowances = [allowance for _, allowance in module.shifts]
     worst = sum(float((g.abs() * a).sum()) for g, a in zip(gradients, allowances) if g is not None)
     assert worst > 0
-    # `_Session.activation_adjoint` gives the same number for the same element.
+    # `Session.activation_adjoint` gives the same number for the same element.
     session = oracle_session(case)
     index = {"RNN": [8, 1, 0, 3], "GRU": [8, 1, 0, 3], "LSTMCell": [0, 1, 0, 3]}[family]
     name = "h'" if family == "LSTMCell" else "output"
@@ -361,9 +360,7 @@ def test_the_activation_adjoint_is_the_worst_pattern_of_the_budget(family):
 
 
 def oracle_session(case: Case):
-    from harness.oracle import _Session
-
-    return _Session(implementation("loop" if case.family == "RNN" else f"loop-{case.family.lower()}"), case, DEFAULT_MODEL)
+    return Session(implementation("loop" if case.family == "RNN" else f"loop-{case.family.lower()}"), case, DEFAULT_MODEL)
 
 
 HOISTED_CANCELLING_CASE = Case(
@@ -383,10 +380,8 @@ def test_another_summation_order_of_a_cancelling_input_product_is_within_the_bou
     # without it the same case is flagged. (The activation adjoint's allowance for a
     # tanh off by its budget, 1.4e-6 at the element, would also cover the 0.6e-6 the
     # bound lacks there; it is taken out too, so that the order probe is measured alone.)
-    from harness import oracle
-
-    monkeypatch.setattr(oracle._Session, "order_probe", lambda self: None)
-    monkeypatch.setattr(oracle._Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
+    monkeypatch.setattr(Session, "order_probe", lambda self: None)
+    monkeypatch.setattr(Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
     with pytest.raises(Discrepancy, match="output differs"):
         check(hoisted, HOISTED_CANCELLING_CASE)
     # And the room it makes is not enough for a tanh 100 units off on the same case.

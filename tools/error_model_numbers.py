@@ -13,7 +13,7 @@ import dataclasses
 import torch
 
 from harness.cases import Case, materialize
-from harness.oracle import _perturbed
+from harness.oracle.session import perturbed as perturbed_tensor
 from harness.probes import activation_probe_factory
 from harness.tolerance import DEFAULT_MODEL
 from impls.loop import LoopRNN
@@ -42,8 +42,8 @@ def probe(case: Case, tensors, dtype):
             generator = torch.Generator().manual_seed(case.seed + 3)
             perturbed = dataclasses.replace(
                 tensors,
-                weights={k: _perturbed(w, generator, sign * relative) for k, w in tensors.weights.items()},
-                padded_input=_perturbed(tensors.padded_input, generator, sign * relative),
+                weights={k: perturbed_tensor(w, generator, sign * relative) for k, w in tensors.weights.items()},
+                padded_input=perturbed_tensor(tensors.padded_input, generator, sign * relative),
             )
             error = torch.maximum(error, (outputs(torch.nn.RNN, case, dtype, perturbed) - reference).abs())
         return reference + error
@@ -51,8 +51,8 @@ def probe(case: Case, tensors, dtype):
     relative = DEFAULT_MODEL.probe_perturbation_ulps * DEFAULT_MODEL.unit_roundoff(torch.float64)
     perturbed = dataclasses.replace(
         tensors,
-        weights={k: _perturbed(w, generator, relative) for k, w in tensors.weights.items()},
-        padded_input=_perturbed(tensors.padded_input, generator, relative),
+        weights={k: perturbed_tensor(w, generator, relative) for k, w in tensors.weights.items()},
+        padded_input=perturbed_tensor(tensors.padded_input, generator, relative),
     )
     reference = outputs(torch.nn.RNN, case, torch.float64, tensors)
     perturbed_error = (outputs(torch.nn.RNN, case, dtype, perturbed) - reference).abs()

@@ -1,0 +1,119 @@
+"""One case's verdict (`check`): every call the case makes, run on the reference,
+the probes and the candidate, held to the contract, then to the bounds; the lazy
+probes run only where the narrower bounds would fail the candidate."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from harness.cases import Case
+from harness.implementation import Implementation
+from harness.oracle.comparison import CASE_MARGINS, MARGIN_OBSERVER, compare_gradients, compare_values
+from harness.oracle.invalid import NOT_GIVEN, check_invalid
+from harness.oracle.results import Discrepancy, RunResult, exception_line, short_traceback
+from harness.oracle.running import run_module
+from harness.oracle.session import Session, probe_tensors
+from harness.oracle.structure import alias_view, input_snapshot, shared_storages
+from harness.oracle.widening import combined_probe, widened, with_lazy_probes
+from harness.tolerance import DEFAULT_MODEL, ErrorModel
+
+
+def check(
+    implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL,
+    expected: str | None | object = NOT_GIVEN, waive: frozenset[str] = frozenset(),
+) -> float | None:
+    """Raise `Discrepancy` if the candidate differs from torch on this case (for an
+    invalid case, ``expected`` may carry torch's outcome, see `check_invalid`).
+    ``waive``: kinds of finding a declared `KnownFailure` sets aside on this case
+    (`harness.implementation.WAIVABLE_KINDS`); every other check holds.
+
+    Returns the case's worst |error| / bound over every compared value and gradient
+    (what the campaign's guided search climbs), or None when nothing was compared."""
+    if case.defect is not None:
+        check_invalid(implementation, case, expected)
+        return None
+    worst: list[float] = []
+    token = CASE_MARGINS.set(worst)
+    try:
+        session = Session(implementation, case, model)
+        _check_call(session, "", waive)
+        if case.second_call != "none":
+            session.update_weights()
+            try:
+                _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive)
+            except Discrepancy as discrepancy:
+                discrepancy.evidence["second_call"] = True
+                raise
+    finally:
+        CASE_MARGINS.reset(token)
+    return max(worst, default=None)
+
+
+def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()) -> None:
+    case = session.case
+    reference = run_module(session.reference, case, session.materialized, torch.float64, "cpu", "reference")
+    probe = run_module(session.probe, case, session.probe_input if call == "" else probe_tensors(session), session.dtype, case.device, "probe")
+    if session.low_probe is not None:
+        low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
+        probe = combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
+    for module, ulps, values in session.sensitivity_probes:
+        perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
+        probe = widened(reference, probe, perturbed, values=values)
+    x, hx = session.materialized.module_input(case, session.dtype, case.device)
+    before = input_snapshot(x, hx)
+    weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
+    try:
+        candidate = run_module(session.candidate, case, session.materialized, session.dtype, case.device, "candidate")
+    except Discrepancy:
+        raise
+    except Exception as error:  # noqa: BLE001 - the candidate's exception is the finding
+        raise Discrepancy("exception", "forward", f"the candidate raised {exception_line(error)} on a valid input{call} (torch returns normally)", {"traceback": short_traceback(error)}) from error
+    after = input_snapshot(candidate.input, candidate.initial)
+    for name, old, new in zip(("input", *case.family_record.initial_state_names), before, after):
+        if "mutation" not in waive and not torch.equal(old.nan_to_num(), new.nan_to_num()):
+            raise Discrepancy("mutation", name, f"the candidate modified its {name} in place{call}: max change {float((old.double() - new.double()).abs().max()):.3g}")
+    for key, value in session.candidate.state_dict().items():
+        if "mutation" not in waive and not torch.equal(weights_before[key].nan_to_num(), value.nan_to_num()):
+            raise Discrepancy("mutation", key, f"forward modified the parameter {key} in place{call}")
+    new_aliases = shared_storages(alias_view(case, candidate)) - shared_storages(alias_view(case, probe))
+    if new_aliases and "aliasing" not in waive:
+        pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
+        raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
+
+    def judge(probe: RunResult, rounding: RunResult | None = None) -> None:
+        adjoint = _lazy(session.activation_adjoint) if rounding is not None and session.activation_factories else None
+        compare_values(case, reference, probe, candidate, session.model, call, rounding, adjoint)
+        if candidate.gradients or reference.gradients:
+            compare_gradients(case, reference, probe, candidate, session.model, call)
+
+    # The activation probes can only widen the bounds (or stop a comparison at the
+    # horizon), so running them only where the candidate is out of the narrower
+    # bounds gives the same verdict at a fraction of the cost. Margins are watched
+    # against the full bounds.
+    if not session.activation_factories and session.tipping_ulps is None:
+        return judge(probe)
+    if MARGIN_OBSERVER.get() is not None:
+        return judge(*with_lazy_probes(session, reference, probe))
+    margins = CASE_MARGINS.get()
+    judged = 0 if margins is None else len(margins)
+    try:
+        judge(probe)
+    except Discrepancy:
+        if margins is not None:
+            del margins[judged:]  # what counts is the verdict of the wider bounds
+        judge(*with_lazy_probes(session, reference, probe))
+
+
+def _lazy(make: Callable[[], Callable]) -> Callable:
+    """A callable that calls ``make()`` the first time it is called, and what that
+    returned from then on."""
+    made: list[Callable] = []
+
+    def call(*args):
+        if not made:
+            made.append(make())
+        return made[0](*args)
+
+    return call
