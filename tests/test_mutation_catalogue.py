@@ -4,7 +4,8 @@ Every mutant in the catalogue (``tests/mutants``: a re-implementation of nn.RNN,
 LSTM, GRU or a cell with one mistake people really make) must be flagged within the default profile, with a
 summary that names what differs and, for a sample, a repro script that really
 reproduces it. Correct variants, which differ from torch only in rounding, must
-pass the same budget. ``tools/mutation_stats.py`` measures the same runs for the README.
+pass the same budget. ``tools/mutation_stats.py`` measures the same runs for the tables in
+docs/mutation-catalogue.md.
 
 Select one mutant with ``pytest -k <part of its name>``. The whole file takes about
 two minutes on a shared two-core machine, with or without ``-n 2``; most of a

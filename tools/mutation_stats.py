@@ -2,8 +2,8 @@
 
 Prints a markdown table (one row per mutant: verdict, examples and seconds until
 the first failing example, and what the fuzzer reported), the kill rate, the median
-examples and seconds to detection, and the correct variants' verdicts. The README's
-numbers come from this script:
+examples and seconds to detection, and the correct variants' verdicts. The tables
+in docs/mutation-catalogue.md come from this script:
 
     python tools/mutation_stats.py                 # default profile, seed 0
     python tools/mutation_stats.py --seeds 0 1 2   # medians over several seeds
