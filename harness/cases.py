@@ -27,6 +27,14 @@ DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+DTYPE_ORDER = tuple(DTYPES)
+"""float32 first: strategies shrink towards it and tables list the dtypes in this order."""
+
+
+def available_devices() -> list[str]:
+    """The devices a campaign fuzzes on unless told otherwise: the CPU, and CUDA where torch has it."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 class DtypeName(str):

@@ -22,9 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="show the registered implementations")
 
     fuzz = commands.add_parser("fuzz", help="compare implementations with torch on generated cases")
-    from harness import campaign
+    from harness import fuzz_command
 
-    campaign.add_arguments(fuzz)
+    fuzz_command.add_arguments(fuzz)
     add_family_argument(fuzz)
 
     bench = commands.add_parser("bench", help="time implementations against torch")
@@ -112,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return command_list(discover())
         if args.command == "fuzz":
-            from harness import campaign
+            from harness import fuzz_command
 
             registry, names = select(args)
-            return campaign.run_command(args, registry, names)
+            return fuzz_command.run_command(args, registry, names)
         if args.command == "bench":
             from harness import bench
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness import coverage
-from harness.campaign import ImplementationResult
+from harness.outcome import ImplementationResult
 from harness.database import Location, slug
 
 CONNECT_TIMEOUT = 10.0
@@ -133,7 +133,7 @@ class Outcome:
     """What came back for one unit: the worker's `ImplementationResult` for it."""
 
     unit: Unit
-    result: object  # campaign.ImplementationResult
+    result: object  # outcome.ImplementationResult
     worker: str = ""
     started: float | None = None  # time.time() on the worker
     finished: float | None = None
@@ -630,7 +630,7 @@ def _local_repro(failure, text: str, repro_dir: Path, name: str):
 
 def run_command(args, registry, names: list[str]) -> int:
     from harness import report
-    from harness.campaign import PROFILES, check_arguments, finish
+    from harness.campaign import PROFILES, check_arguments
 
     if args.scheduler is None:
         raise _usage_error("--shards splits campaigns over a cluster's workers; give --scheduler tcp://HOST:PORT too")
@@ -670,7 +670,7 @@ def run_command(args, registry, names: list[str]) -> int:
             results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
         else:
             results.append(collector.result(name, [unit for unit in unfinished if unit.name == name]))
-    return finish(args, results, seed=seed, devices=devices)
+    return report.finish(args, results, seed=seed, devices=devices)
 
 
 class _Collector:

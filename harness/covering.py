@@ -28,11 +28,10 @@ import itertools
 import random
 from typing import Mapping
 
-from harness.cases import DEFECTS, NONCONTIGUOUS, SECOND_CALLS, Case
+from harness.cases import DEFECTS, DTYPE_NAMES, DTYPE_ORDER, NONCONTIGUOUS, SECOND_CALLS, Case, available_devices
 from harness.families import Family
 from harness.pairwise import ipog
 
-DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")
 GRAD_MODES = ("backward", "forward_only", "no_grad", "backward_parameters")
 REGIMES = ("default", "saturating", "chaotic", "small")
 BATCH_CLASSES = ("one", "few", "empty", "coincidence", "wide")
@@ -93,7 +92,6 @@ class Space:
 
     def __init__(self, implementation, devices: list[str] | None = None, invalid: bool = True):
         from harness.implementation import ALL_DTYPES
-        from harness.strategies import DTYPE_NAMES, available_devices
 
         family = implementation.family_record
         self.family = family

@@ -8,8 +8,9 @@ worker still starts in milliseconds with torch (and whatever the implementations
 
 The parent talks to the server over a Unix socket: to start a worker it sends two
 sockets' descriptors (``socket.send_fds``), the worker's request channel and a status
-channel. The server forks; the child serves requests on the first (`harness.isolation`
-sends it what to load), and the server writes the child's pid and, once it has
+channel. The server forks; the child calls the parent's ``serve`` function (named
+"module:function" when the server starts; `harness.isolation.serve`, which reads
+what to load from the channel) on the first, and the server writes the child's pid and, once it has
 reaped it, its exit code to the second. When the parent goes away the server kills
 its workers and exits.
 """
@@ -17,6 +18,7 @@ its workers and exits.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import pickle
 import runpy
@@ -100,7 +102,9 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
 class Client:
     """The parent's end: starts the server, asks it for workers."""
 
-    def __init__(self, preload: list[str]):
+    def __init__(self, preload: list[str], serve: str):
+        """``preload``: modules the server imports once, before any fork; ``serve``:
+        "module:function", called in each worker with its request `Connection`."""
         parent_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._control = parent_end
         self._lock = threading.Lock()
@@ -111,7 +115,7 @@ class Client:
             close_fds=True,
         )
         server_end.close()
-        setup = pickle.dumps({"preload": preload, "sys_path": list(sys.path), "main_path": _main_path()})
+        setup = pickle.dumps({"preload": preload, "serve": serve, "sys_path": list(sys.path), "main_path": _main_path()})
         self._control.sendall(_LENGTH.pack(len(setup)) + setup)
         atexit.register(self.close)
 
@@ -197,7 +201,7 @@ def _preload(setup: dict) -> None:
         sys.modules.pop("__mp_main__", None)
 
 
-def _child(channel_fd: int, closing: list) -> None:
+def _child(channel_fd: int, closing: list, target: str) -> None:
     """In the forked worker: serve requests, then exit without running the server's cleanup."""
     code = 1
     try:
@@ -205,9 +209,8 @@ def _child(channel_fd: int, closing: list) -> None:
             item.close() if hasattr(item, "close") else os.close(item)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        from harness import isolation
-
-        isolation.serve(Connection(channel_fd))
+        module, function = target.split(":")
+        getattr(importlib.import_module(module), function)(Connection(channel_fd))
         code = 0
     except BaseException:  # noqa: BLE001 - printed like an uncaught exception, then the exit code says it
         traceback.print_exc()
@@ -252,7 +255,7 @@ def serve(control_fd: int) -> None:
                     status = socket.socket(fileno=status_fd)
                     pid = os.fork()
                     if pid == 0:
-                        _child(channel_fd, [control, status, *statuses.values(), wake_read, wake_write, selector])
+                        _child(channel_fd, [control, status, *statuses.values(), wake_read, wake_write, selector], setup["serve"])
                     os.close(channel_fd)
                     statuses[pid] = status
                     try:

@@ -106,7 +106,7 @@ def _start_process():
     if forkserver.available():
         with _server_lock:
             if _server is None or not _server.alive():
-                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports))
+                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.isolation:serve")
             server = _server
         return server.start()
     # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.

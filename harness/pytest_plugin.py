@@ -242,7 +242,7 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
     campaign: Campaign = request.config.stash[_CAMPAIGN]
 
     def fuzz(implementation, **options):
-        from harness import report, strategies
+        from harness import cases, report
         from harness.campaign import ImplementationResult, fuzz_implementation
         from harness.registry import BrokenPlugin
 
@@ -254,7 +254,7 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
         else:
             with _statistics(request):
                 result = fuzz_implementation(implementation, **settings)
-        devices = settings.get("devices") or strategies.available_devices()
+        devices = settings.get("devices") or cases.available_devices()
         record_property(RESULT_PROPERTY, json.dumps({"name": result.name, "devices": devices, "result": result.to_json()}))
         if result.verdict == "skipped":
             pytest.skip(f"{result.name} is unavailable here: {result.reason}")

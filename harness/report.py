@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from harness.usage import EXIT_DISCREPANCY, EXIT_OK
+
 PROGRESS_FORMAT = "{n_fmt}/{total_fmt} examples [{elapsed}<{remaining}, {rate_fmt}]"
 
 
@@ -140,3 +142,15 @@ def write_json(path: Path, results, *, seed: int, profile: str, devices: list[st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def finish(args, results: list, *, seed: int, devices: list[str]) -> int:
+    """Print the summary and the failures, write the report, and return the exit code."""
+    print(summary_table(results))
+    print(coverage_lines(results, table=getattr(args, "coverage", False)))
+    for result in results:
+        if result.failure is not None or result.verdict == "error":
+            print(failure_text(result))
+    if args.report is not None:
+        write_json(args.report, results, seed=seed, profile=args.profile, devices=devices)
+    return EXIT_OK if all(r.verdict in ("pass", "skipped") for r in results) else EXIT_DISCREPANCY

@@ -13,20 +13,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import torch
 from hypothesis import strategies as st
 
 from harness.cases import Case, defects_for
 from harness.covering import REGIME_GAINS, RELU_GAINS, STAGE_COVERING, STAGE_LAST, Space, space_for
 from harness.implementation import Implementation
-
-DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16")  # shrink towards float32
-
-
-def available_devices() -> list[str]:
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
 
 @st.composite
 def sized(draw, small: st.SearchStrategy[int], extra: dict[str, st.SearchStrategy[int]], rare: tuple[str, ...]) -> int:
@@ -187,4 +178,3 @@ def cases(draw, implementation: Implementation, devices: list[str] | None = None
     return case
 
 
-DTYPE_NAMES_REVERSED = {name: dtype for dtype, name in DTYPE_NAMES.items()}

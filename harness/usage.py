@@ -1,7 +1,7 @@
 """Exit codes and the usage error shared by the command-line front ends.
 
-`harness.cli` parses arguments and dispatches to `harness.campaign` and
-`harness.bench`; those report a request that cannot be done with `UsageError`.
+`harness.cli` parses arguments and dispatches to `harness.fuzz_command` and
+`harness.bench`; those (and what they run) report a request that cannot be done with `UsageError`.
 Keeping both here lets the engine modules raise it without importing the CLI.
 """
 

@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from harness import Implementation, Unavailable, cli
-from harness.campaign import PROFILES, default_jobs
+from harness.campaign import PROFILES
+from harness.local_run import default_jobs
 from harness.isolation import Worker
 from harness.registry import FoundPlugin, LoadedPlugin, Registry
 from harness.tolerance import DEFAULT_MODEL
@@ -120,12 +121,13 @@ def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_la
     import argparse
     import threading
 
-    from harness.campaign import ImplementationResult, _Runs
+    from harness.local_run import Runs
+    from harness.outcome import ImplementationResult
 
     slow = [dataclasses.replace(implementation("loop"), name=f"slow-{index}", example_timeout=60.0) for index in range(2)]
     quick = [dataclasses.replace(implementation("loop"), name=f"quick-{index}") for index in range(6)]
     registry = Registry({record.name: LoadedPlugin(FoundPlugin(record.name, "tests", "0", "tests", entry_point=None), record) for record in slow + quick}, [])
-    runs = _Runs(argparse.Namespace(max_examples=1, profile="default"), registry, seed=0, location=None, devices=["cpu"])
+    runs = Runs(argparse.Namespace(max_examples=1, profile="default"), registry, seed=0, location=None, devices=["cpu"])
     lock = threading.Lock()
     running: set[str] = set()
     started: dict[str, list[str]] = {}
@@ -313,7 +315,7 @@ def test_under_the_time_budget_a_campaign_goes_past_its_share_while_the_rest_can
 
 
 def test_the_time_budget_applies_to_the_bare_command_only():
-    from harness.campaign import TIME_BUDGETS, time_budget
+    from harness.local_run import TIME_BUDGETS, time_budget
 
     bare = cli.build_parser().parse_args(["fuzz"])
     assert time_budget(bare) == TIME_BUDGETS["default"]

@@ -1,0 +1,259 @@
+"""The campaigns of one ``fuzz`` command on this machine: one at a time, or several
+at once in lanes (each campaign drives its own worker process), under the bare
+command's time budget. A run on a Dask cluster is `harness.cluster`'s."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import traceback
+
+import torch
+
+from harness import cases, isolation, report
+from harness.campaign import PROFILES, TimeBudgetSpent, check_arguments, fuzz_implementation
+from harness.outcome import ImplementationResult
+from harness.usage import UsageError
+
+TIME_BUDGETS = {"default": 100.0}
+"""Seconds of campaigns the bare command may spend (``--time-budget``; everything
+registered, no ``--max-examples``): ``python -m harness fuzz`` promises two minutes
+on 2 cores, imports and the examples already running included. Each campaign gets a
+fair share of what is left when it starts (the lanes' time over the campaigns not yet
+done) and stops before its next example once that is spent (never before its first,
+nor while shrinking a failure); past the budget, those not yet started are not run
+(one that compiles per shape needs `SLOW_START_MARGIN` left to start). The report
+says what was cut, and each replay command runs the same cases first."""
+SLOW_START_MARGIN = 25.0
+"""Under a time budget, a campaign that compiles or exports per shape (``example_timeout``)
+starts only with this many seconds left: its one example cannot be cut (15-60 s here)."""
+PRIOR_PACE = {False: 2.0, True: 8.0}
+"""Seconds a campaign is expected to take before any of its kind has finished (quick;
+compiling or exporting per shape), under a time budget. Quick: the bare command's mean
+on a quiet 2-core box, 1.8-1.9 s (docs/benchmarks.md). Per shape: 3.6 s there, 11-15 s
+on an earlier box with a cold Inductor cache; between the two. A loaded machine shows
+itself as soon as the first campaign of a kind finishes: from then on its mean counts."""
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on: one campaign each, every worker one thread."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_command(args, registry, names: list[str]) -> int:
+    """``python -m harness fuzz`` on this machine: the campaigns, the summary, the exit code."""
+    location = check_arguments(args)
+    devices = args.device or cases.available_devices()
+    for device in devices:
+        if device not in ("cpu", "cuda"):
+            raise UsageError(f"unknown device {device!r}; expected cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
+    jobs = _jobs(args, len(names))
+    seed = random.randrange(2**31) if args.seed is None else args.seed
+    print(
+        f"rnn-harness fuzz: profile {args.profile}, seed {seed}, devices {','.join(devices)}"
+        + (f", {jobs} implementations at a time" if jobs > 1 else ""),
+        file=sys.stderr,
+    )
+    runs = Runs(args, registry, seed, location, devices)
+    if not args.no_isolation:
+        isolation.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
+    results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
+    return report.finish(args, results, seed=seed, devices=devices)
+
+
+def time_budget(args) -> float | None:
+    """Seconds the command's campaigns may run: --time-budget (0: none), else the
+    profile's for the bare command (everything registered, no --max-examples)."""
+    budget = getattr(args, "time_budget", None)
+    if budget is None:
+        chosen = args.max_examples is not None or args.impl or getattr(args, "family", None)
+        return None if chosen else TIME_BUDGETS.get(args.profile)
+    return budget or None
+
+
+def _jobs(args, implementations: int) -> int:
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        if args.jobs > 1 and args.no_isolation:
+            raise UsageError("--jobs above 1 needs the worker processes: drop --no-isolation, or run one implementation at a time")
+        return min(args.jobs, max(implementations, 1))
+    if args.no_isolation:
+        return 1
+    return max(1, min(default_jobs(), implementations))
+
+
+class Runs:
+    """The campaigns of one ``fuzz`` command, one at a time or several at once. Each
+    campaign drives its own worker process, so running several at once is several
+    Hypothesis runs in threads of this process (Hypothesis is thread-safe since 6.136)
+    while torch runs in the workers, one thread each."""
+
+    def __init__(self, args, registry, seed: int, location, devices: list[str]):
+        self.args, self.registry, self.seed, self.location, self.devices = args, registry, seed, location, devices
+        self.broken = {plugin.name: plugin for plugin in registry.broken}
+        self.stop = threading.Event()
+        self.time_budget = time_budget(args)
+        self.deadline = None if self.time_budget is None else time.monotonic() + self.time_budget
+        self.unstarted, self.lanes = 0, 1  # set by one_at_a_time / concurrently
+        self.waiting: set[str] = set()  # campaigns not started yet (under a time budget)
+        self.took: dict[bool, list[float]] = {False: [], True: []}  # finished campaigns' seconds, by "compiles per shape"
+        self.counting = threading.Lock()
+
+    def slow(self, name: str) -> bool:
+        return self.registry.implementation(name).example_timeout is not None
+
+    def reserve(self) -> float:
+        """Lane-seconds the campaigns not started yet are expected to need: each at the
+        mean pace of the finished campaigns of its kind (quick, or compiling per shape),
+        `PRIOR_PACE` before any has finished."""
+        with self.counting:
+            paces = {kind: (statistics.fmean(took) if took else PRIOR_PACE[kind]) for kind, took in self.took.items()}
+            return sum(paces[self.slow(name)] for name in self.waiting)
+
+    def budget(self, name: str) -> int:
+        if self.args.max_examples is not None:
+            return self.args.max_examples
+        return self.registry.implementation(name).example_budget(PROFILES[self.args.profile][0])
+
+    def fuzz(self, name: str, progress: report.Progress) -> ImplementationResult:
+        """One implementation's campaign; a harness bug becomes its `error`, never the run's end."""
+        if name in self.broken:
+            return ImplementationResult(name, "error", 0, 0.0, self.seed, self.args.profile, reason=self.broken[name].error)
+        share = None
+        if self.deadline is not None:
+            with self.counting:
+                self.unstarted -= 1
+                self.waiting.discard(name)
+                waiting = max(self.unstarted, 0)
+            left = self.deadline - time.monotonic()
+            # One example of a path that compiles per shape cannot be cut, and takes tens of seconds.
+            if left <= 0 or (self.slow(name) and left < SLOW_START_MARGIN):
+                return self.not_run(name)
+            # A fair share of what is left, so that the campaigns at the end of the queue
+            # are not the ones cut whole: the lanes' time over the campaigns not yet done.
+            share = min(left, left * self.lanes / (waiting + 1))
+        progress.start(name, total=self.budget(name))
+        own_deadline: list[float] = []  # the share runs from the first example on: a worker's start is not the campaign's
+
+        def on_example(count: int) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt  # another thread's Ctrl-C: stop before the next example
+            if share is not None and count > 1:
+                now = time.monotonic()
+                if not own_deadline:
+                    own_deadline.append(now + share)
+                # Past its share a campaign goes on while what is left still holds the
+                # campaigns not started at the pace the finished ones set: on a quiet
+                # machine the first campaigns are not cut for the sake of a tail that
+                # takes a second each, on a loaded one the pace says so and the share holds.
+                if now > self.deadline or (now > own_deadline[0] and (self.deadline - now) * self.lanes < self.reserve()):
+                    raise TimeBudgetSpent(self.time_budget)
+            progress.example(count)
+
+        try:
+            result = fuzz_implementation(
+                self.registry.implementation(name), profile=self.args.profile, max_examples=self.args.max_examples,
+                seed=self.seed, repro_dir=self.args.repro_dir, database=self.location, devices=self.devices,
+                on_example=on_example, isolate=not self.args.no_isolation, timeout=self.args.timeout, cancel=self.stop,
+            )
+        except Exception as error:  # noqa: BLE001 - a harness bug must not cost the other results or the report
+            result = ImplementationResult(
+                name, "error", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
+                reason="the harness itself failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]),
+            )
+        progress.done(result)
+        if share is not None and not result.cut:
+            with self.counting:
+                self.took[self.slow(name)].append(result.seconds)
+        return result
+
+    def not_run(self, name: str) -> ImplementationResult:
+        replay = ImplementationResult(name, "skipped", 0, 0.0, self.seed, self.args.profile).replay_command()
+        cut = (
+            f"not run: the command's time budget ({self.time_budget:g}s) was spent before it could start"
+            f"; `{replay} --time-budget 0` runs it"
+        )
+        return ImplementationResult(
+            name, "skipped", 0, 0.0, self.seed, self.args.profile, reason=cut, cut=cut,
+            family=self.registry.implementation(name).family,
+        )
+
+    def interrupted(self, progress: report.Progress, interrupt: KeyboardInterrupt | None = None) -> ImplementationResult:
+        return ImplementationResult(
+            progress.name, "skipped", progress.count, time.perf_counter() - progress.started, self.seed, self.args.profile,
+            reason=f"interrupted by the user after {progress.count} examples", family=self.registry.implementation(progress.name).family,
+            coverage=getattr(interrupt, "coverage", None),
+        )
+
+    def one_at_a_time(self, names: list[str]) -> list[ImplementationResult]:
+        results: list[ImplementationResult] = []
+        progress = report.Progress(sys.stderr)
+        self.unstarted, self.lanes, self.waiting = len(names), 1, set(names)
+        try:
+            for name in names:
+                results.append(self.fuzz(name, progress))
+        except KeyboardInterrupt as interrupt:
+            print("\ninterrupted: reporting what finished", file=sys.stderr)
+            if progress.name and progress.name not in {r.name for r in results}:
+                results.append(self.interrupted(progress, interrupt))
+        return results
+
+    def concurrently(self, names: list[str], jobs: int) -> list[ImplementationResult]:
+        # One lane works through the paths that are slow per example (they compile or
+        # export per shape) from the front, the others through the quick ones from the
+        # back; they meet in the middle. So the quick results come early, and two
+        # compilers never pay their one-time setup side by side.
+        slow = [name for name in names if name not in self.broken and self.registry.implementation(name).example_timeout is not None]
+        # The cheaper of them first (their declared limits: exported 600 s, compiled 900 s),
+        # so that a time budget leaves out the fewest.
+        slow.sort(key=lambda name: self.registry.implementation(name).example_timeout)
+        pending = collections.deque(slow + [name for name in names if name not in slow])
+        self.unstarted, self.lanes, self.waiting = len(pending), jobs, set(pending)
+        lock = threading.Lock()
+        results: dict[str, ImplementationResult] = {}
+        # Each lane says it is done through its own event, never through Thread.join:
+        # a join interrupted by Ctrl-C can mark a running thread dead (CPython
+        # gh-90882, up to 3.11), and the main thread then read the results before
+        # that lane had stored its interrupted campaign.
+        finished = [threading.Event() for _ in range(jobs)]
+
+        def lane(slot: int) -> None:
+            try:
+                while not self.stop.is_set():
+                    with lock:
+                        if not pending:
+                            return
+                        name = pending.popleft() if slot == 0 else pending.pop()
+                    progress = report.Progress(sys.stderr, position=slot)
+                    try:
+                        results[name] = self.fuzz(name, progress)
+                    except KeyboardInterrupt as interrupt:
+                        results[name] = self.interrupted(progress, interrupt)
+                        return
+            finally:
+                finished[slot].set()
+
+        for slot in range(jobs):
+            threading.Thread(target=lane, args=(slot,), name=f"rnn-harness-fuzz-{slot}", daemon=True).start()
+        try:
+            for event in finished:
+                while not event.wait(0.2):  # a timed wait, so Ctrl-C reaches this thread
+                    pass
+        except KeyboardInterrupt:
+            self.stop.set()  # each lane's campaign stops within a fraction of a second
+            print("\ninterrupted: stopping the running examples, then reporting what finished", file=sys.stderr)
+            for event in finished:
+                event.wait()
+        # The order asked; what never started is not reported, as when one at a time.
+        return [results[name] for name in names if name in results]

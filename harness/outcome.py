@@ -1,0 +1,110 @@
+"""What one implementation's campaign came to: its verdict, counts and times, and the
+minimal failure with its explanation and repro script (`ImplementationResult`,
+`Failure`), as the console, the JSON report, pytest-xdist and the cluster pass it on."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from harness.cases import Case
+
+
+@dataclasses.dataclass
+class Failure:
+    kind: str
+    subject: str
+    summary: str  # what differs, where; the explanation a person reads
+    case: Case
+    repro_path: Path | None
+    layer: int | None = None
+    explainer_errors: list[str] = dataclasses.field(default_factory=list)
+    """What went wrong while localising the finding or writing its repro: the finding stands."""
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "summary": self.summary,
+            "case": dataclasses.asdict(self.case),
+            "case_text": self.case.describe(),
+            "first_divergent_layer": self.layer,
+            "repro": None if self.repro_path is None else str(self.repro_path),
+            "explainer_errors": self.explainer_errors,
+        }
+
+    @classmethod
+    def from_json(cls, document: dict) -> "Failure":
+        case = dict(document["case"])
+        if case.get("lengths") is not None:
+            case["lengths"] = tuple(case["lengths"])
+        return cls(
+            document["kind"], document["subject"], document["summary"], Case(**case),
+            None if document["repro"] is None else Path(document["repro"]),
+            document.get("first_divergent_layer"), list(document.get("explainer_errors", [])),
+        )
+
+
+@dataclasses.dataclass
+class ImplementationResult:
+    name: str
+    verdict: str  # pass | fail | error | skipped
+    examples: int
+    seconds: float
+    seed: int | None
+    profile: str
+    examples_to_failure: int | None = None
+    seconds_to_failure: float | None = None
+    failure: Failure | None = None
+    reason: str = ""  # why skipped or errored
+    error_budget: float = 1.0
+    known_failure_cases: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> cases set aside
+    isolated: bool = True
+    worker_restarts: int = 0
+    slow_cases: list[float] = dataclasses.field(default_factory=list)
+    """Seconds of each case that exceeded the timeout, then finished when run again: slow, not hung."""
+    family: str | None = None  # torch's class name; None when the plugin could not load
+    example_budget: int | None = None  # examples asked of Hypothesis
+    budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
+    coverage: dict | None = None
+    """What the campaign's cases held (`harness.coverage.Coverage.to_json`): feasible
+    value pairs covered, per-dimension counts, what is left uncovered."""
+    cut: str = ""  # what the command's time budget cut from this campaign, if anything
+
+    def to_json(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "family": self.family,
+            "approximate": self.error_budget != 1.0,
+            "error_budget": self.error_budget,
+            "known_failure_cases": self.known_failure_cases,
+            "isolated": self.isolated,
+            "worker_restarts": self.worker_restarts,
+            "slow_cases": [round(seconds, 3) for seconds in self.slow_cases],
+            "examples": self.examples,
+            "example_budget": self.example_budget,
+            "budget_capped": self.budget_capped,
+            "cut": self.cut,
+            "seconds": round(self.seconds, 3),
+            "seed": self.seed,
+            "profile": self.profile,
+            "examples_to_failure": self.examples_to_failure,
+            "seconds_to_failure": None if self.seconds_to_failure is None else round(self.seconds_to_failure, 3),
+            "reason": self.reason,
+            "failure": None if self.failure is None else self.failure.to_json(),
+            "coverage": self.coverage,
+            "replay": self.replay_command(),
+        }
+
+    def replay_command(self) -> str:
+        """The command that runs this campaign again."""
+        return f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}"
+
+    @classmethod
+    def from_json(cls, name: str, document: dict) -> "ImplementationResult":
+        """The result `to_json` wrote (as a report, or sent from a pytest-xdist worker):
+        every field `to_json` writes under its own name, and the failure rebuilt."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"name", "failure"}
+        values = {key: value for key, value in document.items() if key in fields}
+        failure = None if document.get("failure") is None else Failure.from_json(document["failure"])
+        return cls(name=name, failure=failure, **values)
