@@ -9,7 +9,7 @@ worker still starts in milliseconds with torch (and whatever the implementations
 The parent talks to the server over a Unix socket: to start a worker it sends two
 sockets' descriptors (``socket.send_fds``), the worker's request channel and a status
 channel. The server forks; the child calls the parent's ``serve`` function (named
-"module:function" when the server starts; `harness.isolation.serve`, which reads
+"module:function" when the server starts; `harness.worker_process.serve`, which reads
 what to load from the channel) on the first, and the server writes the child's pid and, once it has
 reaped it, its exit code to the second. When the parent goes away the server kills
 its workers and exits.

@@ -8,7 +8,7 @@ that case; the next case starts a fresh worker. Workers fork from a server proce
 that has already imported torch (`harness.forkserver`, started with subprocess, so
 a daemon process such as a Dask worker under its nanny may use it), so a restart
 costs milliseconds, not an import. A worker obtains the implementation by name
-(`harness.locate`), as its parent did.
+(`harness.locate`), as its parent did; what runs there is `harness.worker_process`.
 
 Hangs are made cheap. Each case's limit is predicted from the implementation's own
 measured time on the cases that passed (warm: a fresh worker's first call pays its lazy
@@ -30,16 +30,11 @@ before it is reported, so a merely slow case is never called a hang.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import signal
 import sys
-import threading
 import time
-import traceback
-import warnings
 
-from harness import forkserver, locate
+from harness import locate, worker_process
 from harness.cases import Case
 from harness.implementation import Implementation, Unavailable
 from harness.oracle import Discrepancy
@@ -83,124 +78,8 @@ def case_cost(case: Case) -> float:
     width = max(case.batch, 1) * case.hidden_size * (case.hidden_size + case.input_size)
     return steps * (1.0 + width / 4096.0)
 
-# "__main__" as multiprocessing's forkserver does: a script is imported once, in the
-# server, instead of again in every worker it forks.
-_PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
-_shared_imports: set[str] = set()
-_server: forkserver.Client | None = None
-_server_lock = threading.Lock()
-
-
-def share_imports(implementations) -> None:
-    """Have the worker server import what these implementations declare in ``preload``,
-    once for all their workers. Effective only before the first worker starts: the
-    server is started once per process; a module that fails to import there is
-    skipped (the worker then imports it itself, and reports the error)."""
-    for implementation in implementations:
-        _shared_imports.update(implementation.preload)
-
-
-def _start_process():
-    """A fresh worker process and the parent's end of its channel, not yet told what to serve."""
-    global _server
-    if forkserver.available():
-        with _server_lock:
-            if _server is None or not _server.alive():
-                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.isolation:serve")
-            server = _server
-        return server.start()
-    # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.
-    context = multiprocessing.get_context("spawn")
-    parent_end, child_end = context.Pipe()
-    process = context.Process(target=serve, args=(child_end,), name="rnn-harness worker", daemon=True)
-    process.start()
-    child_end.close()
-    return process, parent_end
-
-
-def exact_float32_math() -> None:
-    """No TF32 in this process: on CUDA, cuDNN's recurrent kernels use it by default,
-    and its 10-bit mantissa is not float32 arithmetic (the error model's premise)."""
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-
-
 class HarnessError(RuntimeError):
     """The harness or the reference failed in the worker: not the candidate's fault."""
-
-
-def serve(connection) -> None:
-    """A worker process's life: told what to load, then `_serve` until told to stop."""
-    try:
-        request, payload = connection.recv()
-    except EOFError:
-        return
-    if request == "start":
-        _serve(connection, *payload)
-
-
-def _serve(connection, address: locate.Address, name: str, model: ErrorModel, parent_path: list[str]) -> None:
-    """The worker's loop: one request in, one answer out, until told to stop."""
-    import torch
-
-    from harness import oracle
-
-    # Ctrl-C is for the parent, which reports what finished and then stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One thread by default: fuzzing tensors are small, and workers often run side
-    # by side (pytest -n, several campaigns), where more threads only wait on each other.
-    torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
-    exact_float32_math()
-    # torch notes once per process that oneDNN cannot project and ATen runs instead:
-    # a dispatch detail of the reference (and of torch-lstm), printed into the middle
-    # of the progress lines, not something about the candidate.
-    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN", category=UserWarning)
-    # Import by name from where the parent imports (pytest's rootdir, a script's folder).
-    sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
-    try:
-        factory = locate.resolve(address)
-        implementation = Implementation(name=name, factory=factory)
-    except BaseException as error:  # noqa: BLE001 - told to the parent, which reports it
-        connection.send(("failed", "".join(traceback.format_exception_only(type(error), error)).strip()))
-        return
-    connection.send(("ready", None))
-    while True:
-        try:
-            request, payload = connection.recv()
-        except EOFError:
-            return
-        if request == "stop":
-            return
-        try:
-            if request == "available":
-                try:
-                    factory(input_size=1, hidden_size=1)
-                    answer = ("ok", None)
-                except Unavailable as error:
-                    answer = ("ok", str(error))
-                except Exception:  # noqa: BLE001 - a broken factory is the fuzzer's finding
-                    answer = ("ok", None)
-            elif request == "check":
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model))
-            elif request.startswith("check_waiving:"):
-                waived = frozenset(request.split(":", 1)[1].split(","))
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, waive=waived))
-            elif request.startswith("check_expecting:"):
-                expected = request.split(":", 1)[1]
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected))
-            elif request == "localize":
-                answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
-            elif request == "reference_outcome":
-                answer = ("ok", oracle.reference_outcome(Case.from_json(payload)))
-            else:
-                answer = ("error", f"unknown request {request!r}")
-        except Discrepancy as found:
-            answer = ("discrepancy", (found.kind, found.subject, found.summary, found.evidence))
-        except Exception as error:  # noqa: BLE001
-            answer = ("error", "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]))
-        connection.send(answer)
 
 
 class Worker:
@@ -256,9 +135,9 @@ class Worker:
                 self.address = locate.address_of(self.implementation)
             except locate.Unreachable as error:
                 raise HarnessError(str(error)) from None
-        share_imports([self.implementation])
+        worker_process.share_imports([self.implementation])
         try:
-            self.process, parent_end = _start_process()
+            self.process, parent_end = worker_process.start_process()
         except OSError as error:
             raise HarnessError(f"cannot start the process that isolates {self.implementation.name!r}: {error}") from None
         try:

@@ -15,7 +15,7 @@ import traceback
 
 import torch
 
-from harness import cases, isolation, report
+from harness import cases, report, worker_process
 from harness.campaign import PROFILES, TimeBudgetSpent, check_arguments, fuzz_implementation
 from harness.outcome import ImplementationResult
 from harness.usage import UsageError
@@ -66,7 +66,7 @@ def run_command(args, registry, names: list[str]) -> int:
     )
     runs = Runs(args, registry, seed, location, devices)
     if not args.no_isolation:
-        isolation.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
+        worker_process.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
     results = runs.one_at_a_time(names) if jobs == 1 else runs.concurrently(names, jobs)
     return report.finish(args, results, seed=seed, devices=devices)
 

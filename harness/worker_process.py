@@ -1,0 +1,139 @@
+"""A worker process: how it starts, and what it does until told to stop.
+
+Workers fork from a server that has already imported torch (`harness.forkserver`);
+where there is no fork, multiprocessing's spawn starts them. A worker is told which
+implementation to load (by name, `harness.locate`) and then answers the parent's
+requests (`harness.isolation.Worker`) one at a time: run `oracle.check` on a case,
+localise a failure, ask torch what it raises on an invalid input.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+
+from harness import forkserver, locate
+from harness.cases import Case
+from harness.implementation import Implementation, Unavailable
+from harness.oracle import Discrepancy
+from harness.tolerance import ErrorModel
+
+# "__main__" as multiprocessing's forkserver does: a script is imported once, in the
+# server, instead of again in every worker it forks.
+_PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
+_shared_imports: set[str] = set()
+_server: forkserver.Client | None = None
+_server_lock = threading.Lock()
+
+
+def share_imports(implementations) -> None:
+    """Have the worker server import what these implementations declare in ``preload``,
+    once for all their workers. Effective only before the first worker starts: the
+    server is started once per process; a module that fails to import there is
+    skipped (the worker then imports it itself, and reports the error)."""
+    for implementation in implementations:
+        _shared_imports.update(implementation.preload)
+
+
+def start_process():
+    """A fresh worker process and the parent's end of its channel, not yet told what to serve."""
+    global _server
+    if forkserver.available():
+        with _server_lock:
+            if _server is None or not _server.alive():
+                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.worker_process:serve")
+            server = _server
+        return server.start()
+    # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.
+    context = multiprocessing.get_context("spawn")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=serve, args=(child_end,), name="rnn-harness worker", daemon=True)
+    process.start()
+    child_end.close()
+    return process, parent_end
+
+
+def exact_float32_math() -> None:
+    """No TF32 in this process: on CUDA, cuDNN's recurrent kernels use it by default,
+    and its 10-bit mantissa is not float32 arithmetic (the error model's premise)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def serve(connection) -> None:
+    """A worker process's life: told what to load, then `_serve` until told to stop."""
+    try:
+        request, payload = connection.recv()
+    except EOFError:
+        return
+    if request == "start":
+        _serve(connection, *payload)
+
+
+def _serve(connection, address: locate.Address, name: str, model: ErrorModel, parent_path: list[str]) -> None:
+    """The worker's loop: one request in, one answer out, until told to stop."""
+    import torch
+
+    from harness import oracle
+
+    # Ctrl-C is for the parent, which reports what finished and then stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One thread by default: fuzzing tensors are small, and workers often run side
+    # by side (pytest -n, several campaigns), where more threads only wait on each other.
+    torch.set_num_threads(int(os.environ.get("RNN_HARNESS_WORKER_THREADS", "1")))
+    exact_float32_math()
+    # torch notes once per process that oneDNN cannot project and ATen runs instead:
+    # a dispatch detail of the reference (and of torch-lstm), printed into the middle
+    # of the progress lines, not something about the candidate.
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN", category=UserWarning)
+    # Import by name from where the parent imports (pytest's rootdir, a script's folder).
+    sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
+    try:
+        factory = locate.resolve(address)
+        implementation = Implementation(name=name, factory=factory)
+    except BaseException as error:  # noqa: BLE001 - told to the parent, which reports it
+        connection.send(("failed", "".join(traceback.format_exception_only(type(error), error)).strip()))
+        return
+    connection.send(("ready", None))
+    while True:
+        try:
+            request, payload = connection.recv()
+        except EOFError:
+            return
+        if request == "stop":
+            return
+        try:
+            if request == "available":
+                try:
+                    factory(input_size=1, hidden_size=1)
+                    answer = ("ok", None)
+                except Unavailable as error:
+                    answer = ("ok", str(error))
+                except Exception:  # noqa: BLE001 - a broken factory is the fuzzer's finding
+                    answer = ("ok", None)
+            elif request == "check":
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model))
+            elif request.startswith("check_waiving:"):
+                waived = frozenset(request.split(":", 1)[1].split(","))
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, waive=waived))
+            elif request.startswith("check_expecting:"):
+                expected = request.split(":", 1)[1]
+                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected))
+            elif request == "localize":
+                answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
+            elif request == "reference_outcome":
+                answer = ("ok", oracle.reference_outcome(Case.from_json(payload)))
+            else:
+                answer = ("error", f"unknown request {request!r}")
+        except Discrepancy as found:
+            answer = ("discrepancy", (found.kind, found.subject, found.summary, found.evidence))
+        except Exception as error:  # noqa: BLE001
+            answer = ("error", "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]))
+        connection.send(answer)
