@@ -68,14 +68,14 @@ def asv_run(tmp_path_factory):
         **os.environ,
         "HOME": str(home),
         # pip's cache stays where it was, so nothing is fetched again because HOME moved.
-        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path("~/.cache/pip").expanduser())),
+        "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "pip")),
         # As the template's README says: the wheel's folder first, then whatever was configured.
         "PIP_FIND_LINKS": " ".join(filter(None, [str(wheels), os.environ.get("PIP_FIND_LINKS")])),
         # asv looks for python3.X on PATH to make the environment: this one.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
-    git = ["git", "-c", "user.name=template test", "-c", "user.email=template@example.invalid"]
+    git = ["git", "-c", "user.name=template test", "-c", "user.email=template@example.invalid", "-c", "commit.gpgsign=false"]
     run(["git", "init", "--quiet", "--initial-branch=main"], clone, environment, timeout=60)
     run(["git", "add", "--all"], clone, environment, timeout=60)
     run([*git, "commit", "--quiet", "-m", "my-rnn from the template"], clone, environment, timeout=60)

@@ -189,7 +189,7 @@ def suites(
                 other = made[name].implementation_under_test
                 raise ValueError(f"implementations {other!r} and {implementation!r} would both be asv suite {name}; benchmark them from separate modules")
             made[name] = type(name, (PluginSuite, base), {
-                "__doc__": f"{implementation} against torch's module of its family: {base.__doc__}",
+                "__doc__": f"{implementation} and torch's module of its family. {base.__doc__}",
                 "implementation_under_test": implementation,
                 "shapes": shape_table,
                 "params": ([implementation, TORCH], list(shape_table), thread_counts),
@@ -198,17 +198,19 @@ def suites(
 
 
 def _shape_table(shapes: Mapping[str, Shape] | Iterable[Shape]) -> dict[str, Shape]:
-    table = dict(shapes) if isinstance(shapes, Mapping) else {}
-    if not isinstance(shapes, Mapping):
+    """Shapes by the label asv shows: a mapping as given, Shapes by `Shape.label`."""
+    if isinstance(shapes, Mapping):
+        table = dict(shapes)
+    else:
+        table = {}
         for shape in shapes:
-            if not isinstance(shape, Shape):
-                raise TypeError(f"shapes must be harness.bench.workload.Shape objects (or a mapping from labels to them), got {shape!r}")
-            if shape.label in table:
-                raise ValueError(f"shape {shape.label} is listed twice")
-            table[shape.label] = shape
+            label = shape.label if isinstance(shape, Shape) else repr(shape)
+            if label in table:
+                raise ValueError(f"shape {label} is listed twice")
+            table[label] = shape
     for label, shape in table.items():
         if not isinstance(shape, Shape):
-            raise TypeError(f"shape {label!r} is {shape!r}, not a harness.bench.workload.Shape")
+            raise TypeError(f"shape {label} is {shape!r}, not a harness.bench.workload.Shape (Shape(steps, batch, input_size, hidden_size, ...))")
     if not table:
         raise ValueError("suites() needs at least one shape")
     return table
