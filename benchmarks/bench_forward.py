@@ -1,21 +1,12 @@
 """Forward pass under no_grad: time, peak memory, and worst error against float64."""
 
-from .common import RNNBenchmark
+from harness.bench import asv as suites
+
+from .common import BuiltinSuite
 
 
-class RNNForward(RNNBenchmark):
-    mode = "forward"
-
-    def time_forward(self, name, shape, threads):
-        self.workload()
-
-    def peakmem_forward(self, name, shape, threads):
-        self.workload()
-
-    def track_worst_error(self, name, shape, threads):
-        return self.worst_error(name, shape)
-
-    track_worst_error.unit = "max abs error vs float64"
+class RNNForward(BuiltinSuite, suites.ForwardSuite):
+    family = "RNN"
 
 
 class LSTMForward(RNNForward):

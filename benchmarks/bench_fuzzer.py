@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.common import IMPLEMENTATIONS, implementation
+from benchmarks.common import IMPLEMENTATIONS
+from harness.bench.asv import load
 
 EXAMPLES = 150
 SEED = 20261121
@@ -21,7 +22,7 @@ def _fuzz_seconds(name: str, isolate: bool) -> float:
     from harness.campaign import fuzz_implementation
 
     result = fuzz_implementation(
-        implementation(name), profile="default", max_examples=EXAMPLES, seed=SEED,
+        load(name), profile="default", max_examples=EXAMPLES, seed=SEED,
         repro_dir=None, database_dir=None, isolate=isolate,
     )
     if result.verdict != "pass":
@@ -37,7 +38,7 @@ class FuzzerThroughput:
     repeat = 1
 
     def setup(self, name: str, isolation: str) -> None:
-        candidate = implementation(name)  # NotImplementedError (a skip) when not installed
+        candidate = load(name)  # NotImplementedError (a skip) when not installed
         self.threads_before = torch.get_num_threads()
         torch.set_num_threads(1)
         if isolation == "isolated":

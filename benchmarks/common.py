@@ -1,4 +1,8 @@
-"""What the asv suites share: the fixed parameter grid and the setup/teardown.
+"""What the project's asv suites share: the fixed parameter grid and how a parameter
+names a built-in.
+
+The suites themselves are `harness.bench.asv`'s, the module a plugin's benchmarks
+use too: setup builds the workload and sets the threads, teardown restores them.
 
 Parameters never depend on what is installed (asv compares results across
 commits by parameter): the implementations are a fixed list of built-in base
@@ -12,12 +16,7 @@ a family never changes the parameters, and with them the history, of another's.
 
 from __future__ import annotations
 
-import functools
-
-import torch
-
-from harness.registry import discover
-from harness.bench.workload import Shape, build_workload, builtin_name, worst_error
+from harness.bench.workload import Shape, builtin_name
 
 IMPLEMENTATIONS = [
     "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "native",
@@ -37,43 +36,16 @@ THREADS = [1]
 """torch threads while timing; a parameter so that asv records it with each result."""
 
 
-@functools.cache
-def installed_implementations():
-    return discover().loaded
+class BuiltinSuite:
+    """Mixed in before `harness.bench.asv.ForwardSuite` or `BackwardSuite`: the
+    parameter is a built-in's base name, taken in the suite's ``family``."""
 
-
-def implementation(name: str):
-    loaded = installed_implementations()
-    if name not in loaded:
-        raise NotImplementedError(f"implementation {name!r} is not installed in this environment")
-    return loaded[name].implementation
-
-
-class RNNBenchmark:
-    """Base of the suites: ``mode`` is "forward" or "backward" (see harness.bench.workload);
-    ``family`` picks the built-ins of that family by their base names."""
-
-    mode = "forward"
     family = "RNN"
+    shapes = SHAPES
     params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
-    param_names = ["implementation", "shape", "threads"]
     # loop and linear at the compute-bound shape take a while per call, and compiled
     # compiles a 100-step unrolled graph in setup (many minutes on 2 cores).
     timeout = 1800
 
-    def setup(self, name: str, shape: str, threads: int) -> None:
-        self.threads_before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            # Builds, loads torch's seeded weights, and warms up: compiling
-            # implementations compile here, not in the timed call.
-            self.workload = build_workload(implementation(builtin_name(name, self.family)), SHAPES[shape], self.mode)
-        except BaseException:
-            torch.set_num_threads(self.threads_before)  # asv skips teardown after a failed setup
-            raise
-
-    def teardown(self, name: str, shape: str, threads: int) -> None:
-        torch.set_num_threads(self.threads_before)
-
-    def worst_error(self, name: str, shape: str) -> float:
-        return worst_error(implementation(builtin_name(name, self.family)), SHAPES[shape], self.mode)
+    def implementation_name(self, name: str) -> str:
+        return builtin_name(name, self.family)

@@ -247,9 +247,30 @@ def test_bench_on_cuda_without_cuda_is_a_usage_error():
     assert cli.main(["bench", "--device", "cuda", "--impl", "loop", "--shape", "2,1,2,2"]) == cli.EXIT_USAGE
 
 
-def test_workload_skips_cells():
-    with pytest.raises(UnsupportedCase, match="layer families"):
-        build_workload(discover().implementation("torch-lstmcell"), Shape(3, 1, 2, 2), "forward")
+def test_a_cell_is_timed_as_a_loop_over_the_sequence_like_torchs_cell():
+    shape = Shape(6, 2, 3, 5)
+    workload = build_workload(discover().implementation("loop-lstmcell"), shape, "backward")
+    workload()
+    output, (h, c) = workload.module(workload.input)
+    assert (output.shape, h.shape, c.shape) == ((6, 2, 5), (2, 5), (2, 5)), "every step's h, then the final (h, c)"
+    for name in ("torch-rnncell", "loop-lstmcell", "linear-grucell"):
+        assert worst_error(discover().implementation(name), shape, "backward") < 1e-5
+
+
+def test_worst_error_of_a_cell_sees_every_step():
+    class HalvesTheState(torch.nn.GRUCell):
+        def forward(self, input, hx=None):
+            return super().forward(input, None if hx is None else hx * 0.5)
+
+    wrong = dataclasses.replace(discover().implementation("torch-grucell"), factory=HalvesTheState)
+    assert worst_error(wrong, Shape(6, 2, 3, 5), "forward") > 1e-3
+
+
+def test_a_cell_skips_shapes_with_layers_or_directions():
+    with pytest.raises(UnsupportedCase, match="one layer in one direction"):
+        build_workload(discover().implementation("torch-lstmcell"), Shape(3, 1, 2, 2, num_layers=2), "forward")
+
+
 class _SlowFirstCall(torch.nn.RNN):
     """Stands in for a compiling implementation: the first forward takes 0.3 s more."""
 

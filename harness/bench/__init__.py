@@ -8,6 +8,8 @@ and the pytest-benchmark A/B file all time the same workloads.
 - `runner`: the ``bench`` command: interleaved timing rounds over a shape grid, the
   table, the JSON.
 - `plot`: the optional PNG of a run.
+- `asv`: the asv suites, of this repository's benchmarks/ and of a plugin's: any
+  implementation by name against torch's module of its family.
 
 The command's names are re-exported here, so ``from harness import bench`` reads as
 the command it is.

@@ -3,8 +3,10 @@
 Shared by ``python -m harness bench``, the asv suites and the pytest-benchmark
 suite, so all three time the same thing: the module built from torch's
 constructor keywords, the weights of torch's module of the implementation's family
-(nn.RNN, nn.LSTM, nn.GRU; seeded) loaded into it, float32 input of the shape, and
-the call under test warmed up before any timing.
+(nn.RNN, nn.LSTM, nn.GRU, or a cell; seeded) loaded into it, float32 input of the
+shape, and the call under test warmed up before any timing. A cell is timed as a
+cell is used: a loop over the sequence's steps from a zero state
+(`CellOverSequence`), torch's cell in the same loop.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MODES = ("forward", "backward")
 requiring grad and the input not (the usual training step)."""
 
 LAYER_FAMILIES = tuple(name for name, record in FAMILIES.items() if not record.cell)
-"""The families a sequence-shaped workload applies to (not the cells)."""
+"""The layer families (not the cells): what ``python -m harness bench`` compares."""
 
 
 def builtin_name(base: str, family: str) -> str:
@@ -89,12 +91,53 @@ class Shape:
         return gates * total
 
 
-def reference_module(shape: Shape, family: str = "RNN", dtype: torch.dtype = torch.float64) -> nn.Module:
-    """torch's module of the family for the shape, with torch's own initialisation."""
+def family_constructor(shape: Shape, family: str) -> dict:
+    """torch's constructor keywords of the family for the shape.
+
+    A cell takes only the widths: it is one layer in one direction, so a shape with
+    more layers or both directions is an `UnsupportedCase` for it.
+    """
+    if not family_record(family).cell:
+        return shape.constructor()
+    if shape.num_layers != 1 or shape.bidirectional:
+        raise UnsupportedCase(f"{family} is one layer in one direction; {shape.label} is not")
+    return {"input_size": shape.input_size, "hidden_size": shape.hidden_size}
+
+
+class CellOverSequence(nn.Module):
+    """A cell run over the steps of an ``(L, N, I)`` input from a zero state, returning
+    what a layer returns: every step's h stacked ``(L, N, H)``, and the final state
+    (h, or (h, c) for LSTMCell). The loop is the caller's, as with any cell, so torch's
+    cell and the candidate pay the same Python per step."""
+
+    def __init__(self, cell: nn.Module, hidden_size: int, cell_state: bool) -> None:
+        super().__init__()
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.cell_state = cell_state
+
+    def forward(self, input: Tensor):
+        h = input.new_zeros(input.shape[1], self.hidden_size)
+        state = (h, torch.zeros_like(h)) if self.cell_state else h
+        outputs = []
+        for step in input.unbind(0):
+            state = self.cell(step, state)
+            outputs.append(state[0] if self.cell_state else state)
+        return torch.stack(outputs), state
+
+
+def over_sequence(module: nn.Module, shape: Shape, family: str) -> nn.Module:
+    """The module itself for a layer family; a cell inside `CellOverSequence`."""
     record = family_record(family)
-    if record.cell:
-        raise UnsupportedCase(f"{family} is a cell; the benchmarks time the layer families {', '.join(LAYER_FAMILIES)}")
-    return record.module_class(**shape.constructor(), dtype=dtype)
+    if not record.cell:
+        return module
+    return CellOverSequence(module, shape.hidden_size, record.cell_state)
+
+
+def reference_module(shape: Shape, family: str = "RNN", dtype: torch.dtype = torch.float64) -> nn.Module:
+    """torch's module of the family for the shape, with torch's own initialisation
+    (the cell itself for a cell family, not yet looped over the sequence)."""
+    return family_record(family).module_class(**family_constructor(shape, family), dtype=dtype)
 
 
 def reference_weights(shape: Shape, seed: int, family: str = "RNN") -> dict[str, Tensor]:
@@ -112,25 +155,23 @@ def make_input(shape: Shape, seed: int, dtype: torch.dtype = torch.float32, devi
 def build_module(
     implementation: Implementation, shape: Shape, *, dtype=torch.float32, seed: int = 0, mode: str = "forward", device: str = "cpu"
 ) -> nn.Module:
-    """The implementation's module for the shape with the seeded reference weights.
+    """The implementation's module for the shape with the seeded reference weights
+    (a cell looped over the sequence, `CellOverSequence`).
 
-    Raises `UnsupportedCase` where the implementation declares the case out of scope
-    or its factory raises `Unavailable`.
+    Raises `UnsupportedCase` where the implementation declares the case out of scope,
+    its factory raises `Unavailable`, or the shape has no meaning for a cell.
     """
-    if implementation.family_record.cell:
-        raise UnsupportedCase(f"{implementation.name} is a {implementation.family}; the benchmarks time the layer families {', '.join(LAYER_FAMILIES)}")
-    reason = implementation.unsupported_reason(
-        {**shape.constructor(), "dtype": dtype}, device=device, backward=mode == "backward"
-    )
+    constructor = family_constructor(shape, implementation.family)
+    reason = implementation.unsupported_reason({**constructor, "dtype": dtype}, device=device, backward=mode == "backward")
     if reason is not None:
         raise UnsupportedCase(f"{implementation.name} does not support {shape.label} {mode}: {reason}")
     try:
-        module = implementation.factory(**shape.constructor(), dtype=dtype, device=device)
+        module = implementation.factory(**constructor, dtype=dtype, device=device)
     except Unavailable as error:
         raise UnsupportedCase(f"{implementation.name} is unavailable here: {error}") from error
     weights = reference_weights(shape, seed, implementation.family)
     module.load_state_dict({key: value.to(dtype).to(device) for key, value in weights.items()})
-    return module
+    return over_sequence(module, shape, implementation.family)
 
 
 @dataclasses.dataclass
@@ -198,12 +239,13 @@ def build_workload(
 def worst_error(implementation: Implementation, shape: Shape, mode: str, *, seed: int = 0) -> float:
     """Largest absolute difference from torch's module of its family in float64, in float32.
 
-    Forward: over the output and the final state(s). Backward: also over every
+    Forward: over the output (for a cell, every step's h) and the final state(s). Backward: also over every
     parameter's gradient (of the same loss as the timed call). One number, so an
     accuracy regression shows in asv's history next to the timings.
     """
     reference = reference_module(shape, implementation.family)
     reference.load_state_dict(reference_weights(shape, seed, implementation.family))
+    reference = over_sequence(reference, shape, implementation.family)
     candidate_module = build_module(implementation, shape, seed=seed, mode=mode)
     x = make_input(shape, seed, torch.float64)
     expected = _observables(reference, x, mode)

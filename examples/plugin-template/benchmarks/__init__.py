@@ -1,0 +1,1 @@
+"""asv benchmarks of my-rnn (see asv.conf.json and the README)."""
