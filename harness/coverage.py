@@ -19,7 +19,8 @@ from typing import Iterable
 
 from hypothesis.database import ExampleDatabase, choices_to_bytes
 
-from harness.covering import STAGE_COVERING, STAGE_SAMPLED, STATE_DEFECTS, Space
+from harness.covering import STAGE_COVERING, STAGE_SAMPLED, Space
+from harness.dimensions import STATE_DEFECTS
 
 
 class CoveringDatabase(ExampleDatabase):

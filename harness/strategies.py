@@ -16,7 +16,8 @@ import functools
 from hypothesis import strategies as st
 
 from harness.cases import Case, defects_for
-from harness.covering import REGIME_GAINS, RELU_GAINS, STAGE_COVERING, STAGE_LAST, Space, space_for
+from harness.covering import STAGE_COVERING, STAGE_LAST, Space, space_for
+from harness.dimensions import REGIME_GAINS, RELU_GAINS
 from harness.implementation import Implementation
 
 @st.composite

@@ -27,9 +27,9 @@ from harness.dropin import (
     DropInLSTMCell,
     DropInRNN,
     DropInRNNCell,
-    parameter_names,
     step_offsets,
 )
+from harness.families import parameter_names
 from impls import BUILTIN_EXAMPLES
 
 

@@ -1,6 +1,6 @@
 """`native`: one fused C++ loop per layer and direction, forward and backward through time.
 
-The drop-in shells (harness/dropin.py) do every layout, layer stacking and dropout;
+The drop-in shells (harness/dropin/) do every layout, layer stacking and dropout;
 this module supplies `run_direction`, which splits the work where it is cheapest:
 
 - C++ (impls/csrc/native_rnn.cpp), forward: W_ih and W_hh packed once per call,

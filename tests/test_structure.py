@@ -1,28 +1,49 @@
-"""The engine's modules depend on each other in one direction: the command line sits
-on top of the engine, and the engine never reaches back up into it."""
+"""The engine's layout: its modules depend on each other in one direction (no import
+cycle anywhere, the command line on top and never imported back), and each module is
+small enough to hold one job, or says at its top why it is not."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 import harness
 
 PACKAGE = Path(harness.__file__).parent
+# A module over this many lines must say why in its docstring, with a line starting
+# "Why one module" (a split that would scatter one job is the usual reason).
+MAX_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
 def imported_harness_modules(path: Path) -> set[str]:
-    """Every ``harness.*`` module the file imports, at module level or inside a function."""
+    """Every ``harness`` module the file imports, at module level or inside a function.
+
+    ``from harness.oracle import comparison`` names the submodule when there is one,
+    and the package otherwise; a package is an edge to its ``__init__``.
+    """
     imported: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names if alias.name.startswith("harness."))
-        elif isinstance(node, ast.ImportFrom) and node.module is not None:
-            if node.module == "harness":
-                imported.update(f"harness.{alias.name}" for alias in node.names if (PACKAGE / f"{alias.name}.py").exists())
-            elif node.module.startswith("harness."):
-                imported.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.module.split(".")[0] == "harness":
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                imported.add(submodule if submodule in MODULES else node.module)
+    imported.discard("harness")  # the public names: imported lazily, by name, on first use
     return imported
+
+
+GRAPH = {name: imported_harness_modules(path) - {name} for name, path in MODULES.items()}
 
 
 def reachable_from(module: str, graph: dict[str, set[str]]) -> set[str]:
@@ -35,8 +56,52 @@ def reachable_from(module: str, graph: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+def cycle_through(module: str, graph: dict[str, set[str]]) -> list[str] | None:
+    """One import path from ``module`` back to itself, or None."""
+    paths, seen = [[module]], {module}
+    while paths:
+        path = paths.pop(0)
+        for name in sorted(graph.get(path[-1], ())):
+            if name == module:
+                return [*path, module]
+            if name not in seen:
+                seen.add(name)
+                paths.append([*path, name])
+    return None
+
+
+def test_the_layout_is_read_from_the_packages():
+    # The checks below see every module, packages included.
+    assert {"harness.cli", "harness.campaign", "harness.oracle", "harness.bench"} <= set(MODULES)
+    assert any(name.startswith("harness.oracle.") for name in MODULES)
+    assert any(name.startswith("harness.bench.") for name in MODULES)
+
+
 def test_the_engine_never_imports_the_command_line():
-    graph = {f"harness.{path.stem}": imported_harness_modules(path) for path in PACKAGE.glob("*.py")}
-    for engine in ("harness.campaign", "harness.bench"):
-        path_back = reachable_from(engine, graph)
+    for engine in ("harness.campaign", "harness.bench", "harness.oracle", "harness.cluster"):
+        path_back = reachable_from(engine, GRAPH)
         assert "harness.cli" not in path_back, f"{engine} imports harness.cli (directly or through {sorted(path_back)}): an import cycle with the CLI"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_imports_itself_back(module):
+    cycle = cycle_through(module, GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cluster_uses_the_campaign_never_the_reverse():
+    assert "harness.campaign" in reachable_from("harness.cluster", GRAPH)
+    assert "harness.cluster" not in reachable_from("harness.campaign", GRAPH)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_a_long_module_says_why_at_its_top(module):
+    path = MODULES[module]
+    lines = len(path.read_text().splitlines())
+    if lines <= MAX_LINES:
+        return
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert "Why one module" in docstring, (
+        f"{path.relative_to(PACKAGE.parent)} has {lines} lines (over {MAX_LINES}): split it by job, "
+        "or say at its top why it is one module (a docstring paragraph starting 'Why one module')"
+    )

@@ -1,29 +1,8 @@
-"""torch-compatible shells around a single-direction recurrence or a single step.
-
-`DropInRNN`, `DropInLSTM` and `DropInGRU` do everything about torch's layer modules
-that is not the recurrence itself: constructor checks, parameters under torch's names
-and shapes (gates stacked as torch stacks them, LSTM's ``weight_hr`` with
-``proj_size``), input layouts (time-major, batch_first, unbatched, PackedSequence),
-validation with torch's exception types, layer and direction stacking, dropout
-between layers, and putting the results back into torch's shapes. A subclass
-supplies `run_direction`; the built-ins do, and an outside plugin may too.
-
-`DropInRNNCell`, `DropInLSTMCell` and `DropInGRUCell` do the same for the cells; a
-subclass supplies `step`.
-
-Every layout is reduced to torch's packed form before the recurrence runs: a
-``(sum(batch_sizes), features)`` matrix holding time step after time step, with
-``batch_sizes[t]`` active rows at step t (a prefix, because packed batches are sorted
-by decreasing length). A plain batch is the special case where every step has all
-rows, so one code path serves both.
-"""
+"""The layer shells: `DropInRNN`, `DropInLSTM` and `DropInGRU` around a subclass's
+single-direction recurrence (`DropInRecurrent.run_direction`)."""
 
 from __future__ import annotations
 
-import math
-import numbers
-import warnings
-from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -31,67 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from harness.cells import ELEMENTWISE, torch_elementwise  # noqa: F401 - ELEMENTWISE re-exported
+from harness.cells import torch_elementwise
+from harness.dropin.shared import DirectionWeights, State, check_constructor_arguments, torch_parameters, uniform_init
 from harness.families import FAMILIES, Family, parameter_names
-
-State = Tensor | tuple[Tensor, Tensor]
-"""A recurrent state: ``h``, or ``(h, c)`` for the LSTM family."""
-
-
-class DirectionWeights(NamedTuple):
-    """The parameters of one layer in one direction, ``b_ih``/``b_hh`` None without bias.
-
-    Gate blocks are stacked in the rows as torch stacks them (LSTM i,f,g,o; GRU r,z,n).
-    """
-
-    w_ih: Tensor
-    w_hh: Tensor
-    b_ih: Tensor | None
-    b_hh: Tensor | None
-
-
-def step_offsets(batch_sizes: Sequence[int]) -> list[int]:
-    """Row where each time step starts in the packed data matrix."""
-    offsets, start = [], 0
-    for rows in batch_sizes:
-        offsets.append(start)
-        start += rows
-    return offsets
-
-
-def check_constructor_arguments(
-    input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, proj_size=0
-) -> None:
-    """Reject what torch's constructors reject, with the same exception types."""
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
-        raise ValueError(
-            "dropout should be a number in range [0, 1] representing the probability "
-            f"of an element being zeroed, got {dropout!r}"
-        )
-    if dropout > 0 and num_layers == 1:
-        warnings.warn(
-            "dropout option adds dropout after all but last recurrent layer, so non-zero "
-            f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
-            f"num_layers={num_layers}",
-            stacklevel=4,
-        )
-    for name, value in (("bias", bias), ("batch_first", batch_first)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(value, int):
-            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
-        if value <= 0:
-            raise ValueError(f"{name} must be greater than zero, got {value}")
-    if num_layers <= 0:
-        raise ValueError(f"num_layers must be greater than zero, got {num_layers}")
-    if proj_size < 0:
-        raise ValueError("proj_size should be a positive integer or zero to disable projections")
-    if proj_size >= hidden_size:
-        raise ValueError("proj_size has to be smaller than hidden_size")
-
 
 class _PreparedInput(NamedTuple):
     data: Tensor  # (sum(batch_sizes), input_size), time step after time step
@@ -104,19 +25,6 @@ class _PreparedInput(NamedTuple):
     def hx(self) -> Tensor:
         """The initial h of every layer and direction (kept for nn.RNN-era subclasses)."""
         return self.states[0]
-
-
-def _torch_parameters(module: nn.Module, shapes: dict[str, tuple[int, ...]], factory_kwargs: dict) -> None:
-    for name, shape in shapes.items():
-        module.register_parameter(name, nn.Parameter(torch.empty(shape, **factory_kwargs)))
-
-
-def _uniform_init(module: nn.Module, hidden_size: int) -> None:
-    """torch's init: every parameter uniform in ±1/sqrt(hidden_size)."""
-    bound = 1.0 / math.sqrt(hidden_size)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.uniform_(-bound, bound)
 
 
 class DropInRecurrent(nn.Module):
@@ -168,10 +76,10 @@ class DropInRecurrent(nn.Module):
 
     def _create_parameters(self, factory_kwargs: dict) -> None:
         """Register torch-named parameters, in torch's order (so state_dicts line up)."""
-        _torch_parameters(self, self.family.parameter_shapes(self.constructor_keywords()), factory_kwargs)
+        torch_parameters(self, self.family.parameter_shapes(self.constructor_keywords()), factory_kwargs)
 
     def reset_parameters(self) -> None:
-        _uniform_init(self, self.hidden_size)
+        uniform_init(self, self.hidden_size)
 
     def direction_weights(self, layer: int, direction: int) -> DirectionWeights:
         names = parameter_names(layer, direction)
@@ -399,142 +307,3 @@ class DropInGRU(DropInRecurrent):
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None) -> None:
         super().__init__()
         self._setup(input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout, bidirectional, 0, device, dtype)
-
-
-class DropInCell(nn.Module):
-    """Base of the cell shells; use `DropInRNNCell`, `DropInLSTMCell` or `DropInGRUCell`.
-
-    Subclasses implement `step` on a batch; the shell handles unbatched 1-D input, a
-    missing state, torch's checks and torch's parameter names (weight_ih, weight_hh,
-    bias_ih, bias_hh).
-    """
-
-    family: ClassVar[Family]
-
-    def _setup(self, input_size, hidden_size, bias, nonlinearity, device, dtype) -> None:
-        check_constructor_arguments(input_size, hidden_size, 1, nonlinearity, bias, False, 0.0)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.bias = bias
-        self.nonlinearity = nonlinearity
-        self._create_parameters({"device": device, "dtype": dtype})
-        self.reset_parameters()
-
-    def constructor_keywords(self) -> dict:
-        every = {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias, "nonlinearity": self.nonlinearity}
-        return {k: v for k, v in every.items() if k in self.family.keywords}
-
-    def _create_parameters(self, factory_kwargs: dict) -> None:
-        _torch_parameters(self, self.family.parameter_shapes(self.constructor_keywords()), factory_kwargs)
-
-    def reset_parameters(self) -> None:
-        _uniform_init(self, self.hidden_size)
-
-    def cell_weights(self) -> DirectionWeights:
-        if self.bias:
-            return DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return DirectionWeights(self.weight_ih, self.weight_hh, None, None)
-
-    def elementwise(self, name: str, x: Tensor) -> Tensor:
-        """tanh, sigmoid or relu; see `DropInRecurrent.elementwise`."""
-        return torch_elementwise(name, x)
-
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            text += ", bias=False"
-        if self.family.nonlinearity and self.nonlinearity != "tanh":
-            text += f", nonlinearity={self.nonlinearity!r}"
-        return text
-
-    def step(self, input: Tensor, state: State) -> State:
-        """One step on a batch: ``input`` ``(N, input_size)``, ``state`` ``h`` ``(N,
-        hidden_size)`` or for LSTMCell ``(h, c)``; return the next state, same structure."""
-        raise NotImplementedError
-
-    def forward(self, input: Tensor, hx: State | None = None):
-        name = self.family.name
-        if input.dim() not in (1, 2):
-            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        if hx is not None:
-            if self.family.cell_state:
-                for index, value in enumerate(hx):
-                    if value.dim() not in (1, 2):
-                        raise ValueError(f"{name}: Expected hx[{index}] to be 1D or 2D, got {value.dim()}D instead")
-            elif hx.dim() not in (1, 2):
-                raise ValueError(f"{name}: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
-        batched = input.dim() == 2
-        if not batched:
-            input = input.unsqueeze(0)
-        if hx is None:
-            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
-            states = [zeros, zeros] if self.family.cell_state else [zeros]
-        elif self.family.cell_state:
-            if isinstance(hx, Tensor):
-                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of Tensors, not a Tensor")
-            if batched and len(hx) != 2:
-                raise RuntimeError(f"{name} expects two hidden states, got {len(hx)}")
-            states = [hx[0], hx[1]] if batched else [hx[0].unsqueeze(0), hx[1].unsqueeze(0)]
-        else:
-            states = [hx if batched else hx.unsqueeze(0)]
-        self._check(input, states)
-        result = self.step(input, tuple(states) if self.family.cell_state else states[0])
-        if not batched:
-            result = tuple(state.squeeze(0) for state in result) if self.family.cell_state else result.squeeze(0)
-        return result
-
-    def _check(self, input: Tensor, states: list[Tensor]) -> None:
-        # What ATen checks in the cell kernels, with the same exception types.
-        weight_dtype = self.cell_weights().w_ih.dtype
-        if input.size(1) != self.input_size:
-            raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {self.input_size}")
-        for index, state in enumerate(states):
-            # In ATen's order, so a state of the wrong rank fails as in torch (a 1-D
-            # state's size(1) is an IndexError there too).
-            if state.size(0) != input.size(0):
-                raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden{index} batch size {state.size(0)}")
-            if state.size(1) != self.hidden_size:
-                raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.size(1)}, expected {self.hidden_size}")
-        for tensor in [input, *states]:
-            if tensor.dtype != weight_dtype:
-                raise RuntimeError(f"{self.family.name}: input and state dtype must match the weights' ({weight_dtype}), got {tensor.dtype}")
-
-
-class DropInRNNCell(DropInCell):
-    """Drop-in for ``torch.nn.RNNCell``: a subclass implements `step`."""
-
-    family = FAMILIES["RNNCell"]
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None) -> None:
-        super().__init__()
-        self._setup(input_size, hidden_size, bias, nonlinearity, device, dtype)
-
-    def activation(self, pre_activation: Tensor) -> Tensor:
-        return self.elementwise(self.nonlinearity, pre_activation)
-
-
-class DropInLSTMCell(DropInCell):
-    """Drop-in for ``torch.nn.LSTMCell``: a subclass implements `step`."""
-
-    family = FAMILIES["LSTMCell"]
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
-        super().__init__()
-        self._setup(input_size, hidden_size, bias, "tanh", device, dtype)
-
-
-class DropInGRUCell(DropInCell):
-    """Drop-in for ``torch.nn.GRUCell``: a subclass implements `step`."""
-
-    family = FAMILIES["GRUCell"]
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
-        super().__init__()
-        self._setup(input_size, hidden_size, bias, "tanh", device, dtype)
-
-
-SHELLS: dict[str, type[nn.Module]] = {
-    shell.family.name: shell
-    for shell in (DropInRNN, DropInLSTM, DropInGRU, DropInRNNCell, DropInLSTMCell, DropInGRUCell)
-}
-"""The drop-in shell of each family, by family name."""
