@@ -1,4 +1,23 @@
-"""rnn-harness: differential fuzzing and benchmarks for re-implementations of torch's recurrent modules."""
+"""rnn-harness: differential fuzzing and benchmarks for re-implementations of torch's recurrent modules.
+
+The modules, in the order a case goes through them (tests/test_structure.py holds
+each stage to importing only itself and the stages before it):
+
+- What is under test: `families` (torch's six classes), `implementation` (the plugin
+  record), `registry` (entry-point discovery), `dropin/` (drop-in shells), `cells`
+  (the step formulas), `packing`, `usage` (exit codes, `UsageError`).
+- What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete
+  dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
+  cases covering its pairs), `strategies` (Hypothesis), `coverage` (what ran).
+- How it is judged: `tolerance` (the error model), `probes` (activation probes and
+  adjoint), `oracle/` (run torch and the candidate, compare, explain).
+- How campaigns run, and what users see: `campaign` (one implementation),
+  `isolation` and `worker_process` (the worker process) with `forkserver` and
+  `locate`, `database` (the example database), `repro`, `outcome` (a campaign's
+  result), `local_run` (this machine) and `cluster/` (Dask), `report`,
+  `fuzz_command` and `cli` (``python -m harness``), `pytest_plugin` and `suite`
+  (pytest), `bench/` (timing against torch).
+"""
 
 from __future__ import annotations
 

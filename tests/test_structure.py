@@ -105,3 +105,38 @@ def test_a_long_module_says_why_at_its_top(module):
         f"{path.relative_to(PACKAGE.parent)} has {lines} lines (over {MAX_LINES}): split it by job, "
         "or say at its top why it is one module (a docstring paragraph starting 'Why one module')"
     )
+
+
+# The flow a case goes through, as the layout shows it (harness/__init__.py lists the
+# modules the same way). A module may import its own stage and the stages before it:
+# what is drawn never depends on how it is judged, and neither on how campaigns run.
+# Running campaigns and showing them are one stage: the command runners report
+# progress as they go.
+STAGES = {
+    "what is under test": {"families", "cells", "dropin", "implementation", "packing", "registry", "usage"},
+    "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "coverage"},
+    "how it is judged": {"tolerance", "probes", "oracle"},
+    "how campaigns run, and what users see": {
+        "locate", "forkserver", "worker_process", "isolation", "database", "repro", "outcome", "campaign",
+        "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
+    },
+}
+
+
+def stage_of(module: str) -> int:
+    top = module.split(".")[1]
+    return next(index for index, members in enumerate(STAGES.values()) if top in members)
+
+
+def test_every_module_has_its_place_in_the_flow():
+    tops = {name.split(".")[1] for name in MODULES if name != "harness"}
+    placed = set().union(*STAGES.values())
+    assert tops <= placed, f"modules not placed in a stage of STAGES (and in harness/__init__.py's list): {sorted(tops - placed)}"
+    assert placed <= tops, f"STAGES names modules that do not exist: {sorted(placed - tops)}"
+
+
+@pytest.mark.parametrize("module", sorted(name for name in MODULES if name != "harness"))
+def test_a_module_imports_only_its_own_stage_and_earlier_ones(module):
+    later = sorted(name for name in GRAPH[module] if name != "harness" and stage_of(name) > stage_of(module))
+    stages = list(STAGES)
+    assert not later, f"{module} ({stages[stage_of(module)]}) imports {later} ({', '.join(stages[stage_of(name)] for name in later)}): against the flow"
