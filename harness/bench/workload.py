@@ -35,6 +35,7 @@ def builtin_name(base: str, family: str) -> str:
     """A built-in's entry-point name in a family: ``torch`` for RNN, ``torch-lstm`` for LSTM."""
     return base if family == "RNN" else f"{base}-{family.lower()}"
 
+
 MODE_TITLES = {"forward": "forward", "backward": "forward+backward"}
 
 
