@@ -11,7 +11,9 @@ each stage to importing only itself and the stages before it):
   cases covering its pairs), `strategies` (Hypothesis), `coverage` (what ran).
 - How it is judged: `tolerance` (the error model), `probes` (activation probes and
   adjoint), `oracle/` (run torch and the candidate, compare, explain).
-- How campaigns run, and what users see: `campaign` (one implementation),
+- How campaigns run, and what users see: `campaign` (one implementation, in two
+  stages: covering, then random), `profiles` (profiles, defaults, the replay
+  options), `findings` (a failure confirmed from scratch before it is reported),
   `isolation` and `worker_process` (the worker process) with `forkserver` and
   `locate`, `database` (the example database), `repro`, `outcome` (a campaign's
   result), `local_run` (this machine) and `cluster/` (Dask), `report`,

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from harness.registry import DuplicateImplementationError, Registry, UnknownImplementationError, discover
-from harness.usage import EXIT_DISCREPANCY, EXIT_OK, EXIT_USAGE, UsageError
+from harness.usage import EXIT_DISCREPANCY, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, UsageError
 
-__all__ = ["EXIT_DISCREPANCY", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
+__all__ = ["EXIT_DISCREPANCY", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_family_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--family", metavar="FAMILY", help="only implementations of this family (RNN, ...); with --impl, checks that each is one")
+    parser.add_argument(
+        "--family", action="append", metavar="FAMILY",
+        help="only implementations of this family (RNN, ...; repeatable); with --impl, checks that each is of one of them",
+    )
 
 
 def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
@@ -45,34 +48,35 @@ def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
     without it every installed plugin loads, and ``--family`` keeps those of one family.
     """
     names = list(dict.fromkeys(args.impl or []))
-    family = getattr(args, "family", None)
-    if isinstance(family, list):  # bench: several families, each timed against its own baseline
-        family = None
-    if family is not None:
+    # bench's --family is its own (each family timed against its own baseline): not a filter here.
+    families = [] if args.command == "bench" else list(dict.fromkeys(getattr(args, "family", None) or []))
+    if families:
         from harness.implementation import FAMILIES
 
-        if family not in FAMILIES:
-            raise UsageError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
+        for family in families:
+            if family not in FAMILIES:
+                raise UsageError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
+    asked = " ".join(f"--family {family}" for family in families)
     if names:
         try:
             registry = discover(names + [name for name in always if name not in names])
         except UnknownImplementationError as error:
             raise UsageError(str(error)) from None
         for name in names:
-            if family is not None and name in registry.loaded and registry.implementation(name).family != family:
+            if families and name in registry.loaded and registry.implementation(name).family not in families:
                 raise UsageError(
-                    f"--impl {name} is of family {registry.implementation(name).family}, not {family}; "
-                    f"drop --family {family} or pick an implementation of that family (`python -m harness list` shows each one's family)"
+                    f"--impl {name} is of family {registry.implementation(name).family}, not {' or '.join(families)}; "
+                    f"drop {asked} or pick an implementation of that family (`python -m harness list` shows each one's family)"
                 )
         return registry, names
     registry = discover()
-    if family is None:
+    if not families:
         return registry, registry.names
-    chosen = [name for name in registry.names if registry.implementation(name).family == family]
+    chosen = [name for name in registry.names if registry.implementation(name).family in families]
     if registry.broken:
-        print(f"note: --family {family} leaves out plugins that failed to load: {', '.join(p.name for p in registry.broken)}", file=sys.stderr)
+        print(f"note: {asked} leaves out plugins that failed to load: {', '.join(p.name for p in registry.broken)}", file=sys.stderr)
     if not chosen:
-        raise UsageError(f"no installed implementation is of family {family}; `python -m harness list` shows each one's family")
+        raise UsageError(f"no installed implementation is of family {' or '.join(families)}; `python -m harness list` shows each one's family")
     return registry, chosen
 
 

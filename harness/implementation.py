@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import traceback
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -235,3 +236,31 @@ class Implementation:
     def known_failure(self, case) -> KnownFailure | None:
         """The declared known failure covering this case, if any."""
         return next((known for known in self.known_failures if known.when(case)), None)
+
+
+class KnownFailurePredicateError(BaseException):
+    """A `KnownFailure.when` raised. A BaseException, so Hypothesis does not shrink
+    it: the mistake is in the plugin's declaration, not in a case; the campaign stops."""
+
+    def __init__(self, implementation: Implementation, index: int, known: KnownFailure, error: Exception):
+        frames = traceback.format_exception(type(error), error, error.__traceback__)
+        text = (
+            f"{implementation.name}: known_failures[{index}] (reason {known.reason!r}): its `when` predicate raised "
+            "on a case instead of returning True or False. `when` receives a harness.Case; "
+            "docs/plugins.md lists its fields.\n" + "".join(frames[1:]).rstrip()
+        )
+        super().__init__(text)
+        self.text = text
+
+
+def known_failures_covering(implementation: Implementation, case) -> list[KnownFailure]:
+    """The declared known failures covering this case, with a predicate that raises
+    named as such."""
+    covering = []
+    for index, known in enumerate(implementation.known_failures):
+        try:
+            if known.when(case):
+                covering.append(known)
+        except Exception as error:  # noqa: BLE001 - the plugin's predicate; reported as its error
+            raise KnownFailurePredicateError(implementation, index, known, error) from None
+    return covering

@@ -359,6 +359,8 @@ class InProcess:
             return oracle.localize_layer(self.implementation, case, self.model)
         if request == "reference_outcome":
             return oracle.reference_outcome(case)
+        if request == "reference_digest":
+            return oracle.reference_digest(case)
         raise ValueError(request)
 
     def close(self) -> None:

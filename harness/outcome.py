@@ -5,6 +5,7 @@ minimal failure with its explanation and repro script (`ImplementationResult`,
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 from harness.cases import Case
@@ -20,6 +21,9 @@ class Failure:
     layer: int | None = None
     explainer_errors: list[str] = dataclasses.field(default_factory=list)
     """What went wrong while localising the finding or writing its repro: the finding stands."""
+    confirmed: bool = True
+    """The minimal case alone, in a fresh worker process, failed the same way
+    (`harness.findings`); False for a nondeterministic candidate."""
 
     def to_json(self) -> dict:
         return {
@@ -31,6 +35,7 @@ class Failure:
             "first_divergent_layer": self.layer,
             "repro": None if self.repro_path is None else str(self.repro_path),
             "explainer_errors": self.explainer_errors,
+            "confirmed": self.confirmed,
         }
 
     @classmethod
@@ -42,6 +47,7 @@ class Failure:
             document["kind"], document["subject"], document["summary"], Case(**case),
             None if document["repro"] is None else Path(document["repro"]),
             document.get("first_divergent_layer"), list(document.get("explainer_errors", [])),
+            document.get("confirmed", True),
         )
 
 
@@ -70,6 +76,14 @@ class ImplementationResult:
     """What the campaign's cases held (`harness.coverage.Coverage.to_json`): feasible
     value pairs covered, per-dimension counts, what is left uncovered."""
     cut: str = ""  # what the command's time budget cut from this campaign, if anything
+    covering_stage: str = ""
+    """How the covering stage ended: ``complete``, ``deferred`` (the profile's budget is
+    smaller than the covering set, or it was switched off), ``incomplete`` (cut, or
+    interrupted: the command exits with EXIT_INCOMPLETE), or empty (it never ran: the
+    implementation was unavailable, or failed before or during it)."""
+    replay_options: tuple[str, ...] = ()
+    """The ``fuzz`` options beyond --profile and --seed that shaped the campaign
+    (--max-examples, --timeout, --device, ...), for `replay_command`."""
 
     def to_json(self) -> dict:
         return {
@@ -85,6 +99,7 @@ class ImplementationResult:
             "example_budget": self.example_budget,
             "budget_capped": self.budget_capped,
             "cut": self.cut,
+            "covering_stage": self.covering_stage,
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
             "profile": self.profile,
@@ -94,11 +109,28 @@ class ImplementationResult:
             "failure": None if self.failure is None else self.failure.to_json(),
             "coverage": self.coverage,
             "replay": self.replay_command(),
+            "replay_options": list(self.replay_options),
         }
 
+    @classmethod
+    def error(cls, name: str, seed: int | None, profile: str, reason: str, **fields) -> "ImplementationResult":
+        """A campaign the harness could not run (a plugin that failed to load, a harness bug)."""
+        return cls(name, "error", fields.pop("examples", 0), fields.pop("seconds", 0.0), seed, profile, reason=reason, **fields)
+
+    @classmethod
+    def skipped(cls, name: str, seed: int | None, profile: str, reason: str, **fields) -> "ImplementationResult":
+        """A campaign that did not run to its verdict: unavailable here, or interrupted."""
+        return cls(name, "skipped", fields.pop("examples", 0), fields.pop("seconds", 0.0), seed, profile, reason=reason, **fields)
+
+    @property
+    def coverage_incomplete(self) -> bool:
+        """A campaign that passed on what ran, but whose promised covering set did not all run."""
+        return self.verdict == "pass" and self.covering_stage == "incomplete"
+
     def replay_command(self) -> str:
-        """The command that runs this campaign again."""
-        return f"python -m harness fuzz --impl {self.name} --seed {self.seed} --profile {self.profile}"
+        """The command that runs exactly this campaign again: the same cases, in the same order."""
+        words = ["python", "-m", "harness", "fuzz", "--impl", self.name, "--seed", str(self.seed), "--profile", self.profile, *self.replay_options]
+        return shlex.join(words)
 
     @classmethod
     def from_json(cls, name: str, document: dict) -> "ImplementationResult":
@@ -106,5 +138,6 @@ class ImplementationResult:
         every field `to_json` writes under its own name, and the failure rebuilt."""
         fields = {field.name for field in dataclasses.fields(cls)} - {"name", "failure"}
         values = {key: value for key, value in document.items() if key in fields}
+        values["replay_options"] = tuple(values.get("replay_options", ()))
         failure = None if document.get("failure") is None else Failure.from_json(document["failure"])
         return cls(name=name, failure=failure, **values)

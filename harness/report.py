@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from harness.usage import EXIT_DISCREPANCY, EXIT_OK
+from harness.usage import EXIT_DISCREPANCY, EXIT_INCOMPLETE, EXIT_OK
 
 PROGRESS_FORMAT = "{n_fmt}/{total_fmt} examples [{elapsed}<{remaining}, {rate_fmt}]"
 
@@ -32,16 +32,18 @@ class Progress:
         self.bar = None
         self.last_line = 0.0
 
-    def start(self, name: str, total: int | None = None) -> None:
-        self.name, self.started, self.count, self.total = name, time.perf_counter(), 0, total
+    def start(self, name: str, total: int | None = None, *, stage: str = "", count: int = 0) -> None:
+        """A campaign (or one ``stage`` of it) starts, ``count`` examples already run."""
+        self.name, self.started, self.count, self.total = name, time.perf_counter(), count, total
         self.last_line = self.started
+        what = f"{name} ({stage} stage)" if stage else name
         if self.live:
             self.bar = tqdm(
-                total=total, desc=f"  {name}", unit="ex", file=self.stream, leave=False, dynamic_ncols=True,
+                total=total, initial=count, desc=f"  {what}", unit="ex", file=self.stream, leave=False, dynamic_ncols=True,
                 mininterval=0.2, position=self.position,
             )
         else:
-            print(f"fuzzing {name} ...", file=self.stream, flush=True)
+            print(f"fuzzing {what} ...", file=self.stream, flush=True)
 
     def example(self, count: int) -> None:
         self.count = count
@@ -153,4 +155,13 @@ def finish(args, results: list, *, seed: int, devices: list[str]) -> int:
             print(failure_text(result))
     if args.report is not None:
         write_json(args.report, results, seed=seed, profile=args.profile, devices=devices)
-    return EXIT_OK if all(r.verdict in ("pass", "skipped") for r in results) else EXIT_DISCREPANCY
+    if not all(r.verdict in ("pass", "skipped") for r in results):
+        return EXIT_DISCREPANCY
+    incomplete = [r.name for r in results if r.coverage_incomplete]
+    if incomplete:
+        print(
+            f"\ncoverage incomplete: the covering set of {', '.join(incomplete)} did not finish (see `cut` above); "
+            f"nothing failed in what ran, but the run proves less than it promises (exit {EXIT_INCOMPLETE})"
+        )
+        return EXIT_INCOMPLETE
+    return EXIT_OK

@@ -4,7 +4,8 @@ Workers fork from a server that has already imported torch (`harness.forkserver`
 where there is no fork, multiprocessing's spawn starts them. A worker is told which
 implementation to load (by name, `harness.locate`) and then answers the parent's
 requests (`harness.isolation.Worker`) one at a time: run `oracle.check` on a case,
-localise a failure, ask torch what it raises on an invalid input.
+localise a failure, ask torch what it raises on an invalid input or what it
+computes on a case (`oracle.reference_digest`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
                 answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
             elif request == "reference_outcome":
                 answer = ("ok", oracle.reference_outcome(Case.from_json(payload)))
+            elif request == "reference_digest":
+                answer = ("ok", oracle.reference_digest(Case.from_json(payload)))
             else:
                 answer = ("error", f"unknown request {request!r}")
         except Discrepancy as found:

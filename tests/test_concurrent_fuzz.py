@@ -133,7 +133,7 @@ def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_la
     started: dict[str, list[str]] = {}
     overlaps: list[tuple[str, str]] = []
 
-    def fake_fuzz(name, progress):
+    def fake_stage(name, progress):
         with lock:
             overlaps.extend((name, other) for other in running if other.startswith("slow") and name.startswith("slow"))
             running.add(name)
@@ -141,11 +141,12 @@ def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_la
         time.sleep(0.3 if name.startswith("slow") else 0.15)
         with lock:
             running.discard(name)
-        return ImplementationResult(name, "pass", 1, 0.0, 0, "default")
+        runs.results[name] = ImplementationResult(name, "pass", 1, 0.0, 0, "default")
 
-    monkeypatch.setattr(runs, "fuzz", fake_fuzz)
+    monkeypatch.setattr(runs, "covering", fake_stage)
+    monkeypatch.setattr(runs, "_before_random", lambda order, jobs: [])  # the lanes of the covering pass are the ones watched
     names = [record.name for record in quick[:3] + slow + quick[3:]]
-    results = runs.concurrently(names, jobs=2)
+    results = runs.campaigns(names, jobs=2)
     assert [result.name for result in results] == names, "reported in the order asked"
     assert not overlaps, "two slow paths ran side by side"
     assert started["rnn-harness-fuzz-0"][:2] == ["slow-0", "slow-1"], "one lane takes the slow paths first, in the order asked"
@@ -178,8 +179,10 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
     # Interrupt once two campaigns have shown progress (a line every 5 s off a terminal).
     deadline = time.time() + 120
     progressing: set[str] = set()
+    seen = []
     while len(progressing) < 2 and time.time() < deadline:
         line = process.stderr.readline()
+        seen.append(line)
         match = re.match(r"  ([\w-]+): \d+/", line)
         if match:
             progressing.add(match.group(1))
@@ -189,7 +192,9 @@ def test_ctrl_c_while_several_run_reports_each_as_interrupted(tmp_path):
     assert process.returncode == cli.EXIT_OK, out + err
     assert "interrupted: stopping the running examples" in err
     entries = json.loads(report.read_text())["implementations"]
-    assert list(entries) == [name for name in asked if name in progressing], "the one that never started is not reported, as one at a time"
+    started = {name for name in asked if f"fuzzing {name} (covering stage)" in "".join(seen) + err}
+    assert progressing <= started
+    assert list(entries) == [name for name in asked if name in started], "one that never started is not reported, as one at a time"
     for entry in entries.values():
         assert entry["verdict"] == "skipped" and entry["reason"].startswith("interrupted by the user after"), entry
         assert entry["family"] == "RNN", "a stopped campaign still says what it was fuzzing"
@@ -324,14 +329,21 @@ def test_the_time_budget_applies_to_the_bare_command_only():
     assert time_budget(cli.build_parser().parse_args(["fuzz", "--impl", "loop", "--time-budget", "5"])) == 5
 
 
-def test_past_the_time_budget_a_campaign_not_started_is_not_run_and_says_so(tmp_path, monkeypatch, capsys):
-    """A budget spent before any campaign starts: none runs, each is reported as cut,
-    with the command that runs it, and the command still exits 0."""
+def test_a_budget_too_small_for_the_covering_sets_cuts_them_says_so_last_and_exits_3(tmp_path, monkeypatch, capsys):
+    """Coverage is the last thing a time budget cuts: the covering stages run past the
+    budget up to COVERING_CAP times it. A budget spent before any campaign starts cuts
+    each covering set after its first example: each says so, the summary's last line
+    names them, and the command exits EXIT_INCOMPLETE, not 0."""
     registered(monkeypatch, implementation("loop"), implementation("torch-rnncell"))
     report = tmp_path / "report.json"
     code = cli.main(["fuzz", "--jobs", "1", "--time-budget", "0.000001", "--seed", "5", "--report", str(report), "--database", str(tmp_path / "db")])
-    assert code == cli.EXIT_OK
-    for name, entry in json.loads(report.read_text())["implementations"].items():
-        assert (entry["verdict"], entry["examples"]) == ("skipped", 0), entry
-        assert "not run: the command's time budget" in entry["cut"] and f"fuzz --impl {name} --seed 5 --profile default" in entry["cut"], entry["cut"]
-    assert "not run: the command's time budget" in capsys.readouterr().out
+    assert code == cli.EXIT_INCOMPLETE
+    entries = json.loads(report.read_text())["implementations"]
+    assert list(entries) == ["loop", "torch-rnncell"]
+    for name, entry in entries.items():
+        assert (entry["verdict"], entry["covering_stage"]) == ("pass", "incomplete"), entry
+        assert 1 <= entry["examples"] < entry["coverage"]["covering_cases"] + 100, entry
+        assert "(in its covering stage)" in entry["cut"] and f"fuzz --impl {name} --seed 5 --profile default" in entry["cut"], entry["cut"]
+        assert "--time-budget 0" in entry["cut"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("coverage incomplete: the covering set of loop, torch-rnncell did not finish"), last

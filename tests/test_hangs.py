@@ -16,7 +16,7 @@ import time
 import pytest
 
 from faulty import HANGS_WHEN_WIDE, SLOW_WHEN_WIDE
-from harness import Implementation, campaign, isolation
+from harness import Implementation, campaign, findings, isolation
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
@@ -55,7 +55,7 @@ def test_a_slow_case_after_a_hang_is_not_reported_as_the_hang():
             worker.request("check", wide)
         except Discrepancy as found:
             assert found.kind == "timeout" and not found.evidence["full_timeout"]
-            reported_case, reported = campaign._confirm_hang(worker, wide, found)
+            reported_case, reported = findings.confirm_hang(worker, wide, found)
         else:
             raise AssertionError(f"a case that sleeps 0.5s should exceed the shortened limit {limit:.2f}s")
     # Run again with a longer limit, the slow case finished: the case reported is the one

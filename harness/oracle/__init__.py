@@ -21,6 +21,7 @@ One job per module, in the order a case goes through them:
 - `widening`: the probes' runs made into the one probe the bounds are taken from;
 - `comparison`: values and gradients against the bounds, and the failure explained;
 - `invalid`: defective inputs, and the exception type torch raises on them;
+- `digest`: what torch's own side did on a case, short enough to compare two runs by;
 - `verdict`: `check`, which puts the above together for one case;
 - `localize`: the first layer of a stack whose output differs;
 - `results`: what they share (`RunResult`, `Discrepancy`).
@@ -30,6 +31,7 @@ its module.
 """
 
 from harness.oracle.comparison import CASE_MARGINS, MARGIN_OBSERVER, compare_gradients, compare_values, divmod_index
+from harness.oracle.digest import reference_digest
 from harness.oracle.invalid import check_invalid, defective_input, reference_outcome
 from harness.oracle.localize import localize_layer
 from harness.oracle.results import Discrepancy, RunResult
@@ -41,5 +43,5 @@ from harness.oracle.verdict import check
 __all__ = [
     "CASE_MARGINS", "MARGIN_OBSERVER", "Discrepancy", "RunResult", "canonical_results", "check", "check_invalid",
     "check_structure", "compare_gradients", "compare_values", "defective_input", "divmod_index", "expected_shapes",
-    "localize_layer", "reference_factory", "reference_outcome", "returned_tensors", "run_module",
+    "localize_layer", "reference_digest", "reference_factory", "reference_outcome", "returned_tensors", "run_module",
 ]
