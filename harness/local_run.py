@@ -191,13 +191,20 @@ class Runs:
             progress.done(campaign.result)
 
     def _before_random(self, order: list[str], jobs: int) -> list[str]:
-        pending = [name for name in order if name in self.started and self.started[name].pending(RANDOM)]
+        """The campaigns still without a verdict; the time budget is shared among those
+        with random examples to run."""
+        unfinished = [name for name in order if name in self.started and not self.started[name].finished]
+        pending = [name for name in unfinished if self.started[name].pending(RANDOM)]
         self.unstarted, self.lanes, self.waiting = len(pending), jobs, set(pending)
-        return pending
+        return unfinished
 
     def random(self, name: str, progress: report.Progress) -> None:
         """One campaign's random stage, under the command's time budget."""
         campaign = self.started[name]
+        if not campaign.pending(RANDOM):  # its budget was all covering cases: its verdict is in
+            campaign.run(RANDOM)
+            progress.done(campaign.result)
+            return
         share = None
         if self.deadline is not None:
             with self.counting:

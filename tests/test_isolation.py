@@ -57,7 +57,7 @@ def test_campaign_goes_on_after_faulty_plugins_and_exits_1(tmp_path, monkeypatch
 def test_ctrl_c_writes_the_report_so_far(tmp_path):
     report = tmp_path / "report.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "fuzz", "--impl", "torch", "--impl", "loop", "--jobs", "1", "--profile", "long", "--max-examples", "4", "--report", str(report)],
+        [sys.executable, "-m", "harness", "fuzz", "--impl", "torch", "--impl", "loop", "--jobs", "1", "--profile", "long", "--max-examples", "40", "--report", str(report)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, even under nohup
     )
