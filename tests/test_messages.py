@@ -138,12 +138,12 @@ def test_every_layout_and_finding_kind_gets_a_repro_script_that_runs(tmp_path):
 
 
 def test_a_failing_repro_writer_never_loses_the_finding(tmp_path, monkeypatch):
-    from harness import Implementation, campaign
+    from harness import Implementation, findings
 
     def broken_writer(*arguments, **keywords):
         raise RuntimeError("the repro writer itself is broken")
 
-    monkeypatch.setattr(campaign, "write_repro", broken_writer)
+    monkeypatch.setattr(findings, "write_repro", broken_writer)
     candidate = Implementation(name="off-by-a-thousandth", factory=OffByAThousandth)
     result = fuzz_implementation(candidate, profile="ci", max_examples=5, seed=0, repro_dir=tmp_path, database_dir=None, isolate=False)
     assert result.verdict == "fail" and result.failure.kind == "value", result.reason
