@@ -263,7 +263,7 @@ class Runs:
 
     def not_run_text(self, campaign: Campaign) -> str:
         result = campaign.result
-        ran = f"after {result.examples} of {result.example_budget} examples (its covering stage, complete), none failing" if result.examples else "before it could start"
+        ran = f"after its covering stage ({result.examples} examples, none failing), before its random examples" if result.examples else "before it could start"
         return (
             f"stopped by the command's time budget ({self.time_budget:g}s, shared among the campaigns) {ran}"
             f"; `{result.replay_command()} --time-budget 0` runs the same cases first, then the rest"
