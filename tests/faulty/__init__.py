@@ -2,8 +2,8 @@
 the process, hang, raise, or return the wrong things. The campaign must survive each
 one and still judge the others (see tests/test_isolation.py)."""
 
+import functools
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,23 +41,33 @@ class HangsWhenWide(LoopRNN):
 
 
 class SlowWhenWide(LoopRNN):
-    """Correct, but half a second slower on every case with hidden_size > 3: slow, not hung."""
+    """Correct, but slower on every case with hidden_size > 3: slow, not hung. It sleeps
+    the seconds written in ``seconds_file`` when the call starts (a test writes them once
+    it knows the limit they must exceed), or half a second without one."""
+
+    def __init__(self, *args, seconds_file: Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds_file = seconds_file
 
     def forward(self, input, hx=None):
         if self.hidden_size > 3:
-            time.sleep(0.5)
+            time.sleep(float(self.seconds_file.read_text()) if self.seconds_file is not None else 0.5)
         return super().forward(input, hx)
 
 
 class SlowOnce(LoopRNN):
-    """Correct, but its first call on this machine takes SLOW_ONCE_SECONDS longer (a
-    cold cache, a loaded machine); every later call, in any process, is quick. The
-    marker file is how later worker processes know (tests remove it first)."""
+    """Correct, but its first call in any process sleeps ``seconds`` (a cold cache, a
+    loaded machine); every later call, in any process, is quick. ``marker`` (a path of
+    the test's own) is how later worker processes know."""
+
+    def __init__(self, *args, marker: Path, seconds: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.marker, self.seconds = marker, seconds
 
     def forward(self, input, hx=None):
-        if not SLOW_ONCE_MARKER.exists():
-            SLOW_ONCE_MARKER.touch()
-            time.sleep(SLOW_ONCE_SECONDS)
+        if not self.marker.exists():
+            self.marker.touch()
+            time.sleep(self.seconds)
         return super().forward(input, hx)
 
 
@@ -91,6 +101,16 @@ FAULTY = [
 # Not in FAULTY: tests/test_hangs.py times these on their own.
 HANGS_WHEN_WIDE = Implementation(name="faulty-hangs-when-wide", factory=HangsWhenWide)
 SLOW_WHEN_WIDE = Implementation(name="slow-when-wide", factory=SlowWhenWide)
-SLOW_ONCE = Implementation(name="slow-once", factory=SlowOnce)
-SLOW_ONCE_MARKER = Path(tempfile.gettempdir()) / "rnn-harness-test-slow-once"
-SLOW_ONCE_SECONDS = 6.0
+
+
+def slow_when_wide(seconds_file: Path, seconds: float) -> Implementation:
+    """SlowWhenWide sleeping ``seconds`` on a wide case, until the test writes other
+    seconds into ``seconds_file`` (a path of its own). A worker reaches the factory by
+    pickling it (harness.locate): it is built here, not at module level."""
+    seconds_file.write_text(repr(seconds))
+    return Implementation(name="slow-when-wide", factory=functools.partial(SlowWhenWide, seconds_file=seconds_file))
+
+
+def slow_once(marker: Path, seconds: float) -> Implementation:
+    """SlowOnce whose first call sleeps ``seconds``; ``marker`` must not exist yet."""
+    return Implementation(name="slow-once", factory=functools.partial(SlowOnce, marker=marker, seconds=seconds))
