@@ -8,9 +8,11 @@ each stage to importing only itself and the stages before it):
   (the step formulas), `packing`, `usage` (exit codes, `UsageError`).
 - What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete
   dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
-  cases covering its pairs), `strategies` (Hypothesis), `coverage` (what ran).
-- How it is judged: `tolerance` (the error model), `probes` (activation probes and
-  adjoint), `oracle/` (run torch and the candidate, compare, explain).
+  cases covering its pairs), `strategies` (Hypothesis), `routing` (covering cases
+  routed around the ones a declaration sets aside), `coverage` (what ran).
+- How it is judged: `declarations` (what sets a whole case aside), `tolerance` (the
+  error model), `probes` (activation probes and adjoint), `oracle/` (run torch and
+  the candidate, compare, explain).
 - How campaigns run, and what users see: `campaign` (one implementation, in two
   stages: covering, then random), `profiles` (profiles, defaults, the replay
   options), `findings` (a failure confirmed from scratch before it is reported),

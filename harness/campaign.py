@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import random
 import threading
@@ -27,8 +28,9 @@ import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
-from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, strategies
+from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, routing, strategies
 from harness.cases import Case
+from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
 from harness.isolation import HarnessError, InProcess, Worker
 from harness.outcome import ImplementationResult
@@ -155,7 +157,15 @@ class Campaign:
         # The covering stage: rows handed to Hypothesis as if stored, so it runs them
         # first and shrinks a failing one like any other (harness/coverage.py).
         self.space = covering.space_for(implementation, tuple(devices) if devices else None)
-        self.plan = coverage_account.plan(self.space, budget, profile, covering_phase, self.seed)
+        # Its rows are routed around the cases a declaration sets aside: those cover nothing.
+        self.declarations = set_aside_declarations(implementation)
+        routed = functools.partial(routing.routing_for, self.space, strategies.cases(implementation, devices=devices), self.declarations)
+        try:
+            self.plan = coverage_account.plan(self.space, budget, profile, covering_phase, self.seed, routed)
+        except KnownFailurePredicateError as error:
+            self.plan = coverage_account.plan(self.space, budget, profile, covering_phase, self.seed)
+            self.result.reason = error.text
+            self._finish("error")
         self.account = coverage_account.Coverage(self.space, self.plan)
         self.result.coverage = self.account.to_json()
         if not self.pending(COVERING):
@@ -311,7 +321,7 @@ class Campaign:
         # repeatable run), and stored failures must be replayed first whatever the seed.
         @settings(profile_settings, **overrides)
         @hypothesis_seed(self.seed)
-        @given(case=strategies.cases(implementation, devices=self.devices))
+        @given(case=strategies.cases(implementation, devices=self.devices, avoid=self.declarations))
         def differential_test(case: Case) -> None:
             case_profile = space.profile_of(case)
             for name, value in case_profile.items():

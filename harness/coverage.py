@@ -8,18 +8,21 @@ row is only the start of a choice sequence (the profile); Hypothesis draws the s
 and values after it from the campaign's seed.
 
 `Coverage` counts, per dimension and value, the cases a campaign drew, and which
-feasible pairs and invalid-input triples they held: the report's ``coverage`` field.
+feasible pairs and invalid-input triples its judged cases held: the report's
+``coverage`` field. A case a declaration set aside covers nothing; the pairs and
+triples only such cases can hold (`harness.routing`) are listed apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Iterable
+from typing import Callable, Iterable
 
 from hypothesis.database import ExampleDatabase, choices_to_bytes
 
 from harness.covering import STAGE_COVERING, STAGE_SAMPLED, Space
+from harness.routing import Routing, unrouted
 from harness.dimensions import STATE_DEFECTS
 
 
@@ -80,6 +83,7 @@ class Plan:
     max_examples: int  # what Hypothesis is asked for, the rows included
     deferred: str = ""  # why the covering set does not run in this profile, if it does not
     sampled: int = 0  # how many are sampled rows (the random phase's first part)
+    routing: Routing | None = None  # the rows routed around set-aside cases, and what they cannot reach
 
     @property
     def prefixes(self) -> list[tuple[int, ...]]:
@@ -92,7 +96,7 @@ class Plan:
         return self.max_examples - len(self.rows)
 
 
-def plan(space: Space, budget: int, profile: str, covering: bool = True, seed: int = 0) -> Plan:
+def plan(space: Space, budget: int, profile: str, covering: bool = True, seed: int = 0, routing: Callable[[], Routing] | None = None) -> Plan:
     """The stored rows of a campaign whose budget is ``budget`` examples.
 
     The pairwise rows count inside the budget; the invalid-input rows (one call each,
@@ -101,18 +105,26 @@ def plan(space: Space, budget: int, profile: str, covering: bool = True, seed: i
     of it for a random phase under TARGET_MIN_RANDOM, else half), then Hypothesis'
     own generation. A budget smaller than the pairwise rows (an implementation that
     compiles per shape) runs them only in the long profile, where the budget grows
-    to hold them; elsewhere the report lists what is left uncovered."""
-    pairwise, invalid = space.covering_rows, space.invalid_rows
+    to hold them; elsewhere the report lists what is left uncovered. ``routing``
+    computes the rows routed around the cases declarations set aside (`harness.routing`;
+    default: the space's own), called only when the covering phase would run."""
     if not covering:
         return Plan(space, (), 0, 0, budget, "the covering phase was switched off")
-    if budget < len(pairwise) and profile != "long":
+    routed = unrouted(space)
+    runs_under_budget = lambda rows: budget >= len(rows) or profile == "long"  # noqa: E731
+    if routing is not None and runs_under_budget(routed.covering_rows):
+        routed = routing()
+    if not runs_under_budget(routed.covering_rows):
         return Plan(
             space, (), 0, 0, budget,
-            f"its budget of {budget} examples is smaller than its {len(pairwise)} covering cases: they run under --profile long",
+            f"its budget of {budget} examples is smaller than its {len(routed.covering_rows)} covering cases: they run under --profile long",
         )
+    pairwise, invalid = routed.covering_rows, routed.invalid_rows
     random_share = max(budget, len(pairwise)) - len(pairwise)
     sampled = space.sampled_rows(seed, random_share if random_share < TARGET_MIN_RANDOM else random_share // 2)
-    return Plan(space, pairwise + invalid + sampled, len(pairwise), len(invalid), max(budget, len(pairwise)) + len(invalid), sampled=len(sampled))
+    return Plan(
+        space, pairwise + invalid + sampled, len(pairwise), len(invalid), max(budget, len(pairwise)) + len(invalid), sampled=len(sampled), routing=routed,
+    )
 
 
 class Coverage:
@@ -128,7 +140,8 @@ class Coverage:
         self.set_aside = 0
 
     def record(self, profile: dict, set_aside: bool = False) -> None:
-        """One drawn case: its profile, and whether a declaration set it aside."""
+        """One drawn case: its profile, and whether a declaration set it aside. A
+        set-aside case is counted as drawn and covers no pair and no triple."""
         self.cases += 1
         self.set_aside += set_aside
         flat = dict(profile)
@@ -137,20 +150,30 @@ class Coverage:
             if name in flat:
                 text = label(flat[name])
                 counts[text] = counts.get(text, 0) + 1
+        if set_aside:
+            return
         self.pairs |= self.space.pairs_of(profile) & self.space.feasible_pairs
         defect = profile.get("defect")
         if defect is not None:
             self.triples.add((defect, profile.get("layout", "batched"), bool(profile.get("h0_given")) or defect in STATE_DEFECTS))
 
     @property
+    def _routing(self) -> Routing:
+        return self.plan.routing if self.plan is not None and self.plan.routing is not None else unrouted(self.space)
+
+    @property
+    def pairs_set_aside_only(self) -> set:
+        """Feasible pairs that only set-aside cases can hold, and none judged did."""
+        return set(self._routing.pairs_set_aside_only) - self.pairs
+
+    @property
     def uncovered(self) -> list[list]:
-        return sorted(
-            ([a, label(x), b, label(y)] for (a, x), (b, y) in self.space.feasible_pairs - self.pairs),
-            key=lambda row: [str(item) for item in row],
-        )
+        """Feasible pairs a judged case could hold and none did."""
+        return _pair_rows(self.space.feasible_pairs - self.pairs - self.pairs_set_aside_only)
 
     def to_json(self) -> dict:
         feasible_triples = set(self.space.invalid_triples)
+        triples_aside = set(self._routing.triples_set_aside_only) - self.triples
         covering = 0 if self.plan is None else min(self.plan.covering, self.cases)
         invalid = 0 if self.plan is None else min(self.plan.invalid, self.cases - covering)
         return {
@@ -158,6 +181,7 @@ class Coverage:
             "pairs_feasible": len(self.space.feasible_pairs),
             "dimensions": self.dimensions,
             "uncovered": self.uncovered,
+            "pairs_set_aside_only": _pair_rows(self.pairs_set_aside_only),
             # what ran, in the order it runs: the covering rows, the invalid rows, the rest
             "covering_cases": covering,
             "invalid_input_cases": invalid,
@@ -165,10 +189,16 @@ class Coverage:
             "random_cases": self.cases - covering - invalid,
             "invalid_inputs_covered": len(self.triples & feasible_triples),
             "invalid_inputs_feasible": len(feasible_triples),
-            "invalid_inputs_uncovered": sorted([d, l, g] for d, l, g in feasible_triples - self.triples),
+            "invalid_inputs_uncovered": sorted([d, l, g] for d, l, g in feasible_triples - self.triples - triples_aside),
+            "invalid_inputs_set_aside_only": sorted([d, l, g] for d, l, g in triples_aside),
             "set_aside_cases": self.set_aside,
             "deferred": "" if self.plan is None else self.plan.deferred,
         }
+
+
+def _pair_rows(pairs) -> list[list]:
+    """Pairs as the report writes them: ``[DIM, VALUE, DIM, VALUE]``, sorted."""
+    return sorted(([a, label(x), b, label(y)] for (a, x), (b, y) in pairs), key=lambda row: [str(item) for item in row])
 
 
 def label(value) -> str:
@@ -183,11 +213,15 @@ def label(value) -> str:
 def summary_line(coverage: dict) -> str:
     """One line: "covered 412/412 feasible value pairs; 37 covering cases, 263 random"."""
     text = f"covered {coverage['pairs_covered']}/{coverage['pairs_feasible']} feasible value pairs"
+    if coverage.get("pairs_set_aside_only"):
+        text += f" ({len(coverage['pairs_set_aside_only'])} reachable only through set-aside cases)"
     text += f"; {coverage['covering_cases']} covering cases, {coverage['random_cases']} random"
     if coverage.get("sampled_cases"):
         text += f" ({coverage['sampled_cases']} of them sampled)"
     if coverage["invalid_inputs_feasible"]:
         text += f"; {coverage['invalid_inputs_covered']}/{coverage['invalid_inputs_feasible']} invalid inputs"
+        if coverage.get("invalid_inputs_set_aside_only"):
+            text += f" ({len(coverage['invalid_inputs_set_aside_only'])} only through set-aside cases)"
     if coverage.get("deferred"):
         text += f" ({coverage['deferred']})"
     return text
@@ -209,29 +243,43 @@ def dimension_table(name: str, coverage: dict) -> str:
 
 def merge(documents: list[dict]) -> dict | None:
     """The coverage of one campaign split into seed shards (each shard's cases are
-    over the same space): a pair is covered if any shard covered it."""
+    over the same space): a pair is covered if a judged case of any shard held it,
+    and reachable only through set-aside cases if some shard's routing found it so."""
     if not documents:
         return None
     first = documents[0]
-    uncovered = {tuple(row) for row in first["uncovered"]}
-    invalid_uncovered = {tuple(row) for row in first["invalid_inputs_uncovered"]}
-    dimensions = {name: dict(counts) for name, counts in first["dimensions"].items()}
-    for document in documents[1:]:
-        uncovered &= {tuple(row) for row in document["uncovered"]}
-        invalid_uncovered &= {tuple(row) for row in document["invalid_inputs_uncovered"]}
+    pairs_missing, pairs_aside = _missing(documents, "uncovered", "pairs_set_aside_only")
+    triples_missing, triples_aside = _missing(documents, "invalid_inputs_uncovered", "invalid_inputs_set_aside_only")
+    dimensions: dict[str, dict] = {}
+    for document in documents:
         for name, counts in document["dimensions"].items():
             merged = dimensions.setdefault(name, {})
             for value, count in counts.items():
                 merged[value] = merged.get(value, 0) + count
     total = {key: sum(d.get(key, 0) for d in documents) for key in ("covering_cases", "invalid_input_cases", "sampled_cases", "random_cases", "set_aside_cases")}
+    rows = lambda items: sorted((list(row) for row in items), key=lambda row: [str(item) for item in row])  # noqa: E731
     return {
-        "pairs_covered": first["pairs_feasible"] - len(uncovered),
+        "pairs_covered": first["pairs_feasible"] - len(pairs_missing),
         "pairs_feasible": first["pairs_feasible"],
         "dimensions": dimensions,
-        "uncovered": sorted((list(row) for row in uncovered), key=lambda row: [str(item) for item in row]),
+        "uncovered": rows(pairs_missing - pairs_aside),
+        "pairs_set_aside_only": rows(pairs_aside),
         **total,
-        "invalid_inputs_covered": first["invalid_inputs_feasible"] - len(invalid_uncovered),
+        "invalid_inputs_covered": first["invalid_inputs_feasible"] - len(triples_missing),
         "invalid_inputs_feasible": first["invalid_inputs_feasible"],
-        "invalid_inputs_uncovered": sorted(list(row) for row in invalid_uncovered),
+        "invalid_inputs_uncovered": rows(triples_missing - triples_aside),
+        "invalid_inputs_set_aside_only": rows(triples_aside),
         "deferred": next((d["deferred"] for d in documents if d["deferred"]), ""),
     }
+
+
+def _missing(documents: list[dict], uncovered: str, set_aside_only: str) -> tuple[set, set]:
+    """What no shard judged, and which of it some shard's routing found reachable only
+    through set-aside cases."""
+    missing, aside = None, set()
+    for document in documents:
+        mine = {tuple(row) for row in document[set_aside_only]} if set_aside_only in document else set()
+        unjudged = {tuple(row) for row in document[uncovered]} | mine
+        missing = unjudged if missing is None else missing & unjudged
+        aside |= mine
+    return missing, aside & missing

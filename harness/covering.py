@@ -268,22 +268,22 @@ class Space:
 
     @functools.cached_property
     def covering_rows(self) -> tuple[dict, ...]:
-        """Few valid profiles that together hold every feasible pair of valid values:
-        IPOG (`harness.pairwise`) under this space's constraints, the dimensions
-        largest domain first. The ties are ordered a few ways, seeded by the family's
-        name (the same space always gives the same rows), and the smallest result wins.
-        A dimension a row leaves open takes its simplest allowed value. The pairs with
-        ``invalid=yes`` are `invalid_rows`' to cover."""
+        """`rows_holding` every feasible pair of valid values (``invalid=yes``: `invalid_rows`)."""
+        return self.rows_holding(self.feasible_pairs)
+
+    def rows_holding(self, pairs) -> tuple[dict, ...]:
+        """Few valid profiles that together hold ``pairs`` (feasible, valid values):
+        IPOG (`harness.pairwise`) under this space's constraints, the dimensions largest
+        domain first. The ties are ordered a few ways, seeded by the family's name (the
+        same pairs always give the same rows), and the smallest result wins. A
+        dimension a row leaves open takes its simplest allowed value."""
         shuffler = random.Random(f"rnn-harness covering {self.family.name}")
         best = None
         for _ in range(IPOG_ORDERS):
             order = list(self.valid_dimensions)
             shuffler.shuffle(order)
             order.sort(key=lambda dimension: -len(dimension.values))
-            rows = ipog(
-                [(d.name, d.values) for d in order], self.feasible_pairs,
-                lambda row: self._pair_allowed({**row, "invalid": False}), self._pair_key,
-            )
+            rows = ipog([(d.name, d.values) for d in order], pairs, lambda row: self._pair_allowed({**row, "invalid": False}), self._pair_key)
             if best is None or len(rows) < len(best):
                 best = rows
         profiles = tuple(self._filled({**row, "defect": None}) for row in best)

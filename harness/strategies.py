@@ -32,10 +32,9 @@ def sized(draw, small: st.SearchStrategy[int], extra: dict[str, st.SearchStrateg
 @st.composite
 def profiles(draw, space: Space) -> dict:
     """One value per discrete dimension of the space, each one integer choice, drawn
-    before anything else: a covering row is then the start of a choice sequence
+    right after the stage: a covering row is then the start of a choice sequence
     (`Space.prefix`). A random draw is repaired into a valid profile; a covering row
     is valid already and passes unchanged."""
-    draw(st.integers(STAGE_COVERING, STAGE_LAST))  # orders the stored rows (harness.covering)
     profile = {}
     for dimension in space.dimensions:
         choices = dimension.choices
@@ -54,14 +53,33 @@ def _avoiding(draw, strategy: st.SearchStrategy[int], avoid: set[int], low: int,
     return value
 
 
+COVERING_REDRAWS = 4
+"""Times a covering row's sizes and values are drawn again while a declaration sets its case aside."""
+
+
 @st.composite
-def cases(draw, implementation: Implementation, devices: list[str] | None = None, invalid: bool = True) -> Case:
+def cases(draw, implementation: Implementation, devices: list[str] | None = None, invalid: bool = True, avoid: tuple = ()) -> Case:
     """One valid (or, about one time in ten, deliberately invalid) example the
-    implementation claims to support: its profile (`harness.covering`) first, then the
-    sizes and values within it."""
+    implementation claims to support: its stage and profile (`harness.covering`)
+    first, then the sizes and values within it. ``avoid``: declarations
+    (`harness.routing.SetAside`); a covering row's case that one of them sets aside
+    is drawn again within the same profile, up to `COVERING_REDRAWS` times, so the row
+    is judged where its sizes allow (a declaration may read sizes a row does not fix)."""
     space = space_for(implementation, tuple(devices) if devices else None, invalid)
-    family = implementation.family_record
+    stage = draw(st.integers(STAGE_COVERING, STAGE_LAST))  # orders the stored rows (harness.covering)
     profile = draw(profiles(space))
+    case = draw(_within(implementation, space, profile))
+    for _ in range(COVERING_REDRAWS if stage == STAGE_COVERING and avoid else 0):
+        if not any(declaration(case) for declaration in avoid):
+            break
+        case = draw(_within(implementation, space, profile))
+    return case
+
+
+@st.composite
+def _within(draw, implementation: Implementation, space: Space, profile: dict) -> Case:
+    """The sizes and values of a case within its profile."""
+    family = implementation.family_record
     value = functools.partial(space.value, profile)
     defect = value("defect")
     cell = family.cell

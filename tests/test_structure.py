@@ -114,8 +114,8 @@ def test_a_long_module_says_why_at_its_top(module):
 # progress as they go.
 STAGES = {
     "what is under test": {"families", "cells", "dropin", "implementation", "packing", "registry", "usage"},
-    "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "coverage"},
-    "how it is judged": {"tolerance", "probes", "oracle"},
+    "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
+    "how it is judged": {"declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
         "locate", "forkserver", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
         "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
