@@ -10,9 +10,11 @@ holds is listed as reachable only through set-aside cases.
 A declaration reads a whole `Case`, and a row fixes only its discrete values: the
 sizes are drawn after it. A row is therefore judged on the cases the strategy draws
 from it: its simplest completion (where shrinking heads) and `RANDOM_COMPLETIONS`
-seeded ones. A row is judgeable when no declaration sets any of them aside; one whose
-completions disagree (a declaration that reads sizes) is used only where nothing
-better holds its pairs.
+seeded ones. A row is judged when no declaration sets any of them aside, and set
+aside when one sets all of them aside. A row whose completions disagree (a
+declaration that reads sizes) is kept, but a replacement is chosen judged where one
+is: at run time the strategy draws such a row's sizes again while its case is set
+aside (`harness.strategies.cases`, ``avoid``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ SetAside = Callable[[Case], bool]
 """A declaration: True for the cases it sets aside whole. One that raises is the
 declaring plugin's error, and the error propagates."""
 
-RANDOM_COMPLETIONS = 2
+RANDOM_COMPLETIONS = 1
 """Seeded random completions a row is judged on, beside its simplest one."""
 REPAIRS = 12
 """Rows with one value changed tried to repair a row whose case is set aside."""
@@ -84,12 +86,7 @@ class _Judge:
     def __call__(self, row: dict) -> str:
         key = tuple(sorted((name, repr(value)) for name, value in row.items()))
         if key not in self.verdicts:
-            aside = []
-            for completion in range(1 + RANDOM_COMPLETIONS):
-                case = self._drawn(row, completion)
-                aside.append(any(declaration(case) for declaration in self.declarations))
-                if completion == 0 and aside[0]:
-                    break  # the simplest case is set aside: never the row of choice
+            aside = [any(declaration(self._drawn(row, completion)) for declaration in self.declarations) for completion in range(1 + RANDOM_COMPLETIONS)]
             self.verdicts[key] = SET_ASIDE if all(aside) else MIXED if any(aside) else JUDGED
         return self.verdicts[key]
 
@@ -133,7 +130,7 @@ def _routed(space: Space, judge: _Judge, rows, wanted: set, searches) -> tuple[l
     pairs no judgeable row was found for."""
     kept, unjudged = [], []
     for row in rows:
-        (kept if judge(row) == JUDGED else unjudged).append(row)
+        (unjudged if judge(row) == SET_ASIDE else kept).append(row)
     missing = set(wanted)
     for row in kept:
         missing -= space.pairs_of(row)
@@ -158,11 +155,16 @@ def _routed(space: Space, judge: _Judge, rows, wanted: set, searches) -> tuple[l
 
 
 def _repaired(space: Space, judge: _Judge, row: dict, missing: set) -> dict | None:
-    """The judged row, one value changed, that holds the most missing pairs; None if
-    none of the `REPAIRS` best candidates is judged."""
+    """Of the `REPAIRS` rows with one value changed that hold the most missing pairs,
+    the first judged one, else the first whose completions disagree, else None."""
     candidates = [candidate for candidate in _one_changed(space, {}, row) if space.pairs_of(candidate) & missing]
     candidates.sort(key=lambda candidate: -len(space.pairs_of(candidate) & missing))
-    return next((candidate for candidate in candidates[:REPAIRS] if judge(candidate) == JUDGED), None)
+    verdicts = {}
+    for candidate in candidates[:REPAIRS]:
+        verdicts.setdefault(judge(candidate), candidate)
+        if JUDGED in verdicts:
+            break
+    return verdicts.get(JUDGED, verdicts.get(MIXED))
 
 
 def _without_redundant(space: Space, rows: list[dict], wanted: set) -> list[dict]:
@@ -188,16 +190,14 @@ def _covering_searches(space: Space):
 
 
 def _routed_invalid(space: Space, judge: _Judge, wanted: set) -> tuple[list[dict], set, set]:
-    """One judged row per invalid triple where one exists, then rows for the
+    """One row per invalid triple that is not set aside where one exists, then rows for the
     ``invalid=yes`` pairs those leave; returns the rows, the triples and the pairs no
     judgeable row was found for."""
     rows, triples_aside = [], set()
     missing = set(wanted)
     for (defect, layout, given), row in zip(space.invalid_triples, space.invalid_rows):
-        verdict = judge(row)
-        if verdict != JUDGED:
-            found = _search(space, judge, [{"defect": defect, "layout": layout, "h0_given": given}], missing)
-            row = found if found is not None else row if verdict == MIXED else None
+        if judge(row) == SET_ASIDE:
+            row = _search(space, judge, [{"defect": defect, "layout": layout, "h0_given": given}], missing)
         if row is None:
             triples_aside.add((defect, layout, given))
             continue
