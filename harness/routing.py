@@ -124,10 +124,10 @@ def route(space: Space, strategy, declarations: Sequence[SetAside]) -> Routing:
 
 
 def _routed(space: Space, judge: _Judge, rows, wanted: set, searches) -> tuple[list[dict], set]:
-    """``rows`` that are judged; each of the others with one value changed, where that
-    makes it judged and keeps pairs no other row holds; then a row found for each
-    wanted pair still missing. Returns the rows, the redundant ones dropped, and the
-    pairs no judgeable row was found for."""
+    """``rows`` that are not set aside; each of the others with one value changed
+    (`_repaired`), where it held pairs no other row holds; then a row found for each
+    wanted pair still missing (`_search`). Returns the rows, the redundant ones
+    dropped, and the pairs no judgeable row was found for."""
     kept, unjudged = [], []
     for row in rows:
         (unjudged if judge(row) == SET_ASIDE else kept).append(row)
