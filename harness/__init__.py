@@ -10,7 +10,8 @@ each stage to importing only itself and the stages before it):
   dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
   cases covering its pairs), `strategies` (Hypothesis), `coverage` (what ran).
 - How it is judged: `tolerance` (the error model), `probes` (activation probes and
-  adjoint), `oracle/` (run torch and the candidate, compare, explain).
+  adjoint), `oracle/` (run torch and the candidate, compare, explain),
+  `torch_undefined` (the invalid inputs on which torch itself is undefined).
 - How campaigns run, and what users see: `campaign` (one implementation),
   `isolation` and `worker_process` (the worker process) with `forkserver` and
   `locate`, `database` (the example database), `repro`, `outcome` (a campaign's

@@ -23,7 +23,7 @@ import torch
 from hypothesis import HealthCheck, Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Flaky
 
-from harness import cases, coverage as coverage_account, covering, database as examples_database, locate, oracle, strategies
+from harness import cases, coverage as coverage_account, covering, database as examples_database, locate, oracle, strategies, torch_undefined
 from harness.cases import Case
 from harness.database import slug as _slug
 from harness.implementation import DEFAULT_PROFILE_EXAMPLES, Implementation, KnownFailure
@@ -197,6 +197,12 @@ def _campaign(implementation, runner, result, profile, max_examples, seed, repro
                 result.coverage = account.to_json()
             reject()
 
+        undefined = torch_undefined.covering(case)
+        if undefined is not None:
+            # Before torch runs: there, torch may crash, raise or return, by accident.
+            label = undefined.label()
+            result.known_failure_cases[label] = result.known_failure_cases.get(label, 0) + 1
+            set_aside()
         waived: set[str] = set()
         for known in _known_failures(implementation, case):
             label = known.label()
