@@ -48,10 +48,10 @@ def _lstm_packed_short_c0(case: Case) -> bool:
 
 
 def _lstm_packed_4d_h0(case: Case) -> bool:
-    # A 4-D h_0 (1, L*D, B, R) of one layer and direction passes ATen's check on the
-    # number of states only where B == R, and reaches the kernel as a 3-D state per
-    # layer. An unsorted batch of more than one row fails earlier, in nn.LSTM's
-    # permutation of h_0's dimension 1 (of size 1).
+    # A 4-D h_0 (1, L*D, B, R): ATen's packed lstm raises RuntimeError ("got an
+    # incorrect number of RNN parameters") unless there is one layer and direction and
+    # B == R; then the kernel runs on the malformed state. An unsorted batch of more
+    # than one row fails before, in nn.LSTM's permutation of h_0's dimension 1 (size 1).
     one_stack = case.num_layers * case.num_directions == 1
     permuted = case.layout == "packed_unsorted" and case.batch > 1
     return case.family == "LSTM" and case.packed and case.defect == "h0_wrong_rank" and one_stack and case.batch == case.state_width and not permuted
@@ -63,7 +63,7 @@ DECLARATIONS: tuple[UndefinedBehaviour, ...] = (
         _cell_unbatched_one_row_state,
         "nn.GRUCell and nn.LSTMCell with hidden_size 1, an unbatched (1-D) input and a 2-D h_0 of one row: "
         "the module unsqueezes h_0 to 3-D, ATen's gru_cell/lstm_cell checks pass on the wrong dimensions and the kernel "
-        "reads out of bounds; the process crashes, raises RuntimeError or returns, varying between processes "
+        "reads out of bounds; the process crashes (SIGSEGV), or raises RuntimeError, varying between processes "
         "(docs/found-bugs.md, \"a 1-D input with a one-row 2-D state\")",
     ),
     UndefinedBehaviour(
@@ -77,7 +77,7 @@ DECLARATIONS: tuple[UndefinedBehaviour, ...] = (
         "lstm-packed-4d-h0",
         _lstm_packed_4d_h0,
         "nn.LSTM of one layer and direction on a PackedSequence with a 4-D h_0 whose batch equals its width: ATen's "
-        "packed lstm takes it for a 3-D state, and the kernel reads past it (the process crashes) or fails a broadcast "
+        "packed lstm runs its kernel on it, which reads past it (the process crashes) or fails a broadcast "
         "(RuntimeError), by size (docs/found-bugs.md, \"nn.LSTM, ATen kernel: a PackedSequence with a malformed state\")",
     ),
 )
