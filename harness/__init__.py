@@ -10,7 +10,8 @@ each stage to importing only itself and the stages before it):
   dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
   cases covering its pairs), `strategies` (Hypothesis), `routing` (covering cases
   routed around the ones a declaration sets aside), `coverage` (what ran).
-- How it is judged: `declarations` (what sets a whole case aside), `tolerance` (the
+- How it is judged: `torch_undefined` (the invalid inputs on which torch itself is
+  undefined), `declarations` (what sets a whole case aside), `tolerance` (the
   error model), `probes` (activation probes and adjoint), `oracle/` (run torch and
   the candidate, compare, explain).
 - How campaigns run, and what users see: `campaign` (one implementation, in two

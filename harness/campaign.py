@@ -28,7 +28,7 @@ import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
-from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, routing, strategies
+from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, routing, strategies, torch_undefined
 from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
@@ -340,6 +340,9 @@ class Campaign:
 
             if case in self.skipped:
                 set_aside()
+            undefined = torch_undefined.covering(case)
+            if undefined is not None:  # before torch runs: there, torch may crash, raise or return, by accident
+                set_aside(undefined.label())
             waived: set[str] = set()
             for known in known_failures_covering(implementation, case):
                 label = known.label()

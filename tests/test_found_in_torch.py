@@ -90,10 +90,10 @@ ATEN_PACKED_CRASHES = {
 
 @pytest.mark.parametrize("case", ATEN_PACKED_CRASHES.values(), ids=ATEN_PACKED_CRASHES.keys())
 def test_torch_crashes_on_a_malformed_state(case):
-    """torch's reference kernel itself dies here. The campaign asks the reference on
-    its own before the candidate runs (oracle.reference_outcome), so such a case is
-    counted as torch's crash and nothing is demanded of the candidate. When torch
-    raises instead, this test fails: then update docs/found-bugs.md."""
+    """torch's reference kernel itself dies here. A campaign sets these classes aside
+    before torch runs, by their declarations in harness/torch_undefined.py
+    (tests/test_torch_undefined.py). When torch raises instead, this test fails: then
+    update docs/found-bugs.md and the declaration."""
     with Worker(torch_aten.LSTM, DEFAULT_MODEL, timeout=120) as worker:  # the reference is the case's family's
         # An out-of-bounds read does not crash every time (a CI run saw it return
         # once): the bug is there if any of a few fresh tries dies.

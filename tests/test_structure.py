@@ -115,7 +115,7 @@ def test_a_long_module_says_why_at_its_top(module):
 STAGES = {
     "what is under test": {"families", "cells", "dropin", "implementation", "packing", "registry", "usage"},
     "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
-    "how it is judged": {"declarations", "tolerance", "probes", "oracle"},
+    "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
         "locate", "forkserver", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
         "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
