@@ -79,7 +79,9 @@ def test_the_covering_rows_route_around_whole_case_known_failures():
 
 def test_a_declaration_that_only_narrows_a_check_routes_nothing():
     aliasing = KnownFailure(when=lambda case: case.training, reason="returns h_n as a view", kinds={"aliasing"})
-    assert set_aside_declarations(plugin(known_failures=(aliasing,))) == ()
+    assert set_aside_declarations(plugin(known_failures=(aliasing,))) == set_aside_declarations(plugin(known_failures=())), (
+        "only torch's own undefined behaviour, as for any implementation of the family"
+    )
 
 
 @pytest.mark.parametrize("campaign_seed", SEEDS)
