@@ -65,7 +65,8 @@ def tanh_off_in_half_precision(units: float) -> Implementation:
 
 @pytest.mark.parametrize("case", TAME_HALF_CASES, ids=lambda case: case.dtype)
 def test_a_tanh_within_the_budget_passes_in_half_precision(case):
-    check(tanh_off_in_half_precision(DEFAULT_MODEL.activation_ulps), case)
+    # One unit of the budget goes to the final rounding to the half type.
+    check(tanh_off_in_half_precision(DEFAULT_MODEL.activation_ulps - 1), case)
 
 
 @pytest.mark.parametrize("case", TAME_HALF_CASES, ids=lambda case: case.dtype)
