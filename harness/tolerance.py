@@ -54,7 +54,12 @@ approximation's bias, so the systematic probes keep tanh relative: an absolute
 floor there (tried in a first version) delayed the detection of a tanh 32 units off
 on one seed in six from the 18th example to the 161st. Below the floor the move
 keeps y's sign (harness/probes.py), so outputs above it move as without a floor."""
-ACTIVATION_DTYPES = (torch.float32, torch.float64)
+ACTIVATION_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+"""Every floating dtype has the same budget, in units of its own roundoff. Half
+precision too: libraries that evaluate the formula in the half type itself (onnx's
+reference evaluator: 1/(1 + exp(-x)) in float16, three roundings) reach 1.9 units for
+sigmoid and, for tanh as 2 sigmoid(2x) - 1, 4.5 units with the rounding floor, within
+float32's worst library (tools/activation_accuracy.py, docs/error-model.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +92,9 @@ class ErrorModel:
     this many units of roundoff of the candidate's dtype times max(|y|, floor), the
     floor of ACTIVATION_ULP_FLOOR or ACTIVATION_ROUNDING_FLOOR. Real libraries' float32
     tanh reaches 1.0 (torch) to 5.2 (onnxruntime's Tanh operator, MLAS) and 4.7
-    (onnxruntime's RNN operator) (tools/activation_accuracy.py). The activation probe
+    (onnxruntime's RNN operator); in half precision, sigmoid as 1/(1 + exp(-x)) in
+    float16 reaches 1.9 and tanh as 2 sigmoid(2x) - 1 in the half type 4.5
+    (tools/activation_accuracy.py). The activation probe
     (harness/probes.py) turns it into a bound through the case's own amplification."""
     activation_amplification: float = 4.0
     """How many times the activation probes' deviation a correct candidate may reach
@@ -112,9 +119,8 @@ class ErrorModel:
         """(ulps, floor): ``name``'s outputs may be off by ulps * unit roundoff of
         ``dtype`` * max(|y|, floor), floor from ACTIVATION_ULP_FLOOR for an error of one
         sign (``systematic``), from ACTIVATION_ROUNDING_FLOOR for rounding noise. None
-        where the function has no budget: relu is exact everywhere, and half-precision
-        libraries evaluate in float32 and round once, so their error is the half type's
-        own rounding, which the floor already holds."""
+        where the function has no budget (relu is exact everywhere) or the model grants
+        none (``activation_ulps`` 0)."""
         if name not in ACTIVATION_ULP_FLOOR or dtype not in ACTIVATION_DTYPES or self.activation_ulps == 0:
             return None
         return self.activation_ulps, (ACTIVATION_ULP_FLOOR if systematic else ACTIVATION_ROUNDING_FLOOR)[name]

@@ -239,8 +239,11 @@ def test_an_element_at_a_tipping_point_is_not_compared(name):
 
 
 def test_without_the_tipping_probes_the_case_is_a_false_alarm():
+    # The activation probes, which run in bfloat16 too, tip this trajectory as well:
+    # without them the tipping pair alone is what keeps the case sound.
+    without = dataclasses.replace(DEFAULT_MODEL, tipping_perturbation_ulps=0.0, activation_ulps=0.0)
     with pytest.raises(Discrepancy, match="h_n differs on the second call"):
-        check(implementation("vectorized"), BFLOAT16_TIPPING_H_N, dataclasses.replace(DEFAULT_MODEL, tipping_perturbation_ulps=0.0))
+        check(implementation("vectorized"), BFLOAT16_TIPPING_H_N, without)
 
 
 @pytest.mark.parametrize("mutant", [

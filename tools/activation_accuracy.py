@@ -1,21 +1,25 @@
-"""Measure how accurate real libraries' float32 tanh and sigmoid are, in ulps.
+"""Measure how accurate real libraries' tanh and sigmoid are, in ulps, in float32 and half precision.
 
 The error model grants activation functions a declared accuracy
 (`ErrorModel.activation_ulps`, docs/error-model.md); this script is the evidence for
 the number. Each library evaluates the function on the same float32 points (evenly
-spaced in [-10, 10], 2M by default); the truth is the float64 function of the same
-float32 input, and the error is |library - truth| in units of the float32 spacing at
-the truth. Libraries that are not installed are listed as such, not skipped silently.
+spaced in [-10, 10], 2M by default; a half-precision library on those points rounded
+to its dtype); the truth is the float64 function of the same input, and the error is
+|library - truth| in units of the output dtype's spacing at the truth. Half precision
+is measured both as torch computes it (in float32, rounded once) and as libraries
+that evaluate the formula in the half type itself do (onnx's reference evaluator:
+``1 / (1 + exp(-x))`` in float16, three roundings). Libraries that are not installed
+are listed as such, not skipped silently.
 With ``--small`` the points are instead logarithmically spaced magnitudes from 1e-8 to
 10, both signs: where a tanh computed as 2 sigmoid(2x) - 1 (onnxruntime's RNN
 operator) is accurate in absolute terms only.
 
-    python tools/activation_accuracy.py                 # torch, numpy, scipy, onnxruntime
+    python tools/activation_accuracy.py                 # torch, numpy, scipy, onnxruntime, onnx
     python tools/activation_accuracy.py --compile       # also torch.compile (inductor, ~1 min)
     python tools/activation_accuracy.py --points 200000
     python tools/activation_accuracy.py --small         # magnitudes 1e-8 .. 10
 
-onnxruntime is not a dependency of rnn-harness: ``pip install onnxruntime onnx`` first.
+onnxruntime and onnx are not dependencies of rnn-harness: ``pip install onnxruntime onnx`` first.
 """
 
 from __future__ import annotations
@@ -83,6 +87,54 @@ def torch_half(dtype: torch.dtype) -> Callable[[str], Measured]:
         return lambda x: op(torch.from_numpy(x).to(dtype)).float().numpy()
 
     return make
+
+
+def half_formulas(dtype: torch.dtype) -> Callable[[str], Measured]:
+    # Formulas evaluated op by op in the half type, each op rounded to it: sigmoid as
+    # 1 / (1 + exp(-x)), tanh as 2 sigmoid(2x) - 1 (onnxruntime's RNN operator's
+    # identity, here in the half type).
+    def sigmoid(t: torch.Tensor) -> torch.Tensor:
+        return 1 / (1 + torch.exp(-t))
+
+    def make(function: str) -> Measured:
+        formula = (lambda t: 2 * sigmoid(2 * t) - 1) if function == "tanh" else sigmoid
+        return lambda x: formula(torch.from_numpy(x).to(dtype)).float().numpy()
+
+    return make
+
+
+def onnx_reference_recurrent(function: str) -> Measured | str:
+    """The activations of onnx's reference evaluator's LSTM operator (its GRU's are the
+    same code), on float16 numpy arrays: sigmoid ``1 / (1 + np.exp(-x))``, tanh ``np.tanh``."""
+    try:
+        from onnx.reference.ops.op_lstm import CommonLSTM
+    except ImportError:
+        return "onnx is not installed (pip install onnx)"
+    # f and g use nothing of the operator instance.
+    formula = CommonLSTM.g if function == "tanh" else CommonLSTM.f
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):  # exp(-x) is inf below x = -11.1; 1 / inf is 0, as the operator gives
+            return formula(None, x.astype(np.float16)).astype(np.float32)
+
+    return run
+
+
+def onnx_reference_operator(function: str) -> Measured | str:
+    """onnx's reference evaluator running one float16 ``Tanh`` or ``Sigmoid`` node."""
+    try:
+        from onnx import TensorProto, helper
+        from onnx.reference import ReferenceEvaluator
+    except ImportError:
+        return "onnx is not installed (pip install onnx)"
+    node = helper.make_node("Tanh" if function == "tanh" else "Sigmoid", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], function,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [None])],
+    )
+    evaluator = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    return lambda x: evaluator.run(None, {"x": x.astype(np.float16)})[0].astype(np.float32)
 
 
 def torch_compiled(function: str) -> Measured:
@@ -170,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime RNN operator": (onnxruntime_rnn_operator, torch.float32),
         "torch float16": (torch_half(torch.float16), torch.float16),
         "torch bfloat16": (torch_half(torch.bfloat16), torch.bfloat16),
+        "onnx reference evaluator LSTM/GRU operators, float16": (onnx_reference_recurrent, torch.float16),
+        "onnx reference evaluator Sigmoid/Tanh operators, float16": (onnx_reference_operator, torch.float16),
+        "1/(1+exp(-x)), 2 sigmoid(2x) - 1 in float16": (half_formulas(torch.float16), torch.float16),
+        "1/(1+exp(-x)), 2 sigmoid(2x) - 1 in bfloat16": (half_formulas(torch.bfloat16), torch.bfloat16),
     }
     if arguments.compile:
         libraries["torch.compile (inductor CPU)"] = (torch_compiled, torch.float32)

@@ -62,14 +62,18 @@ def probe(case: Case, tensors, dtype):
 
 
 def with_activation_probes(case: Case, tensors, dtype, reference, probe_output):
-    """The probe widened by the activation probes (+/- activation_ulps on every tanh
-    output), as the oracle widens it when the narrower bound is exceeded."""
+    """The probe widened by the activation probes (the random and the systematic +/-
+    pair on every tanh output), each deviation granted activation_amplification
+    instead of amplification times, as the oracle widens it when the narrower bound
+    is exceeded (harness.oracle.widening)."""
     if DEFAULT_MODEL.activation_budget(case.nonlinearity, dtype) is None:
         return probe_output
+    scale = DEFAULT_MODEL.activation_amplification / DEFAULT_MODEL.amplification
     error = (probe_output - reference).abs()
-    for sign in (1.0, -1.0):
-        factory = activation_probe_factory(DEFAULT_MODEL, case.seed * 1000 + 1, sign)
-        error = torch.maximum(error, (outputs(factory, case, dtype, tensors) - reference).abs())
+    for sign, systematic in ((1.0, False), (-1.0, False), (1.0, True), (-1.0, True)):
+        factory = activation_probe_factory(DEFAULT_MODEL, case.seed * 1000 + 1, sign, systematic=systematic)
+        deviation = (outputs(factory, case, dtype, tensors) - reference).abs() * scale
+        error = torch.maximum(error, deviation.nan_to_num(nan=float("inf")))
     return reference + error
 
 

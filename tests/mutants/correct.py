@@ -88,9 +88,9 @@ class ApproximateActivations(StepwiseRNN):
     """tanh and sigmoid as a port to another library computes them: a few ulps off,
     by the whole budget the error model grants (`ErrorModel.activation_ulps`), in a
     pattern that oscillates along x the way a polynomial approximation's error does
-    (not the activation probe's noise). relu stays exact, as in every library; half
-    precision evaluates in float32 and rounds once, as libraries do. This is
-    onnxruntime's arithmetic in the limit the model allows (its MLAS tanh: 5.2)."""
+    (not the activation probe's noise), in units of the roundoff of x's dtype, half
+    precision included. relu stays exact, as in every library. This is onnxruntime's
+    arithmetic in the limit the model allows (its MLAS tanh: 5.2)."""
 
     def elementwise(self, name, x):
         budget = DEFAULT_MODEL.activation_budget(name, x.dtype)

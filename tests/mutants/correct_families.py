@@ -4,6 +4,7 @@ fused gate GEMM per step, and float64 inside. The fuzzer must pass them."""
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from harness.cells import gru_step, lstm_step
 from harness.dropin import DropInGRU, DropInLSTM, DropInLSTMCell
@@ -92,3 +93,63 @@ class Float64InsideLSTM(_Float64Inside, DropInLSTM):
 class Float64InsideGRU(_Float64Inside, DropInGRU):
     """Runs the GRU recurrence in float64 and casts the results back: more accurate
     than torch for every dtype, torch's dtype on the way out."""
+
+
+def sigmoid_by_formula(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) op by op in x's dtype, as onnx's reference evaluator's LSTM and
+    GRU operators compute it (onnx/reference/ops/op_lstm.py, on float16 arrays): in the
+    half type three roundings, 1.9 units of roundoff at most (tools/activation_accuracy.py).
+    Below x = -11.1 float16's exp(-x) overflows and the result is 0, as there."""
+    return 1 / (1 + torch.exp(-x))
+
+
+def tanh_by_formula(x: Tensor) -> Tensor:
+    """2 sigmoid(2x) - 1 op by op in x's dtype, with `sigmoid_by_formula`: onnxruntime's
+    RNN operator's identity carried into the half type, 4.5 units of roundoff at most
+    where |tanh| < 1/2 in absolute terms (tools/activation_accuracy.py), unbounded
+    relative to a small result."""
+    return 2 * sigmoid_by_formula(2 * x) - 1
+
+
+ACTIVATION_FORMULAS = {"sigmoid": sigmoid_by_formula, "tanh": tanh_by_formula}
+
+
+class ActivationByFormula(torch.autograd.Function):
+    """Forward: ``ACTIVATION_FORMULAS[name]``. Backward: the derivative from the output
+    (1 - y^2, y (1 - y)), as torch's own backward computes it; differentiating the
+    formula would turn float16's overflowed exp(-x) into 0 * inf = NaN."""
+
+    @staticmethod
+    def forward(ctx, x, name):
+        y = ACTIVATION_FORMULAS[name](x)
+        ctx.save_for_backward(y)
+        ctx.name = name
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
+        return grad * derivative, None
+
+
+class HalfSigmoidByFormulaLSTM(StepwiseLayer, DropInLSTM):
+    """An LSTM port with onnx's reference evaluator's activations: sigmoid computed as
+    1 / (1 + exp(-x)) in the half type itself, three roundings (`sigmoid_by_formula`),
+    tanh rounded once (numpy's float16 tanh). Declared for float16 and bfloat16."""
+
+    def elementwise(self, name, x):
+        if name != "sigmoid":
+            return super().elementwise(name, x)
+        return ActivationByFormula.apply(x, name)
+
+
+class HalfActivationsByFormulaGRU(StepwiseLayer, DropInGRU):
+    """A GRU port whose sigmoid is 1 / (1 + exp(-x)) and whose tanh is 2 sigmoid(2x) - 1,
+    each op rounded to the half type (`tanh_by_formula`): the least accurate half-precision
+    activations measured (4.5 units of roundoff). Declared for float16 and bfloat16."""
+
+    def elementwise(self, name, x):
+        if name not in ACTIVATION_FORMULAS:
+            return super().elementwise(name, x)
+        return ActivationByFormula.apply(x, name)

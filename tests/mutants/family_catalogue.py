@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import torch
+
 from harness import Implementation
 from . import cells, correct_families, gru, lstm
 
+HALF_PRECISION = frozenset({torch.float16, torch.bfloat16})
 
-def _entry(name: str, factory: type) -> Implementation:
+
+def _entry(name: str, factory: type, dtypes=None) -> Implementation:
     summary = " ".join(factory.__doc__.split("\n\n")[0].split())
-    return Implementation(name=name, factory=factory, family=factory.family.name, description=summary)
+    return Implementation(name=name, factory=factory, family=factory.family.name, description=summary, dtypes=dtypes)
 
 
 FAMILY_MUTANTS: list[Implementation] = [
@@ -51,4 +55,6 @@ FAMILY_CORRECT_VARIANTS: list[Implementation] = [
     _entry("correct-gru-fused-gate-gemm", correct_families.FusedGateGemmGRU),
     _entry("correct-gru-float64-inside", correct_families.Float64InsideGRU),
     _entry("correct-lstmcell-fused-gate-gemm", correct_families.FusedGateGemmLSTMCell),
+    _entry("correct-lstm-half-sigmoid-by-formula", correct_families.HalfSigmoidByFormulaLSTM, HALF_PRECISION),
+    _entry("correct-gru-half-activations-by-formula", correct_families.HalfActivationsByFormulaGRU, HALF_PRECISION),
 ]
