@@ -14,6 +14,7 @@ from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
 from harness.tolerance import DEFAULT_MODEL
+from support.torch_crashes import crashes_in_some_try
 from impls import machine, torch_aten, torch_native
 
 # nn.LSTM, packed, every sequence of the same length: oneDNN's path on the CPU.
@@ -95,17 +96,8 @@ def test_torch_crashes_on_a_malformed_state(case):
     (tests/test_torch_undefined.py). When torch raises instead, this test fails: then
     update docs/found-bugs.md and the declaration."""
     with Worker(torch_aten.LSTM, DEFAULT_MODEL, timeout=120) as worker:  # the reference is the case's family's
-        # An out-of-bounds read does not crash every time (a CI run saw it return
-        # once): the bug is there if any of a few fresh tries dies.
-        outcomes = []
-        for _ in range(5):
-            try:
-                outcomes.append(worker.request("reference_outcome", case))
-            except Discrepancy as found:
-                assert found.kind == "crash", found.summary
-                break
-        else:
-            pytest.fail(f"torch returned {outcomes} five times: no longer the crash in docs/found-bugs.md")
+        crashed, outcomes = crashes_in_some_try(worker, case)
+        assert crashed, f"torch returned {outcomes} five times: no longer the crash in docs/found-bugs.md"
         # the worker comes back for the next case
         assert worker.request("reference_outcome", dataclasses.replace(case, defect="wrong_width")) == "RuntimeError"
 

@@ -22,9 +22,10 @@ from harness import strategies, torch_undefined
 from harness.campaign import fuzz_implementation
 from harness.cases import Case
 from harness.isolation import Worker
-from harness.oracle import Discrepancy, reference_outcome
+from harness.oracle import reference_outcome
 from harness.tolerance import DEFAULT_MODEL
 from support import registry
+from support.torch_crashes import crashes_in_some_try
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,14 +102,8 @@ def test_each_declared_class_still_crashes_torch(case):
     one run proves nothing). When this fails, torch has fixed it: drop the declaration
     and its entry in docs/found-bugs.md."""
     with Worker(registry().implementation("loop-lstmcell"), DEFAULT_MODEL, timeout=120) as worker:
-        outcomes = []
-        for _ in range(5):
-            try:
-                outcomes.append(worker.request("reference_outcome", case))
-            except Discrepancy as found:
-                assert found.kind == "crash", found.summary
-                return
-    pytest.fail(f"torch gave {outcomes} five times on {case.describe()}: no longer undefined, drop its declaration")
+        crashed, outcomes = crashes_in_some_try(worker, case)
+    assert crashed, f"torch gave {outcomes} five times on {case.describe()}: no longer undefined, drop its declaration"
 
 
 def test_a_campaign_sets_a_declared_case_aside_by_name_before_torch_runs(monkeypatch):

@@ -66,22 +66,31 @@ def patterned_function(name: str, x: Tensor, units: float, floor: float) -> Tens
     return shifted.to(x.dtype)
 
 
-class PatternedActivation(torch.autograd.Function):
-    """Forward: `patterned_function`. Backward: the derivative from the output the
-    forward returned (1 - y^2, y (1 - y)), as torch and most libraries compute it."""
+class DerivativeFromOutput(torch.autograd.Function):
+    """An activation whose backward is the derivative from the output the forward
+    returned (1 - y^2, y (1 - y)), as torch and most libraries compute it. A subclass's
+    forward computes y, then returns ``cls.saved(ctx, y, name, arguments)`` with the
+    number of its arguments, so backward answers None for all but x."""
 
     @staticmethod
-    def forward(ctx, x, name, units, floor):
-        y = patterned_function(name, x, units, floor)
+    def saved(ctx, y, name, arguments):
         ctx.save_for_backward(y)
-        ctx.name = name
+        ctx.name, ctx.arguments = name, arguments
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
-        return grad * derivative, None, None, None
+        return (grad * derivative,) + (None,) * (ctx.arguments - 1)
+
+
+class PatternedActivation(DerivativeFromOutput):
+    """Forward: `patterned_function`; backward from the output."""
+
+    @staticmethod
+    def forward(ctx, x, name, units, floor):
+        return DerivativeFromOutput.saved(ctx, patterned_function(name, x, units, floor), name, 4)
 
 
 class ApproximateActivations(StepwiseRNN):

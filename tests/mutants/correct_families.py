@@ -10,6 +10,7 @@ from harness.cells import gru_step, lstm_step
 from harness.dropin import DropInGRU, DropInLSTM, DropInLSTMCell
 from ._base import cast_weights
 from ._family_base import StepwiseCell, StepwiseLayer
+from .correct import DerivativeFromOutput
 
 
 def _fused_bias(weights):
@@ -114,23 +115,14 @@ def tanh_by_formula(x: Tensor) -> Tensor:
 ACTIVATION_FORMULAS = {"sigmoid": sigmoid_by_formula, "tanh": tanh_by_formula}
 
 
-class ActivationByFormula(torch.autograd.Function):
-    """Forward: ``ACTIVATION_FORMULAS[name]``. Backward: the derivative from the output
-    (1 - y^2, y (1 - y)), as torch's own backward computes it; differentiating the
-    formula would turn float16's overflowed exp(-x) into 0 * inf = NaN."""
+class ActivationByFormula(DerivativeFromOutput):
+    """Forward: ``ACTIVATION_FORMULAS[name]``. Backward: the derivative from the output,
+    as torch's own backward computes it; differentiating the formula would turn
+    float16's overflowed exp(-x) into 0 * inf = NaN."""
 
     @staticmethod
     def forward(ctx, x, name):
-        y = ACTIVATION_FORMULAS[name](x)
-        ctx.save_for_backward(y)
-        ctx.name = name
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        derivative = 1 - y * y if ctx.name == "tanh" else y * (1 - y)
-        return grad * derivative, None
+        return DerivativeFromOutput.saved(ctx, ACTIVATION_FORMULAS[name](x), name, 2)
 
 
 class HalfSigmoidByFormulaLSTM(StepwiseLayer, DropInLSTM):
