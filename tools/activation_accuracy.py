@@ -120,6 +120,18 @@ def onnx_reference_recurrent(function: str) -> Measured | str:
     return run
 
 
+def _activation_graph(function: str, element_type: int):
+    """An ONNX graph of one ``Tanh`` or ``Sigmoid`` node from x to y, of ``element_type``."""
+    from onnx import helper
+
+    node = helper.make_node("Tanh" if function == "tanh" else "Sigmoid", ["x"], ["y"])
+    return helper.make_graph(
+        [node], function,
+        [helper.make_tensor_value_info("x", element_type, [None])],
+        [helper.make_tensor_value_info("y", element_type, [None])],
+    )
+
+
 def onnx_reference_operator(function: str) -> Measured | str:
     """onnx's reference evaluator running one float16 ``Tanh`` or ``Sigmoid`` node."""
     try:
@@ -127,12 +139,7 @@ def onnx_reference_operator(function: str) -> Measured | str:
         from onnx.reference import ReferenceEvaluator
     except ImportError:
         return "onnx is not installed (pip install onnx)"
-    node = helper.make_node("Tanh" if function == "tanh" else "Sigmoid", ["x"], ["y"])
-    graph = helper.make_graph(
-        [node], function,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [None])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [None])],
-    )
+    graph = _activation_graph(function, TensorProto.FLOAT16)
     evaluator = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     return lambda x: evaluator.run(None, {"x": x.astype(np.float16)})[0].astype(np.float32)
 
@@ -167,12 +174,7 @@ def onnxruntime_cpu(function: str) -> Measured | str:
         from onnx import TensorProto, helper
     except ImportError:
         return "onnxruntime/onnx are not installed (pip install onnxruntime onnx)"
-    node = helper.make_node("Tanh" if function == "tanh" else "Sigmoid", ["x"], ["y"])
-    graph = helper.make_graph(
-        [node], function,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
-    )
+    graph = _activation_graph(function, TensorProto.FLOAT)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = min(model.ir_version, 10)
     options = onnxruntime.SessionOptions()
