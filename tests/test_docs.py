@@ -329,3 +329,21 @@ def test_the_case_table_lists_every_field():
         f"{PLUGINS}'s Case table lists {sorted(set(documented) - set(program))} that Case lacks "
         f"and lacks {sorted(set(program) - set(documented))}"
     )
+
+
+# -- the README ------------------------------------------------------------------------
+
+QUICK_START = '```bash\npip install -e ".[dev]" && python -m harness fuzz\npython -m pytest\n```'
+
+
+def test_the_readme_installs_torch_before_the_quick_start_commands():
+    text = section("README.md", "Quick start")
+    assert QUICK_START in text, f"README.md's quick start should be exactly:\n{QUICK_START}"
+    assert "pip install torch==" in text.split(QUICK_START)[0], "README.md must say how to install torch's CPU wheel before the commands that need it"
+
+
+@pytest.mark.parametrize("term", ["campaign", "covering set", "profile"])
+def test_the_readme_says_what_a_term_is_before_using_it(term):
+    text = " ".join(page("README.md").split()).lower()
+    first = text.find(term)
+    assert first >= 0 and text[first - 1] == "*", f"README.md uses {term!r} before it says what it is (its first use should be the *{term}* that defines it)"
