@@ -331,6 +331,23 @@ def test_the_case_table_lists_every_field():
     )
 
 
+def test_the_family_table_gives_each_familys_keywords_returns_and_gates():
+    from harness import families
+
+    contract = table(PLUGINS, "The contract", "family")
+    documented = {code_names(row[0])[0]: row for row in contract.rows}
+    assert list(documented) == list(FAMILY_SUFFIX), f"{PLUGINS}'s family table lists {list(documented)}; the families are {list(FAMILY_SUFFIX)}"
+    keywords, returns, gates = (contract.column(name) for name in ("constructor keywords", "`forward(input, hx=None)` returns", "gate blocks"))
+    for name, row in documented.items():
+        record = families.family(name)
+        shown_keywords = tuple(code_names(row[keywords]))
+        assert shown_keywords == record.keywords, f"{PLUGINS} gives {name}'s constructor keywords as {shown_keywords}; torch's are {record.keywords}"
+        signature = record.return_signature().removeprefix("a tuple ").removeprefix("a Tensor ")
+        assert row[returns] == f"`{signature}`", f"{PLUGINS} says {name}.forward returns {row[returns]}; it returns {signature}"
+        shown_gates = tuple(code_names(row[gates]))
+        assert shown_gates == record.gates, f"{PLUGINS} gives {name}'s gate blocks as {shown_gates}; torch stacks {record.gates}"
+
+
 # -- the README ------------------------------------------------------------------------
 
 QUICK_START = '```bash\npip install -e ".[dev]" && python -m harness fuzz\npython -m pytest\n```'
