@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from support.markdown import code_names, page, section, table
+from support.markdown import ROOT, code_names, page, section, table
 
 USAGE, PLUGINS, BENCHMARKS = "docs/usage.md", "docs/plugins.md", "docs/benchmarks.md"
 REFERENCE_PAGES = ("README.md", USAGE, PLUGINS, "docs/what-is-checked.md")
@@ -346,6 +346,44 @@ def test_the_family_table_gives_each_familys_keywords_returns_and_gates():
         assert row[returns] == f"`{signature}`", f"{PLUGINS} says {name}.forward returns {row[returns]}; it returns {signature}"
         shown_gates = tuple(code_names(row[gates]))
         assert shown_gates == record.gates, f"{PLUGINS} gives {name}'s gate blocks as {shown_gates}; torch stacks {record.gates}"
+
+
+def test_the_covering_set_sizes_in_what_is_checked_are_the_programs():
+    from harness.cli import covering_text
+
+    relative = "docs/what-is-checked.md"
+    text = " ".join(page(relative).split())
+    program = {}
+    for name in ("torch", "torch-lstm"):
+        pairs, cases, invalid = re.match(r"(\d+) pairs in (\d+) cases \+ (\d+) invalid", covering_text(registry().implementation(name))).groups()
+        program[name] = {"pairs": int(pairs), "cases": int(cases), "invalid": int(invalid)}
+    cases, pairs = re.search(r"For nn\.RNN that is (\d+) cases for ([\d,]+) pairs", text).groups()
+    shown_rnn = {"pairs": int(pairs.replace(",", "")), "cases": int(cases)}
+    assert shown_rnn == {key: program["torch"][key] for key in shown_rnn}, f"{relative} says nn.RNN's covering set is {shown_rnn}; the program's is {program['torch']}"
+    rnn_invalid, lstm_invalid = (int(number) for number in re.search(r"\((\d+) for nn\.RNN, (\d+) for LSTM\)", text).groups())
+    assert (rnn_invalid, lstm_invalid) == (program["torch"]["invalid"], program["torch-lstm"]["invalid"]), (
+        f"{relative} says {rnn_invalid} invalid inputs for nn.RNN and {lstm_invalid} for LSTM; "
+        f"the program has {program['torch']['invalid']} and {program['torch-lstm']['invalid']}"
+    )
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("relative", [*REFERENCE_PAGES, BENCHMARKS, "docs/error-model.md", "docs/reliability.md", "docs/found-bugs.md", "docs/mutation-catalogue.md"])
+def test_every_link_between_the_pages_reaches_its_file_and_heading(relative):
+    source = ROOT / relative
+    for target in re.findall(r"\]\(([^)\s]+)\)", page(relative)):
+        if re.match(r"[a-z]+:", target):
+            continue  # another site
+        path, _, fragment = target.partition("#")
+        linked = (source.parent / path).resolve() if path else source
+        assert linked.exists(), f"{relative} links to {target}: there is no {path}"
+        if fragment and linked.suffix == ".md":
+            anchors = {anchor(line.lstrip("#")) for line in linked.read_text().splitlines() if re.match(r"#+ ", line)}
+            assert fragment in anchors, f"{relative} links to {target}: {linked.name} has no heading with the anchor #{fragment}"
 
 
 # -- the README ------------------------------------------------------------------------
