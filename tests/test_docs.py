@@ -400,6 +400,13 @@ def test_the_readme_installs_torch_before_the_quick_start_commands():
     assert "pip install torch==" in text.split(QUICK_START)[0], "README.md must say how to install torch's CPU wheel before the commands that need it"
 
 
+def test_the_readme_names_every_builtin():
+    text = " ".join(page("README.md").split())
+    listed = re.search(r"The built-ins, each registered once per family it implements, are (.*?); what each one is", text).group(1)
+    documented, program = set(code_names(listed)), set(builtins())
+    assert documented == program, f"README.md names the built-ins {sorted(documented)}; the registered ones are {sorted(program)}"
+
+
 @pytest.mark.parametrize("term", ["campaign", "covering set", "profile"])
 def test_the_readme_says_what_a_term_is_before_using_it(term):
     text = " ".join(page("README.md").split()).lower()
