@@ -34,7 +34,9 @@ _CAMPAIGN = pytest.StashKey["Campaign"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("rnn-harness", "rnn-harness differential fuzzing against torch.nn.RNN")
+    group = parser.getgroup(
+        "rnn-harness", "rnn-harness: differential fuzzing of re-implementations of torch's recurrent modules (RNN, LSTM, GRU and their cells)"
+    )
     group.addoption(
         "--rnn-impl", action="append", default=[], metavar="NAME", dest="rnn_impl",
         help="implementation for harness.suite to fuzz (repeatable); `python -m harness list` shows the names",
@@ -232,7 +234,7 @@ def _resolve(name: str, *, fail=None):
 @pytest.fixture
 def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
     """``fuzz(name_or_implementation, **options)``: fuzz one implementation against
-    torch.nn.RNN, record its result for ``--rnn-report``, and fail the test with the
+    torch's module of its family, record its result for ``--rnn-report``, and fail the test with the
     explanation (what differs, where, the repro script) if it differs from torch;
     skip the test if the implementation is unavailable here. Returns the
     `ImplementationResult`. ``options`` override the command line's settings; they
