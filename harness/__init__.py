@@ -5,7 +5,8 @@ each stage to importing only itself and the stages before it):
 
 - What is under test: `families` (torch's six classes), `implementation` (the plugin
   record), `registry` (entry-point discovery), `dropin/` (drop-in shells), `cells`
-  (the step formulas), `packing`, `usage` (exit codes, `UsageError`).
+  (the step formulas), `references/` (what the engine runs beside a candidate:
+  torch's layers on ATen, the loop recurrence), `packing`, `usage` (exit codes, `UsageError`).
 - What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete
   dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
   cases covering its pairs), `strategies` (Hypothesis), `routing` (covering cases

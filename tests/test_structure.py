@@ -45,6 +45,29 @@ def imported_harness_modules(path: Path) -> set[str]:
 
 GRAPH = {name: imported_harness_modules(path) - {name} for name, path in MODULES.items()}
 
+PLUGINS = "impls"
+"""The built-in implementations' package: registered through entry points like any
+outside plugin, so the engine reaches them only by name, never by an import."""
+
+
+def plugin_imports(source: str) -> list[str]:
+    """Each import of `PLUGINS` in ``source``, as written: import statements at module
+    level or inside a function, and ``importlib.import_module`` or ``__import__`` of a
+    literal name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            names = [node.module]
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names = [node.args[0].value]
+        else:
+            continue
+        found += [f"line {node.lineno}: {name}" for name in names if name.split(".")[0] == PLUGINS]
+    return found
+
 
 def reachable_from(module: str, graph: dict[str, set[str]]) -> set[str]:
     seen, stack = set(), [module]
@@ -89,6 +112,32 @@ def test_no_module_imports_itself_back(module):
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_the_engine_never_imports_the_built_in_implementations(module):
+    imports = plugin_imports(MODULES[module].read_text())
+    assert not imports, (
+        f"{module} imports the built-in implementations ({'; '.join(imports)}): what the engine runs itself lives "
+        "in harness/ (the references in harness/references/), and impls/ re-exports it, never the reverse"
+    )
+
+
+@pytest.mark.parametrize("source", [
+    "import impls",
+    "import impls.loop as loop",
+    "from impls import torch_aten",
+    "from impls.loop import LoopRNN",
+    "def reference():\n    from impls.torch_aten import ATEN_MODULES\n",
+    "import importlib\nimportlib.import_module('impls.loop')",
+    "__import__('impls.torch_aten')",
+])
+def test_every_way_of_importing_a_built_in_is_seen(source):
+    assert plugin_imports(source), source
+
+
+def test_names_that_only_resemble_the_built_ins_are_not_imports_of_them():
+    assert plugin_imports("import implsx\nfrom harness.registry import ENTRY_POINT_GROUP  # 'rnn_harness.impls'\n") == []
+
+
 def test_the_cluster_uses_the_campaign_never_the_reverse():
     assert "harness.campaign" in reachable_from("harness.cluster", GRAPH)
     assert "harness.cluster" not in reachable_from("harness.campaign", GRAPH)
@@ -113,7 +162,7 @@ def test_a_long_module_says_why_at_its_top(module):
 # Running campaigns and showing them are one stage: the command runners report
 # progress as they go.
 STAGES = {
-    "what is under test": {"families", "cells", "dropin", "implementation", "packing", "registry", "usage"},
+    "what is under test": {"families", "cells", "dropin", "references", "implementation", "packing", "registry", "usage"},
     "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
