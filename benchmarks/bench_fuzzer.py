@@ -43,11 +43,12 @@ class FuzzerThroughput:
         torch.set_num_threads(1)
         if isolation == "isolated":
             # Start the forkserver (it imports torch once) outside the measurement.
+            from harness import protocol
             from harness.isolation import Worker
             from harness.tolerance import DEFAULT_MODEL
 
             with Worker(candidate, DEFAULT_MODEL, timeout=60) as worker:
-                worker.request("available")
+                worker.request(protocol.Available())
 
     def teardown(self, name: str, isolation: str) -> None:
         torch.set_num_threads(self.threads_before)

@@ -5,7 +5,9 @@ each stage to importing only itself and the stages before it):
 
 - What is under test: `families` (torch's six classes), `implementation` (the plugin
   record), `registry` (entry-point discovery), `dropin/` (drop-in shells), `cells`
-  (the step formulas), `packing`, `usage` (exit codes, `UsageError`).
+  (the step formulas), `references/` (what the engine runs beside a candidate:
+  torch's layers on ATen, the loop recurrence), `packing`, `usage` (exit codes,
+  `UsageError`).
 - What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete
   dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
   cases covering its pairs), `strategies` (Hypothesis), `routing` (covering cases
@@ -17,9 +19,10 @@ each stage to importing only itself and the stages before it):
 - How campaigns run, and what users see: `campaign` (one implementation, in two
   stages: covering, then random), `profiles` (profiles, defaults, the replay
   options), `findings` (a failure confirmed from scratch before it is reported),
-  `isolation` and `worker_process` (the worker process) with `forkserver` and
-  `locate`, `database` (the example database), `repro`, `outcome` (a campaign's
-  result), `local_run` (this machine) and `cluster/` (Dask), `report`,
+  `protocol` (the requests a runner carries out), `isolation` and `worker_process`
+  (the worker process) with `forkserver` and `locate`, `database` (the example
+  database), `repro`, `outcome` (a campaign's result), `local_run` (this machine)
+  and `cluster/` (Dask), `report`,
   `fuzz_command` and `cli` (``python -m harness``), `pytest_plugin` and `suite`
   (pytest), `bench/` (timing against torch).
 """

@@ -28,7 +28,7 @@ import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
-from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, routing, strategies, torch_undefined
+from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, protocol, routing, strategies, torch_undefined
 from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
@@ -225,7 +225,7 @@ class Campaign:
 
     def _ask_available(self) -> bool:
         try:
-            unavailable = self.runner.request("available")
+            unavailable = self.runner.request(protocol.Available())
         except oracle.Discrepancy:
             unavailable = None  # it crashed or hung while being built: the fuzzer will show it
         except HarnessError as error:
@@ -350,14 +350,14 @@ class Campaign:
                 if known.kinds is None:
                     set_aside()
                 waived |= known.kinds
-            request = "check" if not waived or case.defect is not None else f"check_waiving:{','.join(sorted(waived))}"
+            request = protocol.Check(case) if not waived or case.defect is not None else protocol.CheckWaiving(case, frozenset(waived))
             if case.defect is not None and isinstance(runner, Worker):
                 # torch's reference runs first, on its own: a process that dies here died
                 # in torch, and the case says so instead of counting against the candidate.
                 # Its outcome goes with the check, so torch does not run twice on an input
                 # where it may misbehave.
                 try:
-                    request = f"check_expecting:{runner.request('reference_outcome', case)}"
+                    request = protocol.CheckExpecting(case, runner.request(protocol.ReferenceOutcome(case)))
                 except oracle.Discrepancy as found:
                     if found.kind != "crash":
                         raise
@@ -374,7 +374,7 @@ class Campaign:
                 account.record(case_profile)
                 result.coverage = account.to_json()
             try:
-                margin = runner.request(request, case)
+                margin = runner.request(request)
                 if isinstance(margin, float) and math.isfinite(margin):
                     # Guided search: Hypothesis' target phase climbs towards the cases
                     # whose worst error comes closest to its bound.

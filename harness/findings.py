@@ -1,7 +1,7 @@
 """What ends a campaign's stage comes to, and a failure is reported only once it is sure.
 
 Before a finding on a minimal case is reported, torch's own outcome on that case is
-asked twice more, each time in a worker process of its own (`oracle.reference_digest`):
+asked twice more, each time in a worker process of its own (`protocol.ReferenceDigest`):
 a reference that disagrees with itself (values, the exception type on an invalid input,
 a crash) is never the candidate's fault, so the case is set aside as "torch is not
 deterministic here", with what torch did each time, and the stage goes on without it.
@@ -13,12 +13,13 @@ and written as a repro script.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from pathlib import Path
 
 from hypothesis.errors import Flaky
 
-from harness import locate, oracle
+from harness import locate, oracle, protocol
 from harness.cases import Case
 from harness.database import slug
 from harness.isolation import SLOW_CONFIRM_FACTOR, HarnessError, Worker
@@ -36,7 +37,7 @@ def conclude(campaign, error: BaseException) -> bool:
     minimal case: it is then in ``campaign.skipped`` and the stage runs again without it."""
     result, runner = campaign.result, campaign.runner
     case, found = campaign.last_failure.get("case"), campaign.last_failure.get("error")
-    request = campaign.last_failure.get("request", "check")
+    request = campaign.last_failure.get("request")
     flaky = isinstance(error, Flaky) or "Flaky" in type(error).__name__
     if getattr(runner, "first_hang", None) is not None and flaky:
         # A case that exceeded a shortened limit once and finished on replay was slow
@@ -51,7 +52,9 @@ def conclude(campaign, error: BaseException) -> bool:
         return True
     if isinstance(found, oracle.Discrepancy) and found.kind == "timeout" and not found.evidence.get("confirmed", True):
         case, found = confirm_hang(runner, case, found)
-    outcomes = torch_outcomes(campaign, case, request)
+    # The request that failed, on the case reported (a hang's may be another case).
+    request = protocol.Check(case) if request is None else dataclasses.replace(request, case=case)
+    outcomes = torch_outcomes(campaign, request)
     if len(set(outcomes)) > 1:
         campaign.skipped[case] = f"{TORCH_NOT_DETERMINISTIC}: {case.describe().splitlines()[0]}; torch: " + " / ".join(outcomes)
         return False
@@ -61,20 +64,19 @@ def conclude(campaign, error: BaseException) -> bool:
         result.reason = "the candidate is nondeterministic: the same case passed and failed\n" + detail
         result.failure = Failure("nondeterministic", "", case.describe() + "\n" + result.reason, case, None, confirmed=False)
         return True
-    _report(campaign, case, found, request)
+    _report(campaign, found, request)
     return True
 
 
-def torch_outcomes(campaign, case: Case, request: str) -> list[str]:
-    """What torch did on ``case``: in the campaign, where that is known (the exception
-    type on an invalid input), then in `REFERENCE_RUNS` fresh worker processes."""
+def torch_outcomes(campaign, request: protocol.Request) -> list[str]:
+    """What torch did on the request's case: in the campaign, where that is known (the
+    exception type on an invalid input), then in `REFERENCE_RUNS` fresh worker processes."""
     outcomes = []
-    if request.startswith("check_expecting:"):
-        expected = request.split(":", 1)[1]
-        outcomes.append("returns normally" if expected == "None" else f"raises {expected}")
+    if isinstance(request, protocol.CheckExpecting):
+        outcomes.append("returns normally" if request.expected is None else f"raises {request.expected}")
     for _ in range(REFERENCE_RUNS):
         try:
-            outcomes.append(alone(campaign, "reference_digest", case))
+            outcomes.append(alone(campaign, protocol.ReferenceDigest(request.case)))
         except oracle.Discrepancy as found:
             outcomes.append("the process crashed" if found.kind == "crash" else f"did not finish ({found.kind})")
         except HarnessError as error:
@@ -82,23 +84,22 @@ def torch_outcomes(campaign, case: Case, request: str) -> list[str]:
     return outcomes
 
 
-def alone(campaign, request: str, case: Case):
-    """``request`` on ``case`` in a worker process of its own, started for it and
-    stopped after it: nothing that ran before can have left state behind. Without
-    isolation, in this process."""
+def alone(campaign, request: protocol.Request):
+    """``request`` in a worker process of its own, started for it and stopped after it:
+    nothing that ran before can have left state behind. Without isolation, in this process."""
     runner = campaign.runner
     if not isinstance(runner, Worker):
-        return runner.request(request, case)
+        return runner.request(request)
     with Worker(campaign.implementation, campaign.model, campaign.timeout, runner.cancel) as fresh:
         fresh.calibrated = True  # the case alone: no calibration call before it
-        return fresh.request(request, case, again=True)
+        return fresh.request(request, again=True)
 
 
-def replayed(campaign, request: str, case: Case) -> str:
+def replayed(campaign, request: protocol.Request) -> str:
     """What the candidate does on the minimal case alone, from scratch: the finding's
     kind, ``passed``, or what else happened."""
     try:
-        alone(campaign, request, case)
+        alone(campaign, request)
     except oracle.Discrepancy as found:
         return found.kind
     except HarnessError as error:
@@ -106,15 +107,15 @@ def replayed(campaign, request: str, case: Case) -> str:
     return "passed"
 
 
-def _report(campaign, case: Case, found: oracle.Discrepancy, request: str) -> None:
-    """The failure as the report shows it. Everything here explains the finding;
-    nothing that goes wrong while explaining may lose it, so each step's own error is
-    kept beside it."""
-    implementation, runner, result = campaign.implementation, campaign.runner, campaign.result
+def _report(campaign, found: oracle.Discrepancy, request: protocol.Request) -> None:
+    """The failure of the request's case as the report shows it. Everything here explains
+    the finding; nothing that goes wrong while explaining may lose it, so each step's own
+    error is kept beside it."""
+    implementation, runner, result, case = campaign.implementation, campaign.runner, campaign.result, request.case
     explainer_errors: list[str] = []
     summary = case.describe() + "\n" + found.summary
     # A hang was run again in a fresh worker already, with a longer limit.
-    again = found.kind if found.kind == "timeout" else replayed(campaign, request, case)
+    again = found.kind if found.kind == "timeout" else replayed(campaign, request)
     confirmed = again == found.kind
     if confirmed:
         summary += "\n  confirmed: the minimal case alone, in a fresh worker process, fails the same way"
@@ -128,7 +129,7 @@ def _report(campaign, case: Case, found: oracle.Discrepancy, request: str) -> No
     layer = None
     if found.kind == "value":
         try:
-            layer = runner.request("localize", case)
+            layer = runner.request(protocol.Localize(case))
         except Exception as localize_error:  # noqa: BLE001 - localisation is best effort
             explainer_errors.append(f"localising the first divergent layer failed: {type(localize_error).__name__}: {localize_error}")
     if layer is not None:

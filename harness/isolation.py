@@ -34,9 +34,9 @@ import signal
 import sys
 import time
 
-from harness import locate, worker_process
+from harness import locate, protocol, worker_process
 from harness.cases import Case
-from harness.implementation import Implementation, Unavailable
+from harness.implementation import Implementation
 from harness.oracle import Discrepancy
 from harness.tolerance import ErrorModel
 
@@ -77,6 +77,18 @@ def case_cost(case: Case) -> float:
     steps = (case.seq_len + 1) * case.num_layers * case.num_directions * (2 if case.second_call != "none" else 1)
     width = max(case.batch, 1) * case.hidden_size * (case.hidden_size + case.input_size)
     return steps * (1.0 + width / 4096.0)
+
+
+def _first_hang_finding(limit: float, longer: float, full: bool) -> tuple[str, dict]:
+    """What is reported of the first case that exceeded ``limit``, then ``longer`` in a fresh worker."""
+    text = (f"the candidate did not finish within {limit:.3g}s on this case, nor within {longer:.3g}s when run "
+            "again in a fresh worker (a hang or an infinite loop); the worker was killed. "
+            + ("Raise the limit with --timeout if the case is merely slow." if full else
+               f"The first limit was {FIRST_LIMIT_FACTOR:g}x what the case's size predicts from the cases that passed "
+               f"(at least {FIRST_LIMIT_FLOOR:g}s); an implementation whose time does not follow the size declares "
+               "example_timeout, which keeps the full --timeout."))
+    return text, {"limit": limit, "confirm_limit": longer, "full_timeout": full, "confirmed": True}
+
 
 class HarnessError(RuntimeError):
     """The harness or the reference failed in the worker: not the candidate's fault."""
@@ -141,7 +153,7 @@ class Worker:
         except OSError as error:
             raise HarnessError(f"cannot start the process that isolates {self.implementation.name!r}: {error}") from None
         try:
-            parent_end.send(("start", (self.address, self.implementation.name, self.model, list(sys.path))))
+            parent_end.send(worker_process.Serve(self.address, self.implementation.name, self.model, tuple(sys.path)))
         except Exception as error:  # noqa: BLE001 - pickling the factory failed
             parent_end.close()
             self.process.kill()
@@ -188,58 +200,41 @@ class Worker:
         self.restarts += 1
         self.warm = False
 
-    def request(self, request: str, case: Case | None = None, *, limit: float | None = None, again: bool = False):
-        if (request.startswith("check") and case is not None and not again and not self.calibrated
-                and self.measured == 0 and self.implementation.example_timeout is None):
-            self._calibrate(case)
+    def request(self, request: protocol.Request, *, limit: float | None = None, again: bool = False):
+        """Carry ``request`` out in the worker process and return its answer, within
+        ``limit`` seconds (by default what `limit_for` predicts). Raises `Discrepancy` for
+        the candidate's finding, a crash or a hang included, and `HarnessError` when the
+        harness or the reference failed. ``again``: a re-run (a confirmation or the
+        calibration), which neither calibrates first nor gets a second chance if slow."""
+        protocol.require_request(request)
+        if self._calibration_due(request, again):
+            self._calibrate(request.case)
         if self.process is None:
             self._start()
-        limit = self.limit_for(case) if limit is None else limit
+        limit = self.limit_for(request.case) if limit is None else limit
         started = time.perf_counter()
+        if not self._sent_and_answered(request, limit):
+            return self._after_timeout(request, limit, again)
+        answer = self._received()
+        self._measure(request, time.perf_counter() - started)
+        return answer
+
+    def _calibration_due(self, request: protocol.Request, again: bool) -> bool:
+        """Whether `_calibrate` runs before this request: the first check of a worker whose
+        cost follows the case's size, before anything was measured."""
+        return (isinstance(request, protocol.CANDIDATE_CHECKS) and not again and not self.calibrated
+                and self.measured == 0 and self.implementation.example_timeout is None)
+
+    def _sent_and_answered(self, request: protocol.Request, limit: float) -> bool:
+        """Send the request; whether an answer (or the worker's death) came within ``limit`` seconds."""
         try:
-            self.connection.send((request, None if case is None else case.to_json()))
-            ready = self._wait(limit)
+            self.connection.send(request)
+            return self._wait(limit)
         except (BrokenPipeError, EOFError, OSError):
-            ready = True  # the worker is gone; recv below says how
-        if not ready:
-            self._kill()
-            full = limit >= self.timeout
-            if self.first_hang is None and case is not None and not again:
-                # The first case over its limit: slow, or hung? Once more, fresh, with
-                # SLOW_CONFIRM_FACTOR times as long. Finishing answers as usual.
-                if full:
-                    longer = SLOW_CONFIRM_FACTOR * limit
-                else:  # a predicted limit: the second run gets up to the full timeout
-                    longer = min(self.timeout, max(FIRST_CONFIRM_FLOOR, SLOW_CONFIRM_FACTOR * limit))
-                try:
-                    started = time.perf_counter()
-                    answer = self.request(request, case, limit=longer, again=True)
-                except Discrepancy as found:
-                    if found.kind != "timeout":
-                        self.slow_cases.append(time.perf_counter() - started)
-                        raise
-                else:
-                    self.slow_cases.append(time.perf_counter() - started)
-                    return answer
-                self.first_hang, self.first_hang_limits = case, (limit, longer)
-                text = (f"the candidate did not finish within {limit:.3g}s on this case, nor within {longer:.3g}s when run "
-                        "again in a fresh worker (a hang or an infinite loop); the worker was killed. "
-                        + ("Raise the limit with --timeout if the case is merely slow." if full else
-                           f"The first limit was {FIRST_LIMIT_FACTOR:g}x what the case's size predicts from the cases that passed "
-                           f"(at least {FIRST_LIMIT_FLOOR:g}s); an implementation whose time does not follow the size declares "
-                           "example_timeout, which keeps the full --timeout."))
-                evidence = {"limit": limit, "confirm_limit": longer, "full_timeout": full, "confirmed": True}
-            elif again:
-                text = f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); the worker was killed."
-                evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
-            else:
-                text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
-                        f"the worker was killed. A larger case had already exceeded its limit twice, "
-                        f"so this case's limit was {SHORT_LIMIT_FACTOR:g}x what its size predicts from the cases that passed.")
-                evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
-            # One raise for every timeout: Hypothesis tells bugs apart by where they were
-            # raised, and the first hang and its shrunk cases are one bug.
-            raise Discrepancy("timeout", "forward", text, evidence)
+            return True  # the worker is gone; `_received` says how
+
+    def _received(self):
+        """The worker's answer: returned, or raised as what it says went wrong."""
         try:
             status, payload = self.connection.recv()
         except (EOFError, OSError):
@@ -257,12 +252,60 @@ class Worker:
             raise Discrepancy(kind, subject, summary, evidence)
         if status == "error":
             raise HarnessError(payload)
-        if request.startswith("check") and case is not None:
-            cold = not self.warm
-            self.warm = True
-            if not cold:
-                self._measured(case, time.perf_counter() - started)
         return payload
+
+    def _measure(self, request: protocol.Request, seconds: float) -> None:
+        """Keep a passing check's time for the limits to come; a fresh worker's first
+        check pays its lazy setup and is not kept."""
+        if not isinstance(request, protocol.CANDIDATE_CHECKS):
+            return
+        cold = not self.warm
+        self.warm = True
+        if not cold:
+            self._measured(request.case, seconds)
+
+    def _after_timeout(self, request: protocol.Request, limit: float, again: bool):
+        """The worker did not answer within ``limit``: it is killed. The first case over
+        its limit runs once more, fresh and with longer (`_run_again_slower`): finishing
+        there, its answer is returned. Otherwise the timeout is raised."""
+        self._kill()
+        full = limit >= self.timeout
+        if self.first_hang is None and request.case is not None and not again:
+            answer, longer = self._run_again_slower(request, limit, full)
+            if longer is None:
+                return answer
+            self.first_hang, self.first_hang_limits = request.case, (limit, longer)
+            text, evidence = _first_hang_finding(limit, longer, full)
+        elif again:
+            text = f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); the worker was killed."
+            evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
+        else:
+            text = (f"the candidate did not finish within {limit:.3g}s on this case (a hang or an infinite loop); "
+                    f"the worker was killed. A larger case had already exceeded its limit twice, "
+                    f"so this case's limit was {SHORT_LIMIT_FACTOR:g}x what its size predicts from the cases that passed.")
+            evidence = {"limit": limit, "full_timeout": full, "confirmed": False}
+        # One raise for every timeout: Hypothesis tells bugs apart by where they were
+        # raised, and the first hang and its shrunk cases are one bug.
+        raise Discrepancy("timeout", "forward", text, evidence)
+
+    def _run_again_slower(self, request: protocol.Request, limit: float, full: bool):
+        """The first case over its limit: slow, or hung? Once more, in a fresh worker, with
+        `SLOW_CONFIRM_FACTOR` times as long. Returns (the answer, None) when it finished,
+        or (None, the longer limit) when it timed out again; any other finding is raised."""
+        if full:
+            longer = SLOW_CONFIRM_FACTOR * limit
+        else:  # a predicted limit: the second run gets up to the full timeout
+            longer = min(self.timeout, max(FIRST_CONFIRM_FLOOR, SLOW_CONFIRM_FACTOR * limit))
+        started = time.perf_counter()
+        try:
+            answer = self.request(request, limit=longer, again=True)
+        except Discrepancy as found:
+            if found.kind != "timeout":
+                self.slow_cases.append(time.perf_counter() - started)
+                raise
+            return None, longer
+        self.slow_cases.append(time.perf_counter() - started)
+        return answer, None
 
     def _calibrate(self, case: Case) -> None:
         """Before the first case: the smallest case like it, twice (a fresh worker's first
@@ -270,10 +313,10 @@ class Worker:
         is already predicted, even if it is the one that hangs. Its outcome is not a
         finding (the campaign draws that case itself if it matters), only its time is kept."""
         self.calibrated = True
-        smallest = calibration_case(case)
+        smallest = protocol.Check(calibration_case(case))
         for _ in range(2):
             try:
-                self.request("check", smallest, limit=min(self.timeout, FIRST_CONFIRM_FLOOR), again=True)
+                self.request(smallest, limit=min(self.timeout, FIRST_CONFIRM_FLOOR), again=True)
             except (Discrepancy, HarnessError):
                 return
 
@@ -300,7 +343,7 @@ class Worker:
         if it does: then it was slow, not hung."""
         longer = min(self.timeout, max(CONFIRM_FLOOR, CONFIRM_FACTOR * limit))
         try:
-            self.request("check", case, limit=longer, again=True)
+            self.request(protocol.Check(case), limit=longer, again=True)
         except Discrepancy as found:
             return longer if found.kind == "timeout" else None
         except HarnessError:
@@ -310,7 +353,7 @@ class Worker:
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():
             try:
-                self.connection.send(("stop", None))
+                self.connection.send(worker_process.STOP)
                 self.process.join(timeout=5)
             except (BrokenPipeError, OSError):
                 pass
@@ -337,31 +380,9 @@ class InProcess:
         self.restarts = 0
         self.first_hang = None  # nothing times out in-process
 
-    def request(self, request: str, case: Case | None = None, *, limit: float | None = None):
-        from harness import oracle
-
-        if request == "available":
-            try:
-                self.implementation.factory(input_size=1, hidden_size=1)
-            except Unavailable as error:
-                return str(error)
-            except Exception:  # noqa: BLE001
-                return None
-            return None
-        if request == "check":
-            return oracle.check(self.implementation, case, self.model)
-        if request.startswith("check_waiving:"):
-            return oracle.check(self.implementation, case, self.model, waive=frozenset(request.split(":", 1)[1].split(",")))
-        if request.startswith("check_expecting:"):
-            expected = request.split(":", 1)[1]
-            return oracle.check(self.implementation, case, self.model, None if expected == "None" else expected)
-        if request == "localize":
-            return oracle.localize_layer(self.implementation, case, self.model)
-        if request == "reference_outcome":
-            return oracle.reference_outcome(case)
-        if request == "reference_digest":
-            return oracle.reference_digest(case)
-        raise ValueError(request)
+    def request(self, request: protocol.Request, *, limit: float | None = None):
+        """Carry ``request`` out in this process (``limit`` is ignored: nothing times out here)."""
+        return protocol.answer(request, self.implementation, self.model)
 
     def close(self) -> None:
         pass

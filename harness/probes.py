@@ -4,9 +4,10 @@ torch's tanh is accurate to half an ulp, so torch's own error (the oracle's main
 probe) says nothing about a correct port whose tanh is off by a few ulps, as
 onnxruntime's, XLA's or a hand-written kernel's are. The error model grants every
 elementwise function a budget (`ErrorModel.activation_ulps`); this probe is the
-`loop` built-in with each elementwise output moved by up to that budget, at every
-step and element, in the candidate's dtype and on its device. Its distance from the
-float64 reference widens the bounds the way the sensitivity probes do.
+`loop` reference (harness/references/loop.py) with each elementwise output moved by
+up to that budget, at every step and element, in the candidate's dtype and on its
+device. Its distance from the float64 reference widens the bounds the way the
+sensitivity probes do.
 
 The perturbation goes through `DropInRNN.elementwise`, so it reaches every function
 a recurrence routes there: tanh and relu for nn.RNN, and the gates of any family
@@ -19,8 +20,8 @@ import torch
 from torch import Tensor
 
 from harness.dropin import ELEMENTWISE
+from harness.references import loop
 from harness.tolerance import ErrorModel
-from impls import loop
 
 
 class ShiftedOutput(torch.autograd.Function):

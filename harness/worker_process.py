@@ -3,13 +3,14 @@
 Workers fork from a server that has already imported torch (`harness.forkserver`);
 where there is no fork, multiprocessing's spawn starts them. A worker is told which
 implementation to load (by name, `harness.locate`) and then answers the parent's
-requests (`harness.isolation.Worker`) one at a time: run `oracle.check` on a case,
-localise a failure, ask torch what it raises on an invalid input or what it
-computes on a case (`oracle.reference_digest`).
+requests (`harness.isolation.Worker`) one at a time: each a dataclass of
+`harness.protocol` (check a case, localise a failure, ask torch what it raises on an
+invalid input or what it computes on a case), carried out by `protocol.answer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -18,9 +19,8 @@ import threading
 import traceback
 import warnings
 
-from harness import forkserver, locate
-from harness.cases import Case
-from harness.implementation import Implementation, Unavailable
+from harness import forkserver, locate, protocol
+from harness.implementation import Implementation
 from harness.oracle import Discrepancy
 from harness.tolerance import ErrorModel
 
@@ -68,21 +68,38 @@ def exact_float32_math() -> None:
     torch.backends.cudnn.allow_tf32 = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Serve:
+    """The first message to a fresh worker: which implementation to load (by name, from
+    ``address``), the error model its checks use, and the parent's ``sys.path``."""
+
+    address: locate.Address
+    name: str
+    model: ErrorModel
+    parent_path: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+    """The last message to a worker: it returns, and its process exits."""
+
+
+STOP = Stop()
+
+
 def serve(connection) -> None:
-    """A worker process's life: told what to load, then `_serve` until told to stop."""
+    """A worker process's life: told what to load (`Serve`), then `_serve` until told to stop."""
     try:
-        request, payload = connection.recv()
+        message = connection.recv()
     except EOFError:
         return
-    if request == "start":
-        _serve(connection, *payload)
+    if isinstance(message, Serve):
+        _serve(connection, message)
 
 
-def _serve(connection, address: locate.Address, name: str, model: ErrorModel, parent_path: list[str]) -> None:
+def _serve(connection, told: Serve) -> None:
     """The worker's loop: one request in, one answer out, until told to stop."""
     import torch
-
-    from harness import oracle
 
     # Ctrl-C is for the parent, which reports what finished and then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -95,48 +112,29 @@ def _serve(connection, address: locate.Address, name: str, model: ErrorModel, pa
     # of the progress lines, not something about the candidate.
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN", category=UserWarning)
     # Import by name from where the parent imports (pytest's rootdir, a script's folder).
-    sys.path[:0] = [entry for entry in parent_path if entry not in sys.path]
+    sys.path[:0] = [entry for entry in told.parent_path if entry not in sys.path]
     try:
-        factory = locate.resolve(address)
-        implementation = Implementation(name=name, factory=factory)
+        implementation = Implementation(name=told.name, factory=locate.resolve(told.address))
     except BaseException as error:  # noqa: BLE001 - told to the parent, which reports it
         connection.send(("failed", "".join(traceback.format_exception_only(type(error), error)).strip()))
         return
     connection.send(("ready", None))
     while True:
         try:
-            request, payload = connection.recv()
+            message = connection.recv()
         except EOFError:
             return
-        if request == "stop":
+        if isinstance(message, Stop):
             return
-        try:
-            if request == "available":
-                try:
-                    factory(input_size=1, hidden_size=1)
-                    answer = ("ok", None)
-                except Unavailable as error:
-                    answer = ("ok", str(error))
-                except Exception:  # noqa: BLE001 - a broken factory is the fuzzer's finding
-                    answer = ("ok", None)
-            elif request == "check":
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model))
-            elif request.startswith("check_waiving:"):
-                waived = frozenset(request.split(":", 1)[1].split(","))
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, waive=waived))
-            elif request.startswith("check_expecting:"):
-                expected = request.split(":", 1)[1]
-                answer = ("ok", oracle.check(implementation, Case.from_json(payload), model, None if expected == "None" else expected))
-            elif request == "localize":
-                answer = ("ok", oracle.localize_layer(implementation, Case.from_json(payload), model))
-            elif request == "reference_outcome":
-                answer = ("ok", oracle.reference_outcome(Case.from_json(payload)))
-            elif request == "reference_digest":
-                answer = ("ok", oracle.reference_digest(Case.from_json(payload)))
-            else:
-                answer = ("error", f"unknown request {request!r}")
-        except Discrepancy as found:
-            answer = ("discrepancy", (found.kind, found.subject, found.summary, found.evidence))
-        except Exception as error:  # noqa: BLE001
-            answer = ("error", "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:]))
-        connection.send(answer)
+        connection.send(reply(message, implementation, told.model))
+
+
+def reply(request: protocol.Request, implementation: Implementation, model: ErrorModel) -> tuple[str, object]:
+    """`protocol.answer`'s outcome as it crosses the pipe: ("ok", the answer),
+    ("discrepancy", its fields), or ("error", the traceback's last lines)."""
+    try:
+        return "ok", protocol.answer(request, implementation, model)
+    except Discrepancy as found:
+        return "discrepancy", (found.kind, found.subject, found.summary, found.evidence)
+    except Exception as error:  # noqa: BLE001 - the harness or the reference failed: told to the parent
+        return "error", "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])

@@ -22,7 +22,7 @@ import time
 import pytest
 import torch
 
-from harness import Implementation, Unavailable, cli
+from harness import Implementation, Unavailable, cli, protocol
 from harness.campaign import PROFILES
 from harness.local_run import default_jobs
 from harness.isolation import Worker
@@ -217,7 +217,7 @@ def test_workers_compute_float32_without_tf32():
     # worker forked from the forkserver, so the worker must switch it off itself.
     record = Implementation(name="tf32-flags", factory=tf32_flags)
     with Worker(record, DEFAULT_MODEL, timeout=60) as worker:
-        assert worker.request("available") == "tf32 matmul=False cudnn=False"
+        assert worker.request(protocol.Available()) == "tf32 matmul=False cudnn=False"
 
 
 PRELOADED = """
@@ -234,10 +234,11 @@ ASK_A_WORKER = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from preloading import RECORD
+from harness import protocol
 from harness.isolation import Worker
 from harness.tolerance import DEFAULT_MODEL
 with Worker(RECORD, DEFAULT_MODEL, timeout=60) as worker:
-    print(worker.request("available"))
+    print(worker.request(protocol.Available()))
 """
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from harness import Unavailable
+from harness import Unavailable, protocol
 from harness.campaign import fuzz_implementation
 from harness.cases import Case
 from harness.isolation import Worker
@@ -255,7 +255,7 @@ def test_decomp_lstm_bfloat16_declaration_follows_what_onednn_reports(monkeypatc
     monkeypatch.undo()
     if machine.onednn_bfloat16():
         with Worker(implementation, DEFAULT_MODEL, timeout=120) as worker:
-            worker.request("check", BFLOAT16_LSTM)  # raises Discrepancy if the two oneDNN runs disagreed
+            worker.request(protocol.Check(BFLOAT16_LSTM))  # raises Discrepancy if the two oneDNN runs disagreed
 
 
 def test_decomp_lstm_packed_state_known_failure_still_reproduces():

@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 import torch
 
+from harness import protocol
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
@@ -29,12 +30,12 @@ def test_lstm_onednn_packed_path_skips_torchs_checks(defect):
     # Isolated: some of these corrupt the heap and abort the process running them.
     with Worker(torch_native.LSTM, DEFAULT_MODEL, timeout=120) as worker:
         with pytest.raises(Discrepancy) as found:
-            worker.request("check", case)
+            worker.request(protocol.Check(case))
     assert found.value.kind in ("exception_type", "crash"), found.value.summary
     assert torch_native.LSTM.known_failure(case) is torch_native.LSTM_ONEDNN_PACKED
     # torch's own ATen kernel raises on the same input, as torch documents
     with Worker(torch_aten.LSTM, DEFAULT_MODEL, timeout=120) as worker:
-        worker.request("check", case)
+        worker.request(protocol.Check(case))
 
 
 def test_the_onednn_declaration_is_no_wider_than_the_bug():
@@ -72,10 +73,10 @@ def test_the_bfloat16_packed_case_agrees_with_the_declaration_on_this_machine():
     case = dataclasses.replace(ONEDNN_PACKED, dtype="bfloat16", defect="wrong_width")
     with Worker(torch_native.LSTM, DEFAULT_MODEL, timeout=120) as worker:
         if torch_native.LSTM.known_failure(case) is None:
-            worker.request("check", case)
+            worker.request(protocol.Check(case))
         else:
             with pytest.raises(Discrepancy):
-                worker.request("check", case)
+                worker.request(protocol.Check(case))
 
 
 ATEN_PACKED_CRASHES = {
@@ -99,7 +100,7 @@ def test_torch_crashes_on_a_malformed_state(case):
         crashed, outcomes = crashes_in_some_try(worker, case)
         assert crashed, f"torch returned {outcomes} five times: no longer the crash in docs/found-bugs.md"
         # the worker comes back for the next case
-        assert worker.request("reference_outcome", dataclasses.replace(case, defect="wrong_width")) == "RuntimeError"
+        assert worker.request(protocol.ReferenceOutcome(dataclasses.replace(case, defect="wrong_width"))) == "RuntimeError"
 
 
 def test_aten_lstm_takes_a_one_row_c0_for_a_sorted_packed_batch():

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from faulty import HANGS_WHEN_WIDE, SLOW_WHEN_WIDE, slow_once, slow_when_wide
-from harness import Implementation, campaign, findings, isolation, report
+from harness import Implementation, campaign, findings, isolation, protocol, report
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
@@ -67,14 +67,14 @@ def test_a_slow_case_after_a_hang_is_not_reported_as_the_hang(tmp_path):
     slow = slow_when_wide(tmp_path / "seconds", 0.0)
     with Worker(slow, DEFAULT_MODEL, timeout) as worker:
         for _ in range(3):  # the first call warms the worker up; the others are measured
-            worker.request("check", Case())
+            worker.request(protocol.Check(Case()))
         worker.first_hang = first  # as if a larger case had exceeded the full timeout
         limit = worker.limit_for(WIDE)
         assert limit < timeout / 3, f"after a hang, a small case's limit should follow its measured time, not stay near the {timeout:.3g}s timeout: {limit:.3g}s"
         # Over the shortened limit, well within the longer one the minimal case is re-run with.
         (tmp_path / "seconds").write_text(repr(1.5 * limit))
         try:
-            worker.request("check", WIDE)
+            worker.request(protocol.Check(WIDE))
         except Discrepancy as found:
             assert found.kind == "timeout" and not found.evidence["full_timeout"]
             reported_case, reported = findings.confirm_hang(worker, WIDE, found)
@@ -93,8 +93,8 @@ def test_a_case_over_the_timeout_that_finishes_when_run_again_is_slow_not_hung(t
     timeout = 3 * machine_now().cold_check  # a fresh worker's first call fits in a third of it
     seconds = 1.5 * timeout  # over the timeout, within SLOW_CONFIRM_FACTOR x it with a fresh worker's first call
     with Worker(slow_when_wide(tmp_path / "seconds", seconds), DEFAULT_MODEL, timeout=timeout) as worker:
-        worker.request("check", Case())  # the worker's lazy setup, inside no limit that matters
-        worker.request("check", WIDE)
+        worker.request(protocol.Check(Case()))  # the worker's lazy setup, inside no limit that matters
+        worker.request(protocol.Check(WIDE))
         assert len(worker.slow_cases) == 1 and worker.slow_cases[0] >= seconds, (timeout, worker.slow_cases)
         assert worker.first_hang is None, "slow is not hung: shrinking keeps the full timeout"
 
@@ -120,7 +120,7 @@ def test_before_the_first_case_the_smallest_case_like_it_is_timed():
     assert (smallest.hidden_size, smallest.seq_len, smallest.batch, smallest.layout, smallest.dtype) == (1, 1, 1, "batched", "float64")
     with Worker(SLOW_WHEN_WIDE, DEFAULT_MODEL, timeout=120) as worker:
         assert worker.limit_for(wide) == 120, "nothing measured yet"
-        worker.request("check", Case(input_size=2, hidden_size=2, seq_len=2, batch=2))
+        worker.request(protocol.Check(Case(input_size=2, hidden_size=2, seq_len=2, batch=2)))
         assert worker.calibrated and worker.measured >= 1, "the calibration's warm run is measured"
         assert worker.limit_for(wide) < 120
 
@@ -128,9 +128,9 @@ def test_before_the_first_case_the_smallest_case_like_it_is_timed():
 def test_a_hang_is_confirmed_with_a_longer_limit_before_it_counts():
     timeout = 3 * machine_now().cold_check  # no passing case comes near it: a fresh worker's first call fits in a third
     with Worker(HANGS_WHEN_WIDE, DEFAULT_MODEL, timeout=timeout) as worker:
-        worker.request("check", Case())
+        worker.request(protocol.Check(Case()))
         try:
-            worker.request("check", WIDE)
+            worker.request(protocol.Check(WIDE))
         except Discrepancy as found:
             assert found.kind == "timeout" and found.evidence["full_timeout"] and found.evidence["confirmed"]
             longer = isolation.SLOW_CONFIRM_FACTOR * timeout
@@ -155,7 +155,7 @@ def small_floors(monkeypatch) -> MachineNow:
 
 def warmed_up(worker: Worker) -> Worker:
     for _ in range(1 + isolation.MEASURED_BEFORE_PREDICTING):  # the first call is cold, not measured
-        worker.request("check", Case())
+        worker.request(protocol.Check(Case()))
     return worker
 
 
@@ -166,7 +166,7 @@ def test_after_a_few_passing_cases_a_hang_is_noticed_at_a_predicted_limit_not_th
         assert limit < timeout / 10, f"the cases that passed predict a limit of seconds; it was {limit:.3g}s, not a fraction of the {timeout} s timeout"
         started = time.perf_counter()
         with pytest.raises(Discrepancy) as raised:
-            worker.request("check", WIDE)
+            worker.request(protocol.Check(WIDE))
         spent = time.perf_counter() - started
     found = raised.value
     assert found.kind == "timeout" and found.evidence["confirmed"] and not found.evidence["full_timeout"], found.summary
@@ -183,7 +183,7 @@ def test_a_case_slow_only_against_its_prediction_finishes_when_run_again_and_pas
         # Over the predicted limit, within the second run's: at least three times it, from
         # a fresh worker whose first call takes at most the limit's floor.
         (tmp_path / "seconds").write_text(repr(1.5 * limit))
-        worker.request("check", WIDE)
+        worker.request(protocol.Check(WIDE))
     assert worker.first_hang is None and len(worker.slow_cases) == 1, (limit, worker.first_hang, worker.slow_cases)
 
 

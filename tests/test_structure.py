@@ -45,6 +45,29 @@ def imported_harness_modules(path: Path) -> set[str]:
 
 GRAPH = {name: imported_harness_modules(path) - {name} for name, path in MODULES.items()}
 
+PLUGINS = "impls"
+"""The built-in implementations' package: registered through entry points like any
+outside plugin, so the engine reaches them only by name, never by an import."""
+
+
+def plugin_imports(source: str) -> list[str]:
+    """Each import of `PLUGINS` in ``source``, as written: import statements at module
+    level or inside a function, and ``importlib.import_module`` or ``__import__`` of a
+    literal name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            names = [node.module]
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names = [node.args[0].value]
+        else:
+            continue
+        found += [f"line {node.lineno}: {name}" for name in names if name.split(".")[0] == PLUGINS]
+    return found
+
 
 def reachable_from(module: str, graph: dict[str, set[str]]) -> set[str]:
     seen, stack = set(), [module]
@@ -89,6 +112,106 @@ def test_no_module_imports_itself_back(module):
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_the_engine_never_imports_the_built_in_implementations(module):
+    imports = plugin_imports(MODULES[module].read_text())
+    assert not imports, (
+        f"{module} imports the built-in implementations ({'; '.join(imports)}): what the engine runs itself lives "
+        "in harness/ (the references in harness/references/), and impls/ re-exports it, never the reverse"
+    )
+
+
+@pytest.mark.parametrize("source", [
+    "import impls",
+    "import impls.loop as loop",
+    "from impls import torch_aten",
+    "from impls.loop import LoopRNN",
+    "def reference():\n    from impls.torch_aten import ATEN_MODULES\n",
+    "import importlib\nimportlib.import_module('impls.loop')",
+    "__import__('impls.torch_aten')",
+])
+def test_every_way_of_importing_a_built_in_is_seen(source):
+    assert plugin_imports(source), source
+
+
+def test_names_that_only_resemble_the_built_ins_are_not_imports_of_them():
+    assert plugin_imports("import implsx\nfrom harness.registry import ENTRY_POINT_GROUP  # 'rnn_harness.impls'\n") == []
+
+
+_STRING_PARSING = {"startswith", "endswith", "split", "rsplit", "partition", "rpartition", "removeprefix", "removesuffix"}
+
+
+def _is_text(node: ast.AST) -> bool:
+    """A string literal, an f-string, or an expression that builds one from them."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _is_text(node.left) or _is_text(node.right)
+    if isinstance(node, ast.IfExp):
+        return _is_text(node.body) or _is_text(node.orelse)
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_text(node.func.value)  # "...".join(...)
+
+
+def _names_a_request(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and "request" in node.id.lower()
+
+
+def string_requests(source: str) -> list[str]:
+    """Each place in ``source`` where a request to a runner is a string rather than a
+    dataclass of `harness.protocol`: text passed to a ``request(...)`` or ``answer(...)``
+    call, text assigned to a name with "request" in it, and such a name compared with
+    text or parsed as text (``startswith``, ``split``, ...)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        called = getattr(node.func, "attr", getattr(node.func, "id", None)) if isinstance(node, ast.Call) else None
+        if called in ("request", "answer") and node.args and _is_text(node.args[0]):
+            found.append(f"line {node.lineno}: {called}() is given text")
+        elif called in _STRING_PARSING and isinstance(node.func, ast.Attribute) and _names_a_request(node.func.value):
+            found.append(f"line {node.lineno}: {node.func.value.id}.{called}() parses a request as text")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _is_text(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [f"line {node.lineno}: {target.id} is text" for target in targets if _names_a_request(target)]
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_names_a_request(operand) for operand in operands) and any(_is_text(operand) for operand in operands):
+                found.append(f"line {node.lineno}: a request is compared with text")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_requests_to_a_runner_are_dataclasses_never_strings(module):
+    places = string_requests(MODULES[module].read_text())
+    assert not places, (
+        f"{module} speaks to a runner in strings ({'; '.join(places)}): a request is one of the dataclasses of "
+        "harness.protocol, carried out by protocol.answer; add a dataclass there for a new kind of request"
+    )
+
+
+@pytest.mark.parametrize("source", [
+    'runner.request("check", case)',
+    'runner.request(f"check_waiving:{waived}", case)',
+    'answer("reference_outcome", implementation, model)',
+    'request = "check" if plain else "check_waiving:" + ",".join(waived)',
+    'if request.startswith("check_expecting:"):\n    pass',
+    'expected = request.split(":", 1)[1]',
+    'if request == "localize":\n    pass',
+])
+def test_every_way_of_speaking_in_strings_is_seen(source):
+    assert string_requests(source), source
+
+
+def test_requests_as_dataclasses_pass_the_check():
+    source = (
+        "request = protocol.CheckWaiving(case, frozenset(waived))\n"
+        "answer = runner.request(protocol.ReferenceOutcome(case))\n"
+        "if isinstance(request, protocol.CheckExpecting):\n    pass\n"
+        "show = request.config.getoption('--hypothesis-show-statistics')\n"  # pytest's own `request` fixture
+    )
+    assert string_requests(source) == []
+
+
 def test_the_cluster_uses_the_campaign_never_the_reverse():
     assert "harness.campaign" in reachable_from("harness.cluster", GRAPH)
     assert "harness.cluster" not in reachable_from("harness.campaign", GRAPH)
@@ -113,11 +236,11 @@ def test_a_long_module_says_why_at_its_top(module):
 # Running campaigns and showing them are one stage: the command runners report
 # progress as they go.
 STAGES = {
-    "what is under test": {"families", "cells", "dropin", "implementation", "packing", "registry", "usage"},
+    "what is under test": {"families", "cells", "dropin", "references", "implementation", "packing", "registry", "usage"},
     "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
-        "locate", "forkserver", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
+        "locate", "forkserver", "protocol", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
         "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
     },
 }

@@ -114,9 +114,9 @@ def test_a_campaign_sets_a_declared_case_aside_by_name_before_torch_runs(monkeyp
     asked: list[Case] = []
     request = Worker.request
 
-    def recording(self, name, case=None, **options):
-        asked.append(case)
-        return request(self, name, case, **options)
+    def recording(self, sent, **options):
+        asked.append(sent.case)
+        return request(self, sent, **options)
 
     monkeypatch.setattr(Worker, "request", recording)
     result = fuzz_implementation(

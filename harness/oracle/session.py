@@ -18,13 +18,12 @@ from harness.implementation import Implementation
 from harness.oracle.results import Discrepancy, exception_line, short_traceback
 from harness.oracle.running import canonical_results, value_layout
 from harness.probes import ADJOINT_CHUNK, activation_adjoint_factory, activation_probe_factory, needs_activation_probes
+from harness.references.aten import ATEN_MODULES
 from harness.tolerance import ErrorModel
 
 
 def reference_factory(family: str = "RNN"):
-    """The family's torch module on ATen's own kernels (no cuDNN/oneDNN); imported lazily."""
-    from impls.torch_aten import ATEN_MODULES
-
+    """The family's torch module on ATen's own kernels (no cuDNN/oneDNN)."""
     record = FAMILIES[family]
     return ATEN_MODULES.get(family, record.module_class)
 

@@ -46,9 +46,9 @@ class AcceptsWrongWidth(LoopRNN):
 
 
 def _install() -> None:
-    from impls import torch_aten
+    from harness.references import aten
 
-    torch_aten.ATEN_MODULES["RNN"] = FlakyReference
+    aten.ATEN_MODULES["RNN"] = FlakyReference
 
 
 # Only in a worker process (this process's oracle stays torch's), and only when a test asks.

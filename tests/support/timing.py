@@ -10,6 +10,7 @@ import dataclasses
 import statistics
 import time
 
+from harness import protocol
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.tolerance import DEFAULT_MODEL
@@ -32,14 +33,14 @@ def machine_now() -> MachineNow:
     server is started first, once per test process, so it is not part of ``cold_check``."""
     loop = implementation("loop")
     with Worker(loop, DEFAULT_MODEL, timeout=600) as worker:
-        worker.request("check", Case())
+        worker.request(protocol.Check(Case()))
     started = time.perf_counter()
     with Worker(loop, DEFAULT_MODEL, timeout=600) as worker:
-        worker.request("check", Case())
+        worker.request(protocol.Check(Case()))
         cold = time.perf_counter() - started
         warm = []
         for _ in range(3):
             started = time.perf_counter()
-            worker.request("check", Case())
+            worker.request(protocol.Check(Case()))
             warm.append(time.perf_counter() - started)
     return MachineNow(cold_check=cold, warm_check=statistics.median(warm))

@@ -4,6 +4,7 @@ returned), so the question is whether any of a few fresh tries dies."""
 
 from __future__ import annotations
 
+from harness import protocol
 from harness.cases import Case
 from harness.isolation import Worker
 from harness.oracle import Discrepancy
@@ -17,7 +18,7 @@ def crashes_in_some_try(worker: Worker, case: Case, tries: int = TRIES) -> tuple
     outcomes = []
     for _ in range(tries):
         try:
-            outcomes.append(worker.request("reference_outcome", case))
+            outcomes.append(worker.request(protocol.ReferenceOutcome(case)))
         except Discrepancy as found:
             assert found.kind == "crash", found.summary
             return True, outcomes
