@@ -64,8 +64,8 @@ class Values:
     """A (partial) profile as a constraint reads it: a value drawn, else one fixed by
     a declaration, else None (not assigned yet, or no such dimension here)."""
 
-    def __init__(self, profile: Mapping, fixed: Mapping = {}):  # noqa: B006 (never mutated)
-        self.profile, self.fixed = profile, fixed
+    def __init__(self, profile: Mapping, fixed: Mapping | None = None):
+        self.profile, self.fixed = profile, fixed or {}
 
     def __call__(self, name: str):
         return self.profile[name] if name in self.profile else self.fixed.get(name)
