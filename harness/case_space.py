@@ -83,17 +83,21 @@ class Space:
         self.fixed = {d.name: d.values[0] for d in candidates if len(d.values) == 1}
         self.by_name = {d.name: d for d in candidates}
         self.defects = tuple(value for value in self.by_name["defect"].values if value is not None)
-        # A random draw is repaired by the valid cases' rules first, then the defect's:
-        # a defect applies to a case that is otherwise valid.
-        rules = [(record.name == "defect", rule) for record in self.records for rule in record.constraints]
-        self.constraints = tuple(rule for _, rule in sorted(rules, key=lambda item: item[0]))
+        # The records' constraints, the valid cases' first and the defect's last: a
+        # random draw is repaired in this order, since a defect applies to a case that is
+        # otherwise valid.
+        valid = [rule for record in self.records if record.name != "defect" for rule in record.constraints]
+        invalid = [rule for record in self.records if record.name == "defect" for rule in record.constraints]
+        self.constraints = tuple(valid + invalid)
+        # The only dimensions any constraint reads (``invalid`` stands for the defect in
+        # pairs); the others take any value.
         self.constrained = frozenset({"invalid"}.union(*(rule.reads for rule in self.constraints)))
-        """The only dimensions any constraint reads (``invalid`` stands for the defect in pairs); the others take any value."""
 
     @property
     def signature(self) -> tuple:
-        """What the rows depend on: the family, the open dimensions and the constants."""
-        return (self.family.name, self.max_layers, self.defects, tuple((d.name, d.values, d.weights) for d in self.all_dimensions))
+        """What the rows depend on: the family, the open dimensions, the constants and the constraints."""
+        axes = tuple((d.name, d.values, d.weights) for d in self.all_dimensions)
+        return (self.family.name, self.max_layers, self.defects, axes, tuple(rule.reason for rule in self.constraints))
 
     # -- constraints -----------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class Space:
         return (rule.reason for rule in self.constraints if rule.broken(v))
 
     REPAIR_ROUNDS = 4
+    """Passes over the constraints a repair makes at most (one change may break another rule)."""
 
     def repair(self, profile: dict) -> dict:
         """A randomly drawn profile made valid: each broken constraint, in order, makes
