@@ -94,8 +94,9 @@ class Constraint:
 class Dimension:
     """One discrete dimension of the case space.
 
-    ``values``: a tuple, or what a `Scope` allows (the first is the simplest, where
-    shrinking heads). ``weights``: how often a random draw picks each (None:
+    ``values``: a tuple, or what a `Scope` allows: the implementation's declared
+    capabilities narrow them, and a dimension left one value is a constant (the
+    first is the simplest, where shrinking heads). ``weights``: how often a random draw picks each (None:
     uniform), or a function of the values. ``classify``: the value a `Case` holds.
     ``applies``: the families it exists for. ``constraints``: the rules it owns.
     ``realize``: for a dimension the strategy's sizes do not already draw, the case
@@ -247,11 +248,12 @@ def _any_size(case: Case) -> bool:
 def defects_for(case: Case) -> tuple[str, ...]:
     """The deliberate defects that make sense for this (valid) case, in DEFECTS order:
     those of its family whose constraints the case holding it keeps, and whose sizes it has."""
+    rules = next(dimension for dimension in DIMENSIONS if dimension.name == "defect").constraints
     applicable = []
     for defect in family_defects(case.family_record):
         invalid = dataclasses.replace(case, defect=defect)
         v = Values(classify(invalid))
-        if not any(rule.broken(v) for rule in DEFECT_CONSTRAINTS) and DEFECT_SIZES.get(defect, _any_size)(invalid):
+        if not any(rule.broken(v) for rule in rules) and DEFECT_SIZES.get(defect, _any_size)(invalid):
             applicable.append(defect)
     return tuple(applicable)
 
