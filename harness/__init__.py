@@ -9,9 +9,11 @@ each stage to importing only itself and the stages before it):
   torch's layers on ATen, the loop recurrence), `packing`, `usage` (exit codes,
   `UsageError`).
 - What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete
-  dimensions), `pairwise` (IPOG), `covering` (an implementation's case space and the
-  cases covering its pairs), `strategies` (Hypothesis), `routing` (covering cases
-  routed around the ones a declaration sets aside), `coverage` (what ran).
+  dimensions, one record each, and the invalid-input rules), `pairwise` (IPOG),
+  `case_space` (an implementation's case space and the cases covering its pairs),
+  `strategies` (Hypothesis), `routing` (covering cases routed around the ones a
+  declaration sets aside), `covering_stage` (the covering rows a campaign runs
+  first), `coverage_report` (what ran: the report's ``coverage``).
 - How it is judged: `torch_undefined` (the invalid inputs on which torch itself is
   undefined), `declarations` (what sets a whole case aside), `tolerance` (the
   error model), `probes` (activation probes and adjoint), `oracle/` (run torch and

@@ -28,7 +28,7 @@ import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
-from harness import cases, coverage as coverage_account, covering, database as examples_database, findings, locate, oracle, protocol, routing, strategies, torch_undefined
+from harness import case_space, cases, coverage_report, covering_stage, database as examples_database, findings, locate, oracle, protocol, routing, strategies, torch_undefined
 from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
@@ -93,7 +93,7 @@ class Campaign:
     once set, stops the campaign within a fraction of a second, even in the middle of
     a long example: KeyboardInterrupt, as Ctrl-C. ``covering_phase``: start with the
     cases that cover every feasible pair of the space's values and every invalid
-    input (`harness.coverage`); a campaign split into seed shards runs it in one
+    input (`harness.covering_stage`); a campaign split into seed shards runs it in one
     shard only. ``replay_options``: the ``fuzz`` options beyond the profile and seed
     that shaped this campaign, for the command that replays it.
     """
@@ -155,18 +155,18 @@ class Campaign:
         self.result.example_budget = budget
         self.result.budget_capped = max_examples is None and budget < PROFILES[profile][0]
         # The covering stage: rows handed to Hypothesis as if stored, so it runs them
-        # first and shrinks a failing one like any other (harness/coverage.py).
-        self.space = covering.space_for(implementation, tuple(devices) if devices else None)
+        # first and shrinks a failing one like any other (harness/covering_stage.py).
+        self.space = case_space.space_for(implementation, tuple(devices) if devices else None)
         # Its rows are routed around the cases a declaration sets aside: those cover nothing.
         self.declarations = set_aside_declarations(implementation)
         routed = functools.partial(routing.routing_for, self.space, strategies.cases(implementation, devices=devices), self.declarations)
         try:
-            self.plan = coverage_account.plan(self.space, budget, profile, covering_phase, self.seed, routed)
+            self.plan = covering_stage.plan(self.space, budget, profile, covering_phase, self.seed, routed)
         except KnownFailurePredicateError as error:
-            self.plan = coverage_account.plan(self.space, budget, profile, covering_phase, self.seed)
+            self.plan = covering_stage.plan(self.space, budget, profile, covering_phase, self.seed)
             self.result.reason = error.text
             self._finish("error")
-        self.account = coverage_account.Coverage(self.space, self.plan)
+        self.account = coverage_report.Coverage(self.space, self.plan)
         self.result.coverage = self.account.to_json()
         if not self.pending(COVERING):
             self.result.covering_stage = "deferred"
@@ -245,13 +245,13 @@ class Campaign:
         profile_settings = settings.get_profile(f"rnn-harness-{self.profile}")
         if stage == COVERING:
             overrides = {
-                "database": coverage_account.CoveringDatabase(self.examples, prefixes[:first]),
+                "database": covering_stage.CoveringDatabase(self.examples, prefixes[:first]),
                 "max_examples": first,
                 "phases": [phase for phase in profile_settings.phases if phase in (Phase.explicit, Phase.reuse, Phase.shrink)],
             }
         else:
             overrides = {
-                "database": coverage_account.CoveringDatabase(self.examples, prefixes[first:]),
+                "database": covering_stage.CoveringDatabase(self.examples, prefixes[first:]),
                 "max_examples": self.plan.max_examples - first,
             }
             # Guided search: Hypothesis' target phase spends up to half its examples climbing
@@ -259,7 +259,7 @@ class Campaign:
             # dozen (a built-in's share of the bare command, all of it sampled rows) that is a
             # handful of variations of one case at several times the cost; it runs when
             # Hypothesis' own generation has room for it.
-            if self.plan.generated < coverage_account.TARGET_MIN_RANDOM // 2:
+            if self.plan.generated < covering_stage.TARGET_MIN_RANDOM // 2:
                 overrides["phases"] = [phase for phase in profile_settings.phases if phase != Phase.target]
         for attempt in range(TORCH_RETRIES + 1):
             # What a stage set aside for torch's sake starts it again from the same state.
@@ -325,7 +325,7 @@ class Campaign:
         def differential_test(case: Case) -> None:
             case_profile = space.profile_of(case)
             for name, value in case_profile.items():
-                event(f"{name}={coverage_account.label(value)}")
+                event(f"{name}={coverage_report.label(value)}")
             # What the campaign covered: its cases up to the first failure (after it, the
             # calls are shrinking's).
             counting = self.first_failure is None

@@ -88,37 +88,6 @@ DEFECTS = (
 )
 
 
-def defects_for(case: "Case") -> tuple[str, ...]:
-    """The deliberate defects that make sense for this (valid) case, in DEFECTS order."""
-    family = case.family_record
-    batch = 1 if case.layout == "unbatched" else case.batch
-    applicable = []
-    for defect in DEFECTS:
-        if defect.startswith("c0") or defect == "state_not_tuple":
-            if not family.cell_state:
-                continue
-        if family.cell and defect in ("input_1d", "input_4d", "empty_sequence", "h0_one_layer", "c0_one_layer"):
-            continue
-        if not family.cell and defect in ("input_0d", "input_3d"):
-            continue
-        if defect == "empty_sequence" and case.packed:
-            continue
-        if defect.endswith("one_layer") and case.num_layers * case.num_directions == 1:
-            continue
-        if defect.endswith("one_row") and (batch < 2 or case.layout == "unbatched"):
-            continue
-        if defect == "h0_wrong_batch" and case.layout == "unbatched":
-            continue
-        if defect == "h0_one_feature" and case.state_width == 1:
-            continue
-        if defect == "c0_one_feature" and case.hidden_size == 1:
-            continue
-        if defect == "input_one_feature" and case.input_size == 1:
-            continue
-        applicable.append(defect)
-    return tuple(applicable)
-
-
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One example. Field order is the order a human reads a bug report in."""
@@ -155,7 +124,8 @@ class Case:
     input_grad: bool = True  # with backward: False = the input and given states do not require grad (a model's first layer in training)
     no_grad: bool = False  # run the forward under torch.no_grad()
     second_call: str = "none"  # change the weights, call again, compare again
-    # invalid on purpose: the candidate must raise what torch raises
+    # invalid on purpose: the candidate must raise what torch raises (which defects
+    # apply to which case: harness.dimensions.defects_for)
     defect: str | None = None
 
     def __post_init__(self) -> None:

@@ -98,8 +98,8 @@ def covering_text(implementation) -> str:
     """What the covering phase of a default campaign runs: its pairs and cases, or
     that the budget defers it to the long profile (every pair left uncovered)."""
     from harness.campaign import PROFILES
-    from harness.coverage import plan
-    from harness.covering import space_for
+    from harness.case_space import space_for
+    from harness.covering_stage import plan
 
     space = space_for(implementation, ("cpu",))
     text = f"{len(space.feasible_pairs)} pairs in {len(space.covering_rows)} cases + {len(space.invalid_rows)} invalid"

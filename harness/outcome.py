@@ -73,7 +73,7 @@ class ImplementationResult:
     example_budget: int | None = None  # examples asked of Hypothesis
     budget_capped: bool = False  # the implementation's default_examples lowered the profile's count
     coverage: dict | None = None
-    """What the campaign's cases held (`harness.coverage.Coverage.to_json`): feasible
+    """What the campaign's cases held (`harness.coverage_report.Coverage.to_json`): feasible
     value pairs covered, per-dimension counts, what is left uncovered."""
     cut: str = ""  # what the command's time budget cut from this campaign, if anything
     covering_stage: str = ""

@@ -6,7 +6,7 @@ with the value that covers the most uncovered pairs (horizontal growth). Then ea
 pair still uncovered goes into a row with room for it, or into a new row (vertical
 growth). A row leaves a dimension open when no value of it covers anything new. The
 caller fills the open dimensions. Plain data in, plain data out: the case space it
-serves is `harness.covering`.
+serves is `harness.case_space`.
 """
 
 from __future__ import annotations

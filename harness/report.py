@@ -112,7 +112,7 @@ def declarations(results) -> list[str]:
 def coverage_lines(results, *, table: bool = False) -> str:
     """What each campaign covered: one line per implementation, or with ``table``
     (``fuzz --coverage``) the per-dimension counts as well."""
-    from harness.coverage import dimension_table, summary_line
+    from harness.coverage_report import dimension_table, summary_line
 
     measured = [result for result in results if getattr(result, "coverage", None)]
     if not measured:

@@ -29,7 +29,7 @@ from hypothesis.internal.conjecture.choice import ChoiceTemplate
 from hypothesis.internal.conjecture.data import ConjectureData
 
 from harness.cases import Case
-from harness.covering import Space
+from harness.case_space import Space
 
 SetAside = Callable[[Case], bool]
 """A declaration: True for the cases it sets aside whole. One that raises is the

@@ -15,9 +15,9 @@ import functools
 
 from hypothesis import strategies as st
 
-from harness.cases import Case, defects_for
-from harness.covering import STAGE_COVERING, STAGE_LAST, Space, space_for
-from harness.dimensions import REGIME_GAINS, RELU_GAINS
+from harness.case_space import STAGE_COVERING, STAGE_LAST, Space, space_for
+from harness.cases import Case
+from harness.dimensions import coincident_batch, defects_for, gains_for
 from harness.implementation import Implementation
 
 @st.composite
@@ -60,13 +60,13 @@ COVERING_REDRAWS = 4
 @st.composite
 def cases(draw, implementation: Implementation, devices: list[str] | None = None, invalid: bool = True, avoid: tuple = ()) -> Case:
     """One valid (or, about one time in ten, deliberately invalid) example the
-    implementation claims to support: its stage and profile (`harness.covering`)
+    implementation claims to support: its stage and profile (`harness.case_space`)
     first, then the sizes and values within it. ``avoid``: declarations
     (`harness.routing.SetAside`); a covering row's case that one of them sets aside
     is drawn again within the same profile, up to `COVERING_REDRAWS` times, so the row
     is judged where its sizes allow (a declaration may read sizes a row does not fix)."""
     space = space_for(implementation, tuple(devices) if devices else None, invalid)
-    stage = draw(st.integers(STAGE_COVERING, STAGE_LAST))  # orders the stored rows (harness.covering)
+    stage = draw(st.integers(STAGE_COVERING, STAGE_LAST))  # orders the stored rows (harness.case_space)
     profile = draw(profiles(space))
     case = draw(_within(implementation, space, profile))
     for _ in range(COVERING_REDRAWS if stage == STAGE_COVERING and avoid else 0):
@@ -116,7 +116,7 @@ def _within(draw, implementation: Implementation, space: Space, profile: dict) -
         input_size = _avoiding(draw, drawn, {hidden_size} if hidden_size > 1 else set(), low, 41)
     nonlinearity = value("nonlinearity") if family.nonlinearity else "tanh"
     layout = value("layout")
-    coincidence = hidden_size if cell else layers * directions
+    coincidence = coincident_batch(family, hidden_size, layers, directions)
     batch_class = value("batch")
     seq_len = 1
     if not cell:
@@ -154,7 +154,7 @@ def _within(draw, implementation: Implementation, space: Space, profile: dict) -
     if not cell and value("dropout") == "nonzero":
         # In training only p = 1 makes dropout deterministic enough to compare.
         dropout = 1.0 if training else draw(st.sampled_from([0.5, 1.0, 0.25]))
-    gains = RELU_GAINS if nonlinearity == "relu" and family.nonlinearity else REGIME_GAINS
+    gains = gains_for(family, nonlinearity)
     grad_mode = value("grad_mode")
     case = Case(
         family=family.name,
@@ -192,8 +192,12 @@ def _within(draw, implementation: Implementation, space: Space, profile: dict) -
         second_call=value("second_call"),
         defect=defect,
     )
+    # The dimensions the sizes above do not draw (none of the built-in ones) realize their value here.
+    for record in space.records:
+        if record.realize is not None:
+            case = record.realize(case, value(record.name))
     if defect is not None and defect not in defects_for(dataclasses.replace(case, defect=None)):
-        raise AssertionError(f"the profile {profile} drew defect {defect!r}, which does not apply to {case}")
+        raise AssertionError(f"the profile {profile} drew defect {defect!r}, but the sizes drawn for it do not let it apply: {case}")
     return case
 
 

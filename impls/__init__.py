@@ -14,7 +14,7 @@ among them, and must finish within two minutes on a 2-core machine. An outside
 plugin keeps the default profile's 300 examples; a built-in takes about two seconds
 of one core: examples per family in inverse proportion to their cost (an LSTM
 example costs about twice an nn.RNN one, a cell example a third). Each budget holds
-the family's covering cases (26 for a layer, 24 for a cell; harness/covering.py) and
+the family's covering cases (26 for a layer, 24 for a cell; harness/case_space.py) and
 a few random ones; the invalid inputs come on top. The long profile
 scales these (`Implementation.example_budget`); our zero-false-alarm campaigns give
 every built-in 5,000 with ``--max-examples``."""

@@ -2,8 +2,9 @@
 pair of values of the case space's discrete dimensions, and every applicable invalid
 input; then Hypothesis explores at random. The report says what was covered.
 
-The space, its constraints and its rows are harness/covering.py; the campaign's
-covering phase and its account are harness/coverage.py."""
+The dimensions and their constraints are records in harness/dimensions.py; the space
+and its rows are harness/case_space.py; the campaign's covering phase is
+harness/covering_stage.py and its account harness/coverage_report.py."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from torch.nn.utils.rnn import PackedSequence
 from harness import Implementation, routing, strategies
 from harness.declarations import set_aside_declarations
 from harness.campaign import fuzz_implementation
-from harness.cases import defects_for
-from harness.coverage import CoveringDatabase, plan
-from harness.covering import Space, space_for
+from harness.case_space import Space, space_for
+from harness.covering_stage import CoveringDatabase, plan
+from harness.dimensions import defects_for
 from harness.registry import discover
 from impls import BUILTIN_EXAMPLES
 from impls.loop import LoopGRUCell, LoopLSTM, LoopRNN

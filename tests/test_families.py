@@ -22,7 +22,8 @@ from torch import nn
 import families_faulty
 from harness import Implementation, oracle
 from harness.campaign import fuzz_implementation
-from harness.cases import Case, defects_for, materialize
+from harness.cases import Case, materialize
+from harness.dimensions import defects_for
 from harness.families import FAMILIES, FAMILY_NAMES, family
 
 LAYER_CONFIGS = [

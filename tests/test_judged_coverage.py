@@ -4,7 +4,7 @@ covering phase routes its rows around such cases, so every pair that some judgea
 case can hold is judged, and the report lists apart the pairs only set-aside cases
 can hold.
 
-The routing is harness/routing.py; the account is harness/coverage.py."""
+The routing is harness/routing.py; the account is harness/coverage_report.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from harness import Implementation, KnownFailure, strategies
 from harness.campaign import fuzz_implementation
-from harness.coverage import Coverage, merge, plan
-from harness.covering import space_for
+from harness.case_space import space_for
+from harness.coverage_report import Coverage, merge
+from harness.covering_stage import plan
 from harness.declarations import set_aside_declarations
 from harness.registry import discover
 from harness.routing import route

@@ -21,7 +21,8 @@ import torch
 
 from harness import KnownFailure, report
 from harness.campaign import ImplementationResult, fuzz_implementation
-from harness.cases import Case, defects_for
+from harness.cases import Case
+from harness.dimensions import defects_for
 from harness.oracle import Discrepancy, check
 from harness.repro import write_repro
 from impls.loop import LoopRNN

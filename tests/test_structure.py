@@ -237,7 +237,7 @@ def test_a_long_module_says_why_at_its_top(module):
 # progress as they go.
 STAGES = {
     "what is under test": {"families", "cells", "dropin", "references", "implementation", "packing", "registry", "usage"},
-    "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
+    "what is drawn": {"cases", "dimensions", "pairwise", "case_space", "strategies", "routing", "covering_stage", "coverage_report"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
         "locate", "forkserver", "protocol", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from harness import torch_undefined  # noqa: E402
-from harness.cases import DEFECTS, DTYPE_ORDER, LAYOUTS, Case, defects_for, materialize  # noqa: E402
+from harness.cases import DEFECTS, DTYPE_ORDER, LAYOUTS, Case, materialize  # noqa: E402
+from harness.dimensions import defects_for  # noqa: E402
 from harness.families import FAMILIES  # noqa: E402
 from harness.oracle.invalid import defective_input  # noqa: E402
 from harness.oracle.session import construct, load_weights, reference_factory  # noqa: E402
@@ -82,7 +83,7 @@ def sweep_cases(families: list[str]) -> list[Case]:
                 for defect in defects_for(valid):
                     state_defect = defect.startswith(("h0", "c0")) or defect in ("c0_missing", "state_not_tuple")
                     if state_defect and not h0_given:
-                        continue  # a state defect passes a state (harness/covering.py)
+                        continue  # a state defect passes a state (harness/dimensions.py)
                     found.append(dataclasses.replace(valid, defect=defect))
     return found
 

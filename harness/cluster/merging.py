@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness import coverage
+from harness import coverage_report
 from harness.cluster.units import Outcome, Unit
 from harness.database import slug
 from harness.outcome import ImplementationResult
@@ -58,7 +58,7 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
     for outcome in outcomes:
         for reason, count in outcome.result.known_failure_cases.items():
             result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + count
-    result.coverage = coverage.merge([o.result.coverage for o in outcomes if o.result.coverage is not None])
+    result.coverage = coverage_report.merge([o.result.coverage for o in outcomes if o.result.coverage is not None])
     spans = [(o.started, o.finished) for o in outcomes if o.started is not None and o.finished is not None]
     result.seconds = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
     by_verdict = {verdict: [o for o in outcomes if o.result.verdict == verdict] for verdict in ("fail", "error", "pass", "skipped")}

@@ -1,10 +1,11 @@
 """The discrete case space of one implementation, and a small set of cases covering it.
 
 Every `Case` has a *profile*: one value for each discrete dimension (layout, grad
-mode, dtype, batch-size class, ...). `Space` lists the dimensions that an
-implementation's declarations leave open, the constraints between their values (no
-empty batch for a packed input, a batch of ``num_layers * num_directions`` rows needs
-more than one layer or direction, ...), and:
+mode, dtype, batch-size class, ...). The dimensions and the constraints between their
+values (no empty batch for a packed input, a batch of ``num_layers * num_directions``
+rows needs more than one layer or direction, ...) are the records of
+`harness.dimensions`. `Space` holds those an implementation's declarations leave
+open, and:
 
 - ``feasible_pairs()``: every pair of values of two dimensions that some valid case
   holds;
@@ -16,28 +17,24 @@ more than one layer or direction, ...), and:
 
 `harness.strategies.cases` draws the profile first, one integer choice per
 dimension, so a row is also the start of a Hypothesis choice sequence
-(``prefix(row)``): `harness.coverage` hands those prefixes to Hypothesis, which
+(``prefix(row)``): `harness.covering_stage` hands those prefixes to Hypothesis, which
 runs them before it generates anything and shrinks a failing one like any other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import random
 from typing import Mapping
 
-from harness.cases import DTYPE_NAMES, DTYPE_ORDER, NONCONTIGUOUS, SECOND_CALLS, Case, available_devices
-from harness.dimensions import (
-    BATCH_CLASSES, GRAD_MODES, ONE_LAYER_DEFECTS, ONE_ROW_DEFECTS, REGIMES, SEQUENCE_CLASSES, STATE_DEFECTS, Dimension,
-    batch_class, family_defects, grad_mode, regime, sequence_class,
-)
+from harness.cases import Case
+from harness.dimensions import STATE_DEFECTS, Scope, Values, dimensions_of
 from harness.pairwise import ipog
 
 IPOG_ORDERS = 16
 """Dimension orders the covering construction tries; the smallest result is kept."""
-INVALID_WEIGHT = 9
-"""A randomly drawn case is valid INVALID_WEIGHT times in INVALID_WEIGHT + 1."""
 
 STAGE_COVERING, STAGE_SAMPLED, STAGE_LAST = 0, 1, 2**20
 """The strategy's first choice orders the stored rows, since Hypothesis replays them
@@ -46,152 +43,102 @@ in the order of their choices: 0 for a covering row, 1 + i for the i-th sampled 
 other effect; Hypothesis' own generation draws anything in 0..STAGE_LAST."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """A dimension as one space holds it: its values under the implementation's
+    declarations (the first is the simplest, where shrinking heads) and how often a
+    random draw picks each."""
+
+    name: str
+    values: tuple
+    weights: tuple[int, ...] | None = None  # random draws; None: uniform
+
+    @property
+    def choices(self) -> tuple:
+        """What the strategy's one integer choice indexes: each value repeated by its weight."""
+        if self.weights is None:
+            return self.values
+        return tuple(value for value, weight in zip(self.values, self.weights) for _ in range(weight))
+
+    def index(self, value) -> int:
+        """The integer choice that draws ``value`` (its first occurrence)."""
+        return self.choices.index(value)
+
+
 class Space:
-    """The discrete dimensions an implementation leaves open, and their constraints."""
+    """The discrete dimensions an implementation leaves open, and their constraints,
+    read from the records of `harness.dimensions`."""
 
     def __init__(self, implementation, devices: list[str] | None = None, invalid: bool = True):
-        from harness.implementation import ALL_DTYPES
-
+        scope = Scope(implementation, tuple(devices) if devices else None, invalid)
         family = implementation.family_record
         self.family = family
         self.implementation_name = implementation.name
-        self.max_layers = 1 if family.cell else min(4, implementation.max_layers or 4)
-        self.defects = family_defects(family) if invalid else ()
-        declared = implementation.dtypes or ALL_DTYPES
-        dtypes = tuple(name for name in DTYPE_ORDER if any(DTYPE_NAMES[d] == name for d in declared))
-        allowed_devices = tuple(d for d in (devices or available_devices()) if implementation.devices is None or d in implementation.devices)
-        layouts = ["batched"]
-        if implementation.unbatched:
-            layouts.append("unbatched")
-        if implementation.packed and not family.cell:
-            layouts += ["packed_sorted", "packed_unsorted"]
-        grad_modes = GRAD_MODES if implementation.backward else ("forward_only", "no_grad")
-        candidates = [
-            # The defect first: every valid row's choices sort before every invalid one's.
-            Dimension("defect", (None,) + self.defects, (INVALID_WEIGHT * len(self.defects),) + (1,) * len(self.defects)),
-            Dimension("device", allowed_devices),
-            Dimension("dtype", dtypes),
-            Dimension("layout", tuple(layouts)),
-            Dimension("grad_mode", grad_modes),
-            Dimension("second_call", SECOND_CALLS),
-            Dimension("training", (False, True)),
-            Dimension("h0_given", (False, True)),
-            Dimension("noncontiguous", NONCONTIGUOUS),
-            Dimension("regime", REGIMES),
-            Dimension("exact_zeros", (False, True)),
-            Dimension("bias", (True, False)),
-        ]
-        if family.nonlinearity:
-            nonlinearities = tuple(n for n in ("tanh", "relu") if implementation.nonlinearities is None or n in implementation.nonlinearities)
-            candidates.append(Dimension("nonlinearity", nonlinearities))
-        if not family.cell:
-            candidates.append(Dimension("batch_first", (False, True)))
-            candidates.append(Dimension("bidirectional", (False, True) if implementation.bidirectional else (False,)))
-            candidates.append(Dimension("layers", ("one", "several") if self.max_layers > 1 else ("one",)))
-            if family.projections:
-                candidates.append(Dimension("projection", ("none", "projected") if implementation.projections else ("none",), (3, 1)))
-            candidates.append(Dimension("dropout", ("zero", "nonzero")))
-        batch_classes = BATCH_CLASSES
-        candidates.append(Dimension("batch", batch_classes, (1, 2, 1, 1, 1)))
-        if not family.cell:
-            candidates.append(Dimension("sequence", SEQUENCE_CLASSES, (1, 3, 1)))
-        # Square means input_size == hidden_size > 1 (at 1 x 1 every matrix is square
-        # and none is informative), so the minimal case of either class has input_size 1.
-        candidates.append(Dimension("input_width", ("other", "square"), (4, 1)))
-        # The order of the choices: Hypothesis replays the rows sorted by their choices,
-        # so what makes a case costly (steps, layers, directions, rows) goes first, after
-        # the defect: the cheap rows run first, and the first failure is a cheap one.
-        costly = ("defect", "sequence", "layers", "bidirectional", "batch")
-        candidates.sort(key=lambda d: costly.index(d.name) if d.name in costly else len(costly))
+        self.max_layers = scope.max_layers
+        self.records = dimensions_of(family)
+        candidates = [Axis(record.name, values, record.weights_of(values)) for record in self.records for values in [record.values_in(scope)]]
         self.all_dimensions = tuple(candidates)
         # A dimension with one value is a constant: it draws nothing and pairs with nothing.
         self.dimensions = tuple(d for d in candidates if len(d.values) > 1)
         self.fixed = {d.name: d.values[0] for d in candidates if len(d.values) == 1}
         self.by_name = {d.name: d for d in candidates}
+        self.defects = tuple(value for value in self.by_name["defect"].values if value is not None)
+        # The records' constraints, the valid cases' first and the defect's last: a
+        # random draw is repaired in this order, since a defect applies to a case that is
+        # otherwise valid.
+        valid = [rule for record in self.records if record.name != "defect" for rule in record.constraints]
+        invalid = [rule for record in self.records if record.name == "defect" for rule in record.constraints]
+        self.constraints = tuple(valid + invalid)
+        # The only dimensions any constraint reads (``invalid`` stands for the defect in
+        # pairs); the others take any value.
+        self.constrained = frozenset({"invalid"}.union(*(rule.reads for rule in self.constraints)))
 
     @property
     def signature(self) -> tuple:
-        """What the rows depend on: the family, the open dimensions and the constants."""
-        return (self.family.name, self.max_layers, self.defects, tuple((d.name, d.values, d.weights) for d in self.all_dimensions))
+        """What the rows depend on: the family, the open dimensions, the constants and the constraints."""
+        axes = tuple((d.name, d.values, d.weights) for d in self.all_dimensions)
+        return (self.family.name, self.max_layers, self.defects, axes, tuple(rule.reason for rule in self.constraints))
 
     # -- constraints -----------------------------------------------------------------
 
     def value(self, profile: Mapping, name: str):
         """The profile's value of ``name``: drawn, fixed by a declaration, or None if not yet assigned."""
-        if name in profile:
-            return profile[name]
-        return self.fixed.get(name)
+        return Values(profile, self.fixed)(name)
 
     def allowed(self, profile: Mapping) -> bool:
         """False if the (partial) profile breaks a constraint among its assigned values."""
         return not any(True for _ in self.violations(profile))
 
     def violations(self, profile: Mapping):
-        """The names of the constraints the (partial) profile breaks."""
-        v = functools.partial(self.value, profile)
-        layout, batch, defect = v("layout"), v("batch"), v("defect")
-        single_stack = not self.family.cell and v("layers") == "one" and v("bidirectional") is False
-        if layout == "unbatched" and batch not in (None, "one"):
-            yield "an unbatched input has one row"
-        if layout is not None and layout.startswith("packed") and batch == "empty":
-            yield "a PackedSequence holds at least one sequence"
-        if batch == "coincidence" and single_stack:
-            yield "a coincident batch (num_layers * num_directions rows) needs more than one layer or direction"
-        if defect is None:
-            return
-        if defect == "empty_sequence" and layout is not None and layout.startswith("packed"):
-            yield "an empty sequence cannot be packed"
-        if defect in ONE_ROW_DEFECTS and (layout == "unbatched" or batch in ("one", "empty")):
-            yield "a one-row state defect needs a batch of two rows or more"
-        if defect == "h0_wrong_batch" and layout == "unbatched":
-            yield "an unbatched input has no batch to get wrong"
-        if defect in ONE_LAYER_DEFECTS and single_stack:
-            yield "a one-layer state defect needs more than one layer or direction"
-        if defect in STATE_DEFECTS and v("h0_given") is False:
-            yield "a state defect passes a state"
+        """The reasons of the constraints the (partial) profile breaks."""
+        v = Values(profile, self.fixed)
+        return (rule.reason for rule in self.constraints if rule.broken(v))
+
+    REPAIR_ROUNDS = 4
+    """Passes over the constraints a repair makes at most (one change may break another rule)."""
 
     def repair(self, profile: dict) -> dict:
-        """A randomly drawn profile made valid, keeping its rarer values: the defect and
-        the layout stay, the batch class, layers or state form give way."""
+        """A randomly drawn profile made valid: each broken constraint, in order, makes
+        its changes, keeping the rarer values (the defect and the layout stay, the batch
+        class, layers or state form give way)."""
         profile = dict(profile)
-        v = functools.partial(self.value, profile)
-        for _ in range(4):
+        v = Values(profile, self.fixed)
+        for _ in range(self.REPAIR_ROUNDS):
             if self.allowed(profile):
                 return profile
-            layout, defect = v("layout"), v("defect")
-            if layout == "unbatched":
-                profile["batch"] = "one"
-                if defect in ONE_ROW_DEFECTS or defect == "h0_wrong_batch":
-                    profile["layout"] = "batched"
-                    profile["batch"] = "few"
-            if layout.startswith("packed") and v("batch") == "empty":
-                profile["batch"] = "one"
-            if defect == "empty_sequence" and layout.startswith("packed"):
-                profile["layout"] = "batched"
-            if defect in ONE_ROW_DEFECTS and v("batch") in ("one", "empty"):
-                profile["batch"] = "few"
-            if defect in STATE_DEFECTS:
-                profile["h0_given"] = True
-            needs_stack = v("batch") == "coincidence" or defect in ONE_LAYER_DEFECTS
-            if needs_stack and not self.family.cell and v("layers") == "one" and v("bidirectional") is False:
-                if "layers" in profile and len(self.by_name["layers"].values) > 1:
-                    profile["layers"] = "several"
-                elif "bidirectional" in profile and len(self.by_name["bidirectional"].values) > 1:
-                    profile["bidirectional"] = True
-                elif defect in ONE_LAYER_DEFECTS:
-                    profile["defect"] = "wrong_width"
-                else:
-                    profile["batch"] = "few"
+            for rule in self.constraints:
+                if rule.broken(v):
+                    profile.update(rule.repair(v))
         if not self.allowed(profile):
             raise AssertionError(f"{self.implementation_name}: could not repair {profile}: {list(self.violations(profile))}")
         return profile
 
-    def completable(self, profile: Mapping, dimensions: tuple[Dimension, ...] | None = None) -> bool:
+    def completable(self, profile: Mapping, dimensions: tuple[Axis, ...] | None = None) -> bool:
         """Whether the partial profile extends to a valid one over ``dimensions``."""
         if not self.allowed(profile):
             return False
         # Only the constrained dimensions can make a completion fail.
-        remaining = [d for d in (dimensions or self.dimensions) if d.name not in profile and d.name in self.CONSTRAINED]
+        remaining = [d for d in (dimensions or self.dimensions) if d.name not in profile and d.name in self.constrained]
 
         def extend(partial: dict, index: int) -> bool:
             if index == len(remaining):
@@ -210,28 +157,25 @@ class Space:
     # -- pairs -----------------------------------------------------------------------
 
     @property
-    def pairwise_dimensions(self) -> tuple[Dimension, ...]:
+    def pairwise_dimensions(self) -> tuple[Axis, ...]:
         """The dimensions the pairs are over. The defect enters as ``invalid``, no or
         yes: every defect against every value of every dimension would need hundreds
         of cases; `invalid_rows` tries each defect against what it depends on."""
         dims = []
         for dimension in self.dimensions:
             if dimension.name == "defect":
-                dims.append(Dimension("invalid", (False, True)))
+                dims.append(Axis("invalid", (False, True)))
             else:
                 dims.append(dimension)
         return tuple(dims)
 
     @property
-    def valid_dimensions(self) -> tuple[Dimension, ...]:
+    def valid_dimensions(self) -> tuple[Axis, ...]:
         return tuple(d for d in self.pairwise_dimensions if d.name != "invalid")
-
-    CONSTRAINED = ("layout", "batch", "defect", "invalid", "layers", "bidirectional", "h0_given")
-    """The only dimensions any constraint reads; the others take any value."""
 
     def _pair_allowed(self, profile: Mapping) -> bool:
         """Whether a partial pairwise profile extends to a valid case."""
-        return self._allowed_constrained(tuple((name, profile[name]) for name in self.CONSTRAINED if name in profile))
+        return self._allowed_constrained(tuple((name, profile[name]) for name in sorted(self.constrained) if name in profile))
 
     @functools.lru_cache(maxsize=None)
     def _allowed_constrained(self, items: tuple) -> bool:
@@ -361,33 +305,14 @@ class Space:
 
     def profile_of(self, case: Case) -> dict:
         """The value of every dimension (constants included) that ``case`` holds."""
-        profile = {
-            "defect": case.defect,
-            "device": case.device,
-            "dtype": str(case.dtype),
-            "layout": case.layout,
-            "grad_mode": grad_mode(case),
-            "second_call": case.second_call,
-            "training": case.training,
-            "h0_given": case.h0_given or case.defect in STATE_DEFECTS,
-            "noncontiguous": case.noncontiguous,
-            "regime": regime(case),
-            "exact_zeros": case.exact_zeros,
-            "bias": case.bias,
-        }
-        if self.family.nonlinearity:
-            profile["nonlinearity"] = case.nonlinearity
-        if not self.family.cell:
-            profile["batch_first"] = case.batch_first
-            profile["bidirectional"] = case.bidirectional
-            profile["layers"] = "one" if case.num_layers == 1 else "several"
-            if self.family.projections:
-                profile["projection"] = "projected" if case.proj_size else "none"
-            profile["dropout"] = "zero" if case.dropout == 0 else "nonzero"
-            profile["sequence"] = sequence_class(case.seq_len)
-        profile["batch"] = batch_class(case)
-        profile["input_width"] = "square" if case.input_size == case.hidden_size > 1 else "other"
-        return {name: value for name, value in profile.items() if name in self.by_name}
+        return {record.name: record.classify(case) for record in self.records}
+
+    def triple_of(self, profile: Mapping) -> tuple[str, str, bool] | None:
+        """The invalid-input triple (defect, layout, h_0 given) a profile holds, or None for a valid one."""
+        defect = profile.get("defect")
+        if defect is None:
+            return None
+        return (defect, profile.get("layout", "batched"), bool(profile.get("h0_given")) or defect in STATE_DEFECTS)
 
 
 _SPACES: dict[tuple, Space] = {}
