@@ -4,8 +4,8 @@ The modules, in the order a case goes through them (tests/test_structure.py hold
 each stage to importing only itself and the stages before it):
 
 - What is under test: `families` (torch's six classes), `implementation` (the plugin
-  record), `registry` (entry-point discovery), `dropin/` (drop-in shells), `cells`
-  (the step formulas), `references/` (what the engine runs beside a candidate:
+  record), `registry` (entry-point discovery), `dropin/` (drop-in shells), `step_formulas`
+  (one step of each family, written once), `references/` (what the engine runs beside a candidate:
   torch's layers on ATen, the loop recurrence), `packing`, `usage` (exit codes,
   `UsageError`).
 - What is drawn: `cases` (`Case` and its tensors), `dimensions` (the discrete

@@ -51,11 +51,11 @@ def select(args, *, always: tuple[str, ...] = ()) -> tuple[Registry, list[str]]:
     # bench's --family is its own (each family timed against its own baseline): not a filter here.
     families = [] if args.command == "bench" else list(dict.fromkeys(getattr(args, "family", None) or []))
     if families:
-        from harness.implementation import FAMILIES
+        from harness.families import FAMILY_NAMES
 
         for family in families:
-            if family not in FAMILIES:
-                raise UsageError(f"unknown family {family!r}; known families: {', '.join(FAMILIES)}")
+            if family not in FAMILY_NAMES:
+                raise UsageError(f"unknown family {family!r}; known families: {', '.join(FAMILY_NAMES)}")
     asked = " ".join(f"--family {family}" for family in families)
     if names:
         try:

@@ -4,7 +4,7 @@ Everything in the harness that differs between nn.RNN, nn.LSTM, nn.GRU and the t
 cells reads it from here: constructor keywords, the recurrent state (``h`` or
 ``(h, c)``) and its widths, parameter names and shapes with the gates stacked as
 torch stacks them, and what each module returns. The cell formulas themselves live
-in `harness.cells`. Adding a family is one record here plus its formula there.
+in `harness.step_formulas`. Adding a family is one record here plus its formula there.
 """
 
 from __future__ import annotations

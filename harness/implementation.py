@@ -18,7 +18,6 @@ from torch import nn
 
 from harness.families import FAMILY_NAMES, family as family_record
 
-FAMILIES = FAMILY_NAMES
 """The families the harness checks: torch's class names (harness/families.py)."""
 
 ALL_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
@@ -124,10 +123,10 @@ class Implementation:
                 f"Implementation {self.name!r}: factory must be callable "
                 f"(a class or a function returning an nn.Module), got {self.factory!r}"
             )
-        if self.family not in FAMILIES:
+        if self.family not in FAMILY_NAMES:
             raise ValueError(
                 f"Implementation {self.name!r}: family {self.family!r} is not one of torch's recurrent modules; "
-                f"expected one of {', '.join(FAMILIES)} (torch's class names, exactly)"
+                f"expected one of {', '.join(FAMILY_NAMES)} (torch's class names, exactly)"
             )
         # Freeze the collections so two records compare and hash by value.
         for field in ("dtypes", "devices", "nonlinearities"):

@@ -131,7 +131,7 @@ PERTURBED_LOOPS = {
     }.items()
 }
 """Each family's `loop` with perturbed elementwise outputs (every formula in
-harness.cells routes its tanh, sigmoid and relu through ``elementwise``)."""
+harness.step_formulas routes its tanh, sigmoid and relu through ``elementwise``)."""
 
 
 ADJOINT_LOOPS = {

@@ -115,10 +115,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_family(family: str, names: list[str]) -> None:
     """--rnn-family names a known family, and every --rnn-impl is of it."""
-    from harness.implementation import FAMILIES
+    from harness.families import FAMILY_NAMES
 
-    if family not in FAMILIES:
-        raise pytest.UsageError(f"--rnn-family {family!r} is not a family; known families: {', '.join(FAMILIES)}")
+    if family not in FAMILY_NAMES:
+        raise pytest.UsageError(f"--rnn-family {family!r} is not a family; known families: {', '.join(FAMILY_NAMES)}")
     for name in dict.fromkeys(names):
         implementation = _resolve(name, fail=lambda message: None)
         actual = getattr(implementation, "family", family)  # unknown or broken: its own test says why

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from harness import Implementation
-from harness.cells import family_step
+from harness.step_formulas import family_step
 from harness.dropin import (
     DirectionWeights,
     DropInGRU,

@@ -88,11 +88,9 @@ def test_discrepancy_exits_1_with_minimal_case_and_repro(tmp_path, monkeypatch, 
 
 @pytest.fixture
 def two_families(monkeypatch):
-    """An RNN and a GRU implementation registered, as soon as the harness knows GRU."""
-    from harness import implementation as implementation_module
+    """An RNN and a GRU implementation registered."""
     from harness import Implementation
 
-    monkeypatch.setattr(implementation_module, "FAMILIES", ("RNN", "GRU"))
     records = [Implementation(name="an-rnn", factory=torch.nn.RNN), Implementation(name="a-gru", factory=torch.nn.GRU, family="GRU")]
     plugins = {record.name: LoadedPlugin(FoundPlugin(record.name, "families", "0", "families", entry_point=None), record) for record in records}
     monkeypatch.setattr(cli, "discover", lambda *names, **options: Registry(plugins, []))
@@ -107,7 +105,7 @@ def test_family_selects_the_implementations_of_that_family(two_families, command
 @pytest.mark.parametrize("command", ["fuzz"])  # bench: its own repeatable --family (tests/test_bench.py)
 def test_unknown_family_is_a_usage_error_listing_the_known_ones(two_families, command, capsys):
     assert cli.main([command, "--family", "Transformer"]) == cli.EXIT_USAGE
-    assert "unknown family 'Transformer'; known families: RNN, GRU" in capsys.readouterr().err
+    assert "unknown family 'Transformer'; known families: RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["fuzz"])  # bench: its own repeatable --family (tests/test_bench.py)

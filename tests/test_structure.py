@@ -236,7 +236,7 @@ def test_a_long_module_says_why_at_its_top(module):
 # Running campaigns and showing them are one stage: the command runners report
 # progress as they go.
 STAGES = {
-    "what is under test": {"families", "cells", "dropin", "references", "implementation", "packing", "registry", "usage"},
+    "what is under test": {"families", "step_formulas", "dropin", "references", "implementation", "packing", "registry", "usage"},
     "what is drawn": {"cases", "dimensions", "pairwise", "case_space", "strategies", "routing", "covering_stage", "coverage_report"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.cells import ELEMENTWISE
+from harness.step_formulas import ELEMENTWISE
 from harness.dropin.cells import DropInCell, DropInGRUCell, DropInLSTMCell, DropInRNNCell
 from harness.dropin.layers import DropInGRU, DropInLSTM, DropInRecurrent, DropInRNN
 from harness.dropin.shared import DirectionWeights, State, check_constructor_arguments, step_offsets

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from harness.cells import torch_elementwise
+from harness.step_formulas import torch_elementwise
 from harness.dropin.shared import DirectionWeights, State, check_constructor_arguments, torch_parameters, uniform_init
 from harness.families import FAMILIES, Family
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from harness.cells import torch_elementwise
+from harness.step_formulas import torch_elementwise
 from harness.dropin.shared import DirectionWeights, State, check_constructor_arguments, torch_parameters, uniform_init
 from harness.families import FAMILIES, Family, parameter_names
 
@@ -92,7 +92,7 @@ class DropInRecurrent(nn.Module):
         return getattr(self, parameter_names(layer, direction).w_hr) if self.proj_size else None
 
     def elementwise(self, name: str, x: Tensor) -> Tensor:
-        """tanh, sigmoid or relu. Every cell formula in harness.cells goes through this
+        """tanh, sigmoid or relu. Every cell formula in harness.step_formulas goes through this
         hook, so a subclass can swap the activation functions' arithmetic."""
         return torch_elementwise(name, x)
 

@@ -2,18 +2,18 @@
 activation probes perturb (harness/probes.py), registered as the ``loop*`` built-ins.
 
 Each step computes ``gi = x_t W_ih^T + b_ih`` and ``gh = h_{t-1} W_hh^T + b_hh`` and
-hands them to the family's formula in harness/cells.py. Written to be obviously right
+hands them to the family's formula in harness/step_formulas.py. Written to be obviously right
 rather than fast: no hoisting, no fusing, no in-place writes.
 """
 
 import torch
 
-from harness.cells import family_step
+from harness.step_formulas import family_step
 from harness.dropin import DropInGRU, DropInGRUCell, DropInLSTM, DropInLSTMCell, DropInRNN, DropInRNNCell, step_offsets
 
 
 def _functions(module):
-    """The elementwise hook for harness.cells: RNN's single nonlinearity goes through
+    """The elementwise hook for harness.step_formulas: RNN's single nonlinearity goes through
     ``activation`` (which plugins of the nn.RNN era override), the gates through
     ``elementwise``."""
     if module.family.nonlinearity:

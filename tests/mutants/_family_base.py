@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from harness import DirectionWeights
-from harness.cells import family_step
+from harness.step_formulas import family_step
 from harness.dropin import step_offsets
 from ._base import time_order
 
@@ -54,7 +54,7 @@ class StepwiseLayer:
         return self.formula(gi, gh, states, w_hr)
 
     def formula(self, gi: Tensor, gh: Tensor, states: tuple[Tensor, ...], w_hr: Tensor | None) -> tuple[Tensor, ...]:
-        """The family's cell formula (harness/cells.py): the next ``(h,)`` or ``(h, c)``."""
+        """The family's cell formula (harness/step_formulas.py): the next ``(h,)`` or ``(h, c)``."""
         return family_step(self.family.name, gi, gh, states, self.nonlinearity, w_hr, self.elementwise)
 
     def carry(self, new: tuple[Tensor, ...], states: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from harness.cells import gru_step, lstm_step
+from harness.step_formulas import gru_step, lstm_step
 from harness.dropin import DropInGRU, DropInLSTM, DropInLSTMCell
 from ._base import cast_weights
 from ._family_base import StepwiseCell, StepwiseLayer

@@ -1,4 +1,5 @@
-"""The cell formulas of torch's recurrent families, written once.
+"""One step of each of torch's recurrent families, written once (the module shells
+that run these steps over a sequence are in `harness.dropin`).
 
 Each takes the two gate pre-activation blocks a step computes, ``gi = x W_ih^T + b_ih``
 and ``gh = h W_hh^T + b_hh`` (gates stacked as torch stacks them), and the previous
