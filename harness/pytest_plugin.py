@@ -251,7 +251,7 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
         if isinstance(implementation, str):
             implementation = _resolve(implementation)
         if isinstance(implementation, BrokenPlugin):
-            result = ImplementationResult(implementation.name, "error", 0, 0.0, settings["seed"], settings["profile"], reason=implementation.error)
+            result = ImplementationResult.error(implementation.name, settings["seed"], settings["profile"], implementation.error)
         else:
             with _statistics(request):
                 result = fuzz_implementation(implementation, **settings)

@@ -157,7 +157,7 @@ def test_a_cluster_run_exits_as_a_local_run_does(cluster_run, cluster):
 def test_shards_are_merged_into_one_report_entry_that_names_the_workers(cluster_run, cluster):
     _, directory = cluster_run
     loop = entries(directory / "report.json")["loop"]
-    local_keys = set(ImplementationResult("x", "pass", 0, 0.0, 0, "default").to_json())
+    local_keys = set(ImplementationResult.passed("x", 0, "default").to_json())
     assert local_keys <= set(loop), f"a cluster entry has every key of a local one; missing {local_keys - set(loop)}"
     # 80 examples, and the covering phase's invalid inputs on top, in the first shard only.
     assert (loop["verdict"], loop["examples"], loop["family"]) == ("pass", 80 + loop["coverage"]["invalid_input_cases"], "RNN"), f"loop: {loop}"
@@ -441,7 +441,10 @@ def test_database_locations():
 
 
 def outcome(unit: Unit, verdict: str, examples: int, *, failure=None, started=0.0, finished=1.0, worker="tcp://w:1") -> Outcome:
-    result = ImplementationResult(unit.name, verdict, examples, finished - started, unit.seed, unit.profile, failure=failure, known_failure_cases={"r": 1})
+    result = ImplementationResult(
+        name=unit.name, verdict=verdict, examples=examples, seconds=finished - started, seed=unit.seed, profile=unit.profile,
+        failure=failure, known_failure_cases={"r": 1},
+    )
     return Outcome(unit, result, worker, started, finished)
 
 

@@ -87,7 +87,7 @@ def run_command(args, registry, names: list[str]) -> int:
     results = []
     for name in names:
         if name in broken:
-            results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
+            results.append(ImplementationResult.error(name, seed, args.profile, broken[name].error))
         else:
             results.append(collector.result(name, [unit for unit in unfinished if unit.name == name]))
     return report.finish(args, results, seed=seed, devices=devices)

@@ -109,4 +109,4 @@ class Outcome:
 
 
 def unit_error(unit: Unit, reason: str, **fields) -> Outcome:
-    return Outcome(unit, ImplementationResult(unit.name, "error", 0, 0.0, unit.seed, unit.profile, reason=reason, isolated=unit.isolate), **fields)
+    return Outcome(unit, ImplementationResult.error(unit.name, unit.seed, unit.profile, reason, isolated=unit.isolate), **fields)
