@@ -14,7 +14,6 @@ module reaches neither.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -24,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
@@ -32,7 +30,7 @@ from harness import cases, coverage as coverage_account, covering, database as e
 from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
-from harness.isolation import HarnessError, InProcess, Worker
+from harness.isolation import HarnessError, InProcess, Worker, exact_cuda_math
 from harness.outcome import ImplementationResult
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 from harness.profiles import DEFAULT_DATABASE, DEFAULT_REPRO_DIR, DEFAULT_TIMEOUT, PROFILES, check_arguments, register_profiles, replay_arguments
@@ -43,22 +41,6 @@ __all__ = [  # the profiles and defaults are `harness.profiles`'; named here too
 ]
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
 _UNSET = object()
-
-@contextlib.contextmanager
-def _exact_cuda_math(runner):
-    """TF32 would make CUDA float32 results differ from float32 arithmetic. A worker
-    switches it off for itself (`harness.isolation`); in this process it is switched
-    off for the campaign only."""
-    if not isinstance(runner, InProcess) or not torch.cuda.is_available():
-        yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
 
 COVERING, RANDOM = "covering", "random"
 """A campaign's two stages. The covering stage runs the covering rows and the invalid
@@ -95,7 +77,9 @@ class Campaign:
     cases that cover every feasible pair of the space's values and every invalid
     input (`harness.coverage`); a campaign split into seed shards runs it in one
     shard only. ``replay_options``: the ``fuzz`` options beyond the profile and seed
-    that shaped this campaign, for the command that replays it.
+    that shaped this campaign, for the command that replays it. ``on_margins`` is
+    called with each case that held and its `oracle.Margins`; ``lazy_probes=False``
+    (in this process only) runs the activation probes on every case (`oracle.check`).
     """
 
     def __init__(
@@ -115,6 +99,8 @@ class Campaign:
         cancel: threading.Event | None = None,
         covering_phase: bool = True,
         replay_options: tuple[str, ...] | None = None,
+        on_margins: Callable[[Case, oracle.Margins], None] | None = None,
+        lazy_probes: bool = True,
     ):
         if database_dir is not _UNSET:
             database = database_dir
@@ -134,11 +120,13 @@ class Campaign:
         if implementation.example_timeout is not None:
             timeout = max(timeout, implementation.example_timeout)
         self.timeout = timeout
-        self.runner = Worker(implementation, self.model, timeout, cancel) if isolate else InProcess(implementation, self.model)
-        self.result = ImplementationResult(
-            implementation.name, "skipped", 0, 0.0, self.seed, profile,
-            error_budget=implementation.error_budget, isolated=isolate, family=implementation.family,
-            replay_options=tuple(replay_options),
+        if isolate and not lazy_probes:
+            raise ValueError("lazy_probes=False runs the candidate in this process: pass isolate=False with it")
+        self.runner = Worker(implementation, self.model, timeout, cancel) if isolate else InProcess(implementation, self.model, lazy_probes)
+        self.on_margins = on_margins
+        self.result = ImplementationResult.pending(
+            implementation.name, self.seed, profile, error_budget=implementation.error_budget, isolated=isolate,
+            family=implementation.family, replay_options=tuple(replay_options),
         )
         self.finished = False  # a verdict is in: no stage runs any more
         self.available: bool | None = None  # asked of the worker before the first stage
@@ -266,7 +254,7 @@ class Campaign:
             shared = {id(self.account.space): self.account.space, id(self.account.plan): self.account.plan}  # not copied
             before = (self.result.examples, dict(self.result.known_failure_cases), copy.deepcopy(self.account, shared))
             try:
-                with _exact_cuda_math(self.runner):
+                with exact_cuda_math(self.runner):
                     self._test(profile_settings, overrides, on_example)()
             except KeyboardInterrupt:
                 raise
@@ -374,11 +362,14 @@ class Campaign:
                 account.record(case_profile)
                 result.coverage = account.to_json()
             try:
-                margin = runner.request(request, case)
-                if isinstance(margin, float) and math.isfinite(margin):
+                margins = runner.request(request, case)
+                worst = margins.worst()
+                if worst is not None and math.isfinite(worst):
                     # Guided search: Hypothesis' target phase climbs towards the cases
                     # whose worst error comes closest to its bound.
-                    target(margin, label="worst |error| / bound")
+                    target(worst, label="worst |error| / bound")
+                if self.on_margins is not None:
+                    self.on_margins(case, margins)
             except BaseException as error:
                 if self.first_failure is None:
                     self.first_failure = result.examples

@@ -29,10 +29,13 @@ before it is reported, so a merely slow case is never called a hang.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import sys
 import time
+
+import torch
 
 from harness import locate, worker_process
 from harness.cases import Case
@@ -331,9 +334,10 @@ class Worker:
 class InProcess:
     """The same interface without a process boundary: for debugging (--no-isolation)."""
 
-    def __init__(self, implementation: Implementation, model: ErrorModel):
+    def __init__(self, implementation: Implementation, model: ErrorModel, lazy_probes: bool = True):
         self.implementation = dataclasses.replace(implementation)
         self.model = model
+        self.lazy_probes = lazy_probes  # False: the activation probes run on every case (`oracle.check`)
         self.restarts = 0
         self.first_hang = None  # nothing times out in-process
 
@@ -349,12 +353,12 @@ class InProcess:
                 return None
             return None
         if request == "check":
-            return oracle.check(self.implementation, case, self.model)
+            return oracle.check(self.implementation, case, self.model, lazy_probes=self.lazy_probes)
         if request.startswith("check_waiving:"):
-            return oracle.check(self.implementation, case, self.model, waive=frozenset(request.split(":", 1)[1].split(",")))
+            return oracle.check(self.implementation, case, self.model, waive=frozenset(request.split(":", 1)[1].split(",")), lazy_probes=self.lazy_probes)
         if request.startswith("check_expecting:"):
             expected = request.split(":", 1)[1]
-            return oracle.check(self.implementation, case, self.model, None if expected == "None" else expected)
+            return oracle.check(self.implementation, case, self.model, None if expected == "None" else expected, lazy_probes=self.lazy_probes)
         if request == "localize":
             return oracle.localize_layer(self.implementation, case, self.model)
         if request == "reference_outcome":
@@ -371,3 +375,19 @@ class InProcess:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+@contextlib.contextmanager
+def exact_cuda_math(runner):
+    """TF32 would make CUDA float32 results differ from float32 arithmetic. A worker
+    switches it off for itself (`harness.worker_process`); in this process it is switched
+    off for the campaign only."""
+    if not isinstance(runner, InProcess) or not torch.cuda.is_available():
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
