@@ -275,10 +275,12 @@ class Campaign:
                 self._finish("error")
                 return
             except BaseException as error:  # noqa: BLE001 - every failure is classified in harness.findings
-                if findings.conclude(self, error):
+                conclusion = findings.conclude(self, error)
+                if conclusion is not None:
+                    self.result.failure, self.result.reason = conclusion.failure, conclusion.reason
                     self.result.examples_to_failure = self.first_failure
                     self.result.seconds_to_failure = self.first_failure_seconds
-                    self._finish(self.result.verdict)
+                    self._finish(conclusion.verdict)
                     return
                 if attempt == TORCH_RETRIES:
                     self.result.cut = (
