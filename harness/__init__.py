@@ -18,8 +18,8 @@ each stage to importing only itself and the stages before it):
   stages: covering, then random), `profiles` (profiles, defaults, the replay
   options), `findings` (a failure confirmed from scratch before it is reported),
   `isolation` and `worker_process` (the worker process) with `forkserver` and
-  `locate`, `database` (the example database), `repro`, `outcome` (a campaign's
-  result), `local_run` (this machine) and `cluster/` (Dask), `report`,
+  `locate`, `database` (the example database), `repro`, `campaign_result` (a
+  campaign's verdict, counts and failure), `local_run` (this machine) and `cluster/` (Dask), `report`,
   `fuzz_command` and `cli` (``python -m harness``), `pytest_plugin` and `suite`
   (pytest), `bench/` (timing against torch).
 """

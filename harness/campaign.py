@@ -3,7 +3,7 @@
 A `Campaign` runs one implementation in two stages, each a Hypothesis run of its own:
 the covering stage (the rows that cover every feasible pair and every invalid input)
 and the random stage (sampled rows, then Hypothesis' generation). `fuzz_implementation`
-runs both and returns the `ImplementationResult` (`harness.outcome`: verdict, examples,
+runs both and returns the `ImplementationResult` (`harness.campaign_result`: verdict, examples,
 seconds, and the minimal failure, confirmed from scratch by `harness.findings`, with
 its explanation and repro script). Failures are stored in a per-implementation
 Hypothesis database (`harness.database`) and replayed first next time. The ``fuzz``
@@ -31,7 +31,7 @@ from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
 from harness.isolation import HarnessError, InProcess, Worker, exact_cuda_math
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 from harness.profiles import DEFAULT_DATABASE, DEFAULT_REPRO_DIR, DEFAULT_TIMEOUT, PROFILES, check_arguments, register_profiles, replay_arguments
 

@@ -165,7 +165,7 @@ class Campaign:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RESULT_PROPERTY:
-                from harness.outcome import ImplementationResult
+                from harness.campaign_result import ImplementationResult
 
                 recorded = json.loads(value)
                 self.results[recorded["name"]] = ImplementationResult.from_json(recorded["name"], recorded["result"])
@@ -244,7 +244,7 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
     def fuzz(implementation, **options):
         from harness import cases, report
         from harness.campaign import fuzz_implementation
-        from harness.outcome import ImplementationResult
+        from harness.campaign_result import ImplementationResult
         from harness.registry import BrokenPlugin
 
         settings = {**campaign.fuzz_settings(), **options}

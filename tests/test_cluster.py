@@ -449,7 +449,7 @@ def outcome(unit: Unit, verdict: str, examples: int, *, failure=None, started=0.
 
 
 def test_merging_units_fail_beats_error_beats_pass_and_the_smallest_failure_is_kept():
-    from harness.outcome import Failure
+    from harness.campaign_result import Failure
     from harness.cases import Case
 
     units = [Unit("x", "cpu", shard, 3, shard_seed(5, shard), 10, "default", 30.0, True, None, "run") for shard in range(3)]

@@ -296,7 +296,7 @@ def test_the_projects_own_tests_fuzz_only_the_builtins(runs):
 
 
 def test_results_travel_as_the_real_result_type():
-    from harness.outcome import Failure, ImplementationResult
+    from harness.campaign_result import Failure, ImplementationResult
     from harness.cases import Case
 
     case = Case(layout="packed_unsorted", lengths=(2, 1), batch=2, seq_len=2)

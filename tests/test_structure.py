@@ -117,7 +117,7 @@ STAGES = {
     "what is drawn": {"cases", "dimensions", "pairwise", "covering", "strategies", "routing", "coverage"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
-        "locate", "forkserver", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
+        "locate", "forkserver", "worker_process", "isolation", "database", "repro", "campaign_result", "profiles", "findings", "campaign",
         "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
     },
 }

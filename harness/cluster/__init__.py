@@ -27,7 +27,7 @@ from harness.cluster.merging import ClusterResult, Collector, merge
 from harness.cluster.on_client import Execution, connect, ctrl_c_sets, devices_for, shards_for, survey, usage_error
 from harness.cluster.on_worker import run_unit
 from harness.cluster.units import MIN_SHARD_EXAMPLES, Outcome, Unit, automatic_shards, plan, shard_seed, split
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 __all__ = [
     "ClusterResult", "Execution", "Outcome", "Unit", "add_arguments", "automatic_shards", "connect", "merge", "plan",

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness import coverage
 from harness.cluster.units import Outcome, Unit
 from harness.database import slug
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 @dataclasses.dataclass(kw_only=True)
 class ClusterResult(ImplementationResult):

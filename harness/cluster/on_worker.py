@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.cluster.units import GPU, Outcome, Unit, unit_error
 from harness.database import Location
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 class UnitCancelled(KeyboardInterrupt):
     """The client cancelled the unit (Ctrl-C, or it went away): stop like Ctrl-C does."""

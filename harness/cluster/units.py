@@ -9,7 +9,7 @@ import random
 import uuid
 
 from harness.database import Location, slug
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 MIN_SHARD_EXAMPLES = 250
 """Automatic sharding never makes a shard smaller than this: below it, starting a
