@@ -53,8 +53,8 @@ class Failure:
 
 @dataclasses.dataclass(kw_only=True)
 class ImplementationResult:
-    """One implementation's campaign: built by keyword, or by the named constructors
-    for each verdict (`passed`, `failed`, `error`, `skipped`)."""
+    """One implementation's campaign: built by keyword, or by the named constructor of
+    its verdict (`passed`, `failed`, `error`, `skipped`; `pending` before it has one)."""
 
     name: str
     verdict: str  # pass | fail | error | skipped
