@@ -23,8 +23,8 @@ each stage to importing only itself and the stages before it):
   options), `findings` (a failure confirmed from scratch before it is reported),
   `protocol` (the requests a runner carries out), `isolation` and `worker_process`
   (the worker process) with `forkserver` and `locate`, `database` (the example
-  database), `repro`, `outcome` (a campaign's result), `local_run` (this machine)
-  and `cluster/` (Dask), `report`,
+  database), `repro`, `campaign_result` (a campaign's verdict, counts and failure),
+  `local_run` (this machine) and `cluster/` (Dask), `report`,
   `fuzz_command` and `cli` (``python -m harness``), `pytest_plugin` and `suite`
   (pytest), `bench/` (timing against torch).
 """

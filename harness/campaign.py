@@ -3,7 +3,7 @@
 A `Campaign` runs one implementation in two stages, each a Hypothesis run of its own:
 the covering stage (the rows that cover every feasible pair and every invalid input)
 and the random stage (sampled rows, then Hypothesis' generation). `fuzz_implementation`
-runs both and returns the `ImplementationResult` (`harness.outcome`: verdict, examples,
+runs both and returns the `ImplementationResult` (`harness.campaign_result`: verdict, examples,
 seconds, and the minimal failure, confirmed from scratch by `harness.findings`, with
 its explanation and repro script). Failures are stored in a per-implementation
 Hypothesis database (`harness.database`) and replayed first next time. The ``fuzz``
@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 from hypothesis import Phase, event, given, reject, seed as hypothesis_seed, settings, target
 from hypothesis.errors import Unsatisfiable
 
-from harness import case_space, cases, coverage_report, covering_stage, database as examples_database, findings, locate, oracle, protocol, routing, strategies, torch_undefined
+from harness import case_space, cases, coverage_report, covering_stage, database as examples_database, findings, locate, oracle, protocol, routing, strategies, torch_undefined, worker_process
 from harness.cases import Case
 from harness.declarations import set_aside_declarations
 from harness.implementation import Implementation, KnownFailurePredicateError, known_failures_covering
 from harness.isolation import HarnessError, InProcess, Worker
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 from harness.profiles import DEFAULT_DATABASE, DEFAULT_REPRO_DIR, DEFAULT_TIMEOUT, PROFILES, check_arguments, register_profiles, replay_arguments
 
@@ -43,22 +42,6 @@ __all__ = [  # the profiles and defaults are `harness.profiles`'; named here too
 ]
 TORCH_CRASHES = "torch itself crashed on this invalid input (a torch bug: docs/found-bugs.md), so nothing was asked of the candidate"
 _UNSET = object()
-
-@contextlib.contextmanager
-def _exact_cuda_math(runner):
-    """TF32 would make CUDA float32 results differ from float32 arithmetic. A worker
-    switches it off for itself (`harness.isolation`); in this process it is switched
-    off for the campaign only."""
-    if not isinstance(runner, InProcess) or not torch.cuda.is_available():
-        yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
 
 COVERING, RANDOM = "covering", "random"
 """A campaign's two stages. The covering stage runs the covering rows and the invalid
@@ -95,7 +78,9 @@ class Campaign:
     cases that cover every feasible pair of the space's values and every invalid
     input (`harness.covering_stage`); a campaign split into seed shards runs it in one
     shard only. ``replay_options``: the ``fuzz`` options beyond the profile and seed
-    that shaped this campaign, for the command that replays it.
+    that shaped this campaign, for the command that replays it. ``on_margins`` is
+    called with each case that held and its `oracle.Margins`; ``lazy_probes=False``
+    (in this process only) runs the activation probes on every case (`oracle.check`).
     """
 
     def __init__(
@@ -115,6 +100,8 @@ class Campaign:
         cancel: threading.Event | None = None,
         covering_phase: bool = True,
         replay_options: tuple[str, ...] | None = None,
+        on_margins: Callable[[Case, oracle.Margins], None] | None = None,
+        lazy_probes: bool = True,
     ):
         if database_dir is not _UNSET:
             database = database_dir
@@ -134,11 +121,13 @@ class Campaign:
         if implementation.example_timeout is not None:
             timeout = max(timeout, implementation.example_timeout)
         self.timeout = timeout
-        self.runner = Worker(implementation, self.model, timeout, cancel) if isolate else InProcess(implementation, self.model)
-        self.result = ImplementationResult(
-            implementation.name, "skipped", 0, 0.0, self.seed, profile,
-            error_budget=implementation.error_budget, isolated=isolate, family=implementation.family,
-            replay_options=tuple(replay_options),
+        if isolate and not lazy_probes:
+            raise ValueError("lazy_probes=False runs the candidate in this process: pass isolate=False with it")
+        self.runner = Worker(implementation, self.model, timeout, cancel) if isolate else InProcess(implementation, self.model, lazy_probes)
+        self.on_margins = on_margins
+        self.result = ImplementationResult.pending(
+            implementation.name, self.seed, profile, error_budget=implementation.error_budget, isolated=isolate,
+            family=implementation.family, replay_options=tuple(replay_options),
         )
         self.finished = False  # a verdict is in: no stage runs any more
         self.available: bool | None = None  # asked of the worker before the first stage
@@ -266,7 +255,7 @@ class Campaign:
             shared = {id(self.account.space): self.account.space, id(self.account.plan): self.account.plan}  # not copied
             before = (self.result.examples, dict(self.result.known_failure_cases), copy.deepcopy(self.account, shared))
             try:
-                with _exact_cuda_math(self.runner):
+                with worker_process.exact_float32_math_within() if isinstance(self.runner, InProcess) else contextlib.nullcontext():
                     self._test(profile_settings, overrides, on_example)()
             except KeyboardInterrupt:
                 raise
@@ -287,10 +276,12 @@ class Campaign:
                 self._finish("error")
                 return
             except BaseException as error:  # noqa: BLE001 - every failure is classified in harness.findings
-                if findings.conclude(self, error):
+                conclusion = findings.conclude(self, error)
+                if conclusion is not None:
+                    self.result.failure, self.result.reason = conclusion.failure, conclusion.reason
                     self.result.examples_to_failure = self.first_failure
                     self.result.seconds_to_failure = self.first_failure_seconds
-                    self._finish(self.result.verdict)
+                    self._finish(conclusion.verdict)
                     return
                 if attempt == TORCH_RETRIES:
                     self.result.cut = (
@@ -374,11 +365,14 @@ class Campaign:
                 account.record(case_profile)
                 result.coverage = account.to_json()
             try:
-                margin = runner.request(request)
-                if isinstance(margin, float) and math.isfinite(margin):
+                margins = runner.request(request)
+                worst = margins.worst()
+                if worst is not None and math.isfinite(worst):
                     # Guided search: Hypothesis' target phase climbs towards the cases
                     # whose worst error comes closest to its bound.
-                    target(margin, label="worst |error| / bound")
+                    target(worst, label="worst |error| / bound")
+                if self.on_margins is not None:
+                    self.on_margins(case, margins)
             except BaseException as error:
                 if self.first_failure is None:
                     self.first_failure = result.examples

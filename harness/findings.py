@@ -23,7 +23,7 @@ from harness import locate, oracle, protocol
 from harness.cases import Case
 from harness.database import slug
 from harness.isolation import SLOW_CONFIRM_FACTOR, HarnessError, Worker
-from harness.outcome import Failure
+from harness.campaign_result import Failure
 from harness.repro import write_repro
 
 REFERENCE_RUNS = 2
@@ -31,11 +31,21 @@ REFERENCE_RUNS = 2
 TORCH_NOT_DETERMINISTIC = "torch is not deterministic here (its outcome changed between runs of the same case), so nothing was asked of the candidate"
 
 
-def conclude(campaign, error: BaseException) -> bool:
-    """The verdict of a stage that ``error`` ended, written into ``campaign.result``.
-    Returns False, with nothing reported, when torch disagreed with itself on the
-    minimal case: it is then in ``campaign.skipped`` and the stage runs again without it."""
-    result, runner = campaign.result, campaign.runner
+@dataclasses.dataclass(frozen=True)
+class Conclusion:
+    """What a stage that an error ended comes to: a difference from torch (``fail``) or
+    the harness or the reference broken (``error``)."""
+
+    verdict: str  # fail | error
+    failure: Failure | None
+    reason: str = ""  # the harness's traceback, or why the candidate is called nondeterministic
+
+
+def conclude(campaign, error: BaseException) -> Conclusion | None:
+    """The verdict of a stage that ``error`` ended. None, with nothing reported, when
+    torch disagreed with itself on the minimal case: it is then in ``campaign.skipped``
+    and the stage runs again without it."""
+    runner = campaign.runner
     case, found = campaign.last_failure.get("case"), campaign.last_failure.get("error")
     request = campaign.last_failure.get("request")
     flaky = isinstance(error, Flaky) or "Flaky" in type(error).__name__
@@ -46,10 +56,8 @@ def conclude(campaign, error: BaseException) -> bool:
     if case is None or not (flaky or isinstance(found, oracle.Discrepancy)):
         # Not a difference from torch: the harness or the reference itself broke.
         detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])
-        result.verdict, result.reason = "error", detail
-        if case is not None:
-            result.failure = Failure("error", "", case.describe() + "\n" + detail, case, None)
-        return True
+        failure = None if case is None else Failure("error", "", case.describe() + "\n" + detail, case, None)
+        return Conclusion("error", failure, detail)
     if isinstance(found, oracle.Discrepancy) and found.kind == "timeout" and not found.evidence.get("confirmed", True):
         case, found = confirm_hang(runner, case, found)
     # The request that failed, on the case reported (a hang's may be another case).
@@ -57,15 +65,12 @@ def conclude(campaign, error: BaseException) -> bool:
     outcomes = torch_outcomes(campaign, request)
     if len(set(outcomes)) > 1:
         campaign.skipped[case] = f"{TORCH_NOT_DETERMINISTIC}: {case.describe().splitlines()[0]}; torch: " + " / ".join(outcomes)
-        return False
+        return None
     if flaky:
         detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])
-        result.verdict = "fail"
-        result.reason = "the candidate is nondeterministic: the same case passed and failed\n" + detail
-        result.failure = Failure("nondeterministic", "", case.describe() + "\n" + result.reason, case, None, confirmed=False)
-        return True
-    _report(campaign, found, request)
-    return True
+        reason = "the candidate is nondeterministic: the same case passed and failed\n" + detail
+        return Conclusion("fail", Failure("nondeterministic", "", case.describe() + "\n" + reason, case, None, confirmed=False), reason)
+    return Conclusion("fail", _report(campaign, found, request))
 
 
 def torch_outcomes(campaign, request: protocol.Request) -> list[str]:
@@ -107,11 +112,11 @@ def replayed(campaign, request: protocol.Request) -> str:
     return "passed"
 
 
-def _report(campaign, found: oracle.Discrepancy, request: protocol.Request) -> None:
+def _report(campaign, found: oracle.Discrepancy, request: protocol.Request) -> Failure:
     """The failure of the request's case as the report shows it. Everything here explains
     the finding; nothing that goes wrong while explaining may lose it, so each step's own
     error is kept beside it."""
-    implementation, runner, result, case = campaign.implementation, campaign.runner, campaign.result, request.case
+    implementation, runner, case = campaign.implementation, campaign.runner, request.case
     explainer_errors: list[str] = []
     summary = case.describe() + "\n" + found.summary
     # A hang was run again in a fresh worker already, with a longer limit.
@@ -144,8 +149,7 @@ def _report(campaign, found: oracle.Discrepancy, request: protocol.Request) -> N
             explainer_errors.append("writing the repro script failed: " + "".join(traceback.format_exception_only(type(repro_error), repro_error)).strip())
     for text in explainer_errors:
         summary += f"\n  (harness: {text}; the finding above stands)"
-    result.failure = Failure(found.kind, found.subject, summary, case, repro_path, layer, explainer_errors, confirmed=confirmed)
-    result.verdict = "fail"
+    return Failure(found.kind, found.subject, summary, case, repro_path, layer, explainer_errors, confirmed=confirmed)
 
 
 def confirm_hang(runner, case: Case, found: oracle.Discrepancy) -> tuple[Case, oracle.Discrepancy]:

@@ -374,15 +374,16 @@ class Worker:
 class InProcess:
     """The same interface without a process boundary: for debugging (--no-isolation)."""
 
-    def __init__(self, implementation: Implementation, model: ErrorModel):
+    def __init__(self, implementation: Implementation, model: ErrorModel, lazy_probes: bool = True):
         self.implementation = dataclasses.replace(implementation)
         self.model = model
+        self.lazy_probes = lazy_probes  # False: the activation probes run on every case (`oracle.check`)
         self.restarts = 0
         self.first_hang = None  # nothing times out in-process
 
     def request(self, request: protocol.Request, *, limit: float | None = None):
         """Carry ``request`` out in this process (``limit`` is ignored: nothing times out here)."""
-        return protocol.answer(request, self.implementation, self.model)
+        return protocol.answer(request, self.implementation, self.model, lazy_probes=self.lazy_probes)
 
     def close(self) -> None:
         pass
@@ -392,3 +393,4 @@ class InProcess:
 
     def __exit__(self, *exc_info):
         self.close()
+

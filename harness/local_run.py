@@ -18,7 +18,7 @@ import torch
 
 from harness import cases, report, worker_process
 from harness.campaign import COVERING, PROFILES, RANDOM, Campaign, TimeBudgetSpent, check_arguments
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 from harness.usage import UsageError
 
 TIME_BUDGETS = {"default": 100.0}

@@ -101,18 +101,19 @@ def require_request(value: object) -> None:
         raise NotARequest(value)
 
 
-def answer(request: Request, implementation: Implementation, model: ErrorModel):
+def answer(request: Request, implementation: Implementation, model: ErrorModel, *, lazy_probes: bool = True):
     """Carry ``request`` out here, on ``implementation`` under ``model``, and return its
-    answer; a finding is raised as `Discrepancy`."""
+    answer; a finding is raised as `Discrepancy`. ``lazy_probes=False`` runs the
+    activation probes on every checked case (`oracle.check`)."""
     require_request(request)
     if isinstance(request, Available):
         return _unavailable_reason(implementation)
     if isinstance(request, Check):
-        return oracle.check(implementation, request.case, model)
+        return oracle.check(implementation, request.case, model, lazy_probes=lazy_probes)
     if isinstance(request, CheckWaiving):
-        return oracle.check(implementation, request.case, model, waive=request.waived)
+        return oracle.check(implementation, request.case, model, waive=request.waived, lazy_probes=lazy_probes)
     if isinstance(request, CheckExpecting):
-        return oracle.check(implementation, request.case, model, request.expected)
+        return oracle.check(implementation, request.case, model, request.expected, lazy_probes=lazy_probes)
     if isinstance(request, Localize):
         return oracle.localize_layer(implementation, request.case, model)
     if isinstance(request, ReferenceOutcome):

@@ -167,7 +167,7 @@ class Campaign:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RESULT_PROPERTY:
-                from harness.outcome import ImplementationResult
+                from harness.campaign_result import ImplementationResult
 
                 recorded = json.loads(value)
                 self.results[recorded["name"]] = ImplementationResult.from_json(recorded["name"], recorded["result"])
@@ -246,14 +246,14 @@ def rnn_harness_fuzz(request: pytest.FixtureRequest, record_property):
     def fuzz(implementation, **options):
         from harness import cases, report
         from harness.campaign import fuzz_implementation
-        from harness.outcome import ImplementationResult
+        from harness.campaign_result import ImplementationResult
         from harness.registry import BrokenPlugin
 
         settings = {**campaign.fuzz_settings(), **options}
         if isinstance(implementation, str):
             implementation = _resolve(implementation)
         if isinstance(implementation, BrokenPlugin):
-            result = ImplementationResult(implementation.name, "error", 0, 0.0, settings["seed"], settings["profile"], reason=implementation.error)
+            result = ImplementationResult.error(implementation.name, settings["seed"], settings["profile"], implementation.error)
         else:
             with _statistics(request):
                 result = fuzz_implementation(implementation, **settings)

@@ -10,6 +10,7 @@ invalid input or what it computes on a case), carried out by `protocol.answer`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -66,6 +67,20 @@ def exact_float32_math() -> None:
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+
+
+@contextlib.contextmanager
+def exact_float32_math_within():
+    """`exact_float32_math` for a with block only (a campaign run in this process,
+    --no-isolation); the settings it found are restored after."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    exact_float32_math()
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @dataclasses.dataclass(frozen=True)

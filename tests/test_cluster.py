@@ -157,7 +157,7 @@ def test_a_cluster_run_exits_as_a_local_run_does(cluster_run, cluster):
 def test_shards_are_merged_into_one_report_entry_that_names_the_workers(cluster_run, cluster):
     _, directory = cluster_run
     loop = entries(directory / "report.json")["loop"]
-    local_keys = set(ImplementationResult("x", "pass", 0, 0.0, 0, "default").to_json())
+    local_keys = set(ImplementationResult.passed("x", 0, "default").to_json())
     assert local_keys <= set(loop), f"a cluster entry has every key of a local one; missing {local_keys - set(loop)}"
     # 80 examples, and the covering phase's invalid inputs on top, in the first shard only.
     assert (loop["verdict"], loop["examples"], loop["family"]) == ("pass", 80 + loop["coverage"]["invalid_input_cases"], "RNN"), f"loop: {loop}"
@@ -441,12 +441,15 @@ def test_database_locations():
 
 
 def outcome(unit: Unit, verdict: str, examples: int, *, failure=None, started=0.0, finished=1.0, worker="tcp://w:1") -> Outcome:
-    result = ImplementationResult(unit.name, verdict, examples, finished - started, unit.seed, unit.profile, failure=failure, known_failure_cases={"r": 1})
+    result = ImplementationResult(
+        name=unit.name, verdict=verdict, examples=examples, seconds=finished - started, seed=unit.seed, profile=unit.profile,
+        failure=failure, known_failure_cases={"r": 1},
+    )
     return Outcome(unit, result, worker, started, finished)
 
 
 def test_merging_units_fail_beats_error_beats_pass_and_the_smallest_failure_is_kept():
-    from harness.outcome import Failure
+    from harness.campaign_result import Failure
     from harness.cases import Case
 
     units = [Unit("x", "cpu", shard, 3, shard_seed(5, shard), 10, "default", 30.0, True, None, "run") for shard in range(3)]

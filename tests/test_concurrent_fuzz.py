@@ -122,7 +122,7 @@ def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_la
     import threading
 
     from harness.local_run import Runs
-    from harness.outcome import ImplementationResult
+    from harness.campaign_result import ImplementationResult
 
     slow = [dataclasses.replace(implementation("loop"), name=f"slow-{index}", example_timeout=60.0) for index in range(2)]
     quick = [dataclasses.replace(implementation("loop"), name=f"quick-{index}") for index in range(6)]
@@ -141,7 +141,7 @@ def test_slow_paths_run_one_after_another_while_the_quick_ones_fill_the_other_la
         time.sleep(0.3 if name.startswith("slow") else 0.15)
         with lock:
             running.discard(name)
-        runs.results[name] = ImplementationResult(name, "pass", 1, 0.0, 0, "default")
+        runs.results[name] = ImplementationResult.passed(name, 0, "default", examples=1)
 
     monkeypatch.setattr(runs, "covering", fake_stage)
     monkeypatch.setattr(runs, "_before_random", lambda order, jobs: [])  # the lanes of the covering pass are the ones watched

@@ -241,7 +241,7 @@ def report(tmp_path_factory):
     from harness.cases import Case
     from harness.cluster.merging import merge
     from harness.cluster.units import Outcome, plan
-    from harness.outcome import Failure
+    from harness.campaign_result import Failure
 
     folder = tmp_path_factory.mktemp("report")
     loop = registry().implementation("loop")
@@ -279,7 +279,7 @@ def test_every_report_field_is_documented_and_every_documented_field_is_emitted(
 def test_the_example_report_has_the_programs_fields_and_values(report):
     from harness.cases import Case
     from harness.oracle.localize import localize_layer
-    from harness.outcome import Failure
+    from harness.campaign_result import Failure
 
     example = json.loads(re.search(r"```json\n(.*?)```", section(PLUGINS, REPORT), re.DOTALL).group(1))
     document, _ = report

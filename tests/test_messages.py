@@ -181,7 +181,7 @@ def test_a_known_failure_predicate_that_raises_is_the_plugins_error():
 
 
 def test_the_summary_shows_cases_set_aside_and_approximate_bounds():
-    result = ImplementationResult("approx", "pass", 40, 2.0, 0, "ci", error_budget=4.0, known_failure_cases={"bfloat16 accumulates in float32": 7})
+    result = ImplementationResult.passed("approx", 0, "ci", examples=40, seconds=2.0, error_budget=4.0, known_failure_cases={"bfloat16 accumulates in float32": 7})
     text = report.summary_table([result])
     assert "approx: approximate (error_budget=4): compared under 4x the error model's bound" in text, text
     assert "approx: 7 cases set aside as a known failure: bfloat16 accumulates in float32" in text, text
@@ -205,6 +205,6 @@ def test_progress_shows_rate_and_eta_on_a_terminal_and_periodic_lines_elsewhere(
     live.start("loop", total=300)
     live.example(150)
     meter = str(live.bar)  # what the bar shows now (it redraws at most 5 times a second)
-    live.done(ImplementationResult("loop", "pass", 150, 1.0, 0, "ci"))
+    live.done(ImplementationResult.passed("loop", 0, "ci", examples=150, seconds=1.0))
     assert "150/300" in meter and "ex/s" in meter and "<" in meter, meter
     assert terminal.getvalue().endswith("loop: pass after 150 examples in 1.0s\n"), terminal.getvalue()

@@ -302,7 +302,7 @@ further than four times either."""
 
 def test_any_activation_pattern_within_the_budget_is_within_the_bound():
     approximate = by_name(CORRECT_VARIANTS, "correct-approximate-activations")
-    assert check(approximate, APPROXIMATE_ACTIVATIONS_CASE) < 1
+    assert check(approximate, APPROXIMATE_ACTIVATIONS_CASE).worst() < 1
     # The activation adjoint is what makes room: without it the case is flagged.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Session, "activation_adjoint", lambda self: lambda name, index: torch.zeros(len(index), dtype=torch.float64))
@@ -378,7 +378,7 @@ float32 error is 1.8e-7."""
 
 def test_another_summation_order_of_a_cancelling_input_product_is_within_the_bound(monkeypatch):
     hoisted = next(v for v in CORRECT_VARIANTS if v.name == "correct-hoisted-pretransposed")
-    assert check(hoisted, HOISTED_CANCELLING_CASE) < 1
+    assert check(hoisted, HOISTED_CANCELLING_CASE).worst() < 1
     # The order probe (torch with the input's features reversed) is what makes room:
     # without it the same case is flagged. (The activation adjoint's allowance for a
     # tanh off by its budget, 1.4e-6 at the element, would also cover the 0.6e-6 the

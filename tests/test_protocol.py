@@ -15,6 +15,7 @@ import pytest
 from harness import protocol
 from harness.cases import Case
 from harness.isolation import InProcess, Worker
+from harness.oracle import Margins
 from harness.tolerance import DEFAULT_MODEL
 from support import implementation
 
@@ -67,9 +68,10 @@ def test_text_is_refused_before_anything_runs(text):
 
 ALIKE = [
     (protocol.Available(), None),
-    (protocol.Check(WRONG_WIDTH), None),
-    (protocol.CheckExpecting(WRONG_WIDTH, "RuntimeError"), None),
-    (protocol.CheckExpecting(WRONG_WIDTH, None), None),
+    # An invalid input that raises as torch does compares no tensor.
+    (protocol.Check(WRONG_WIDTH), Margins()),
+    (protocol.CheckExpecting(WRONG_WIDTH, "RuntimeError"), Margins()),
+    (protocol.CheckExpecting(WRONG_WIDTH, None), Margins()),
     (protocol.ReferenceOutcome(WRONG_WIDTH), "RuntimeError"),
     (protocol.Localize(Case(num_layers=2, seq_len=2)), 1),  # no cut stack differs: the last layer
 ]

@@ -296,12 +296,12 @@ def test_the_projects_own_tests_fuzz_only_the_builtins(runs):
 
 
 def test_results_travel_as_the_real_result_type():
-    from harness.outcome import Failure, ImplementationResult
+    from harness.campaign_result import Failure, ImplementationResult
     from harness.cases import Case
 
     case = Case(layout="packed_unsorted", lengths=(2, 1), batch=2, seq_len=2)
-    result = ImplementationResult(
-        "x", "fail", 9, 1.25, 7, "ci", examples_to_failure=3, seconds_to_failure=0.5,
+    result = ImplementationResult.failed(
+        "x", 7, "ci", examples=9, seconds=1.25, examples_to_failure=3, seconds_to_failure=0.5,
         failure=Failure("value", "h_n", "what differs", case, Path("repros/repro_x.py"), 1, ["the explainer broke"]),
         error_budget=4.0, known_failure_cases={"bfloat16 accumulates in float32": 5},
     )

@@ -240,7 +240,7 @@ STAGES = {
     "what is drawn": {"cases", "dimensions", "pairwise", "case_space", "strategies", "routing", "covering_stage", "coverage_report"},
     "how it is judged": {"torch_undefined", "declarations", "tolerance", "probes", "oracle"},
     "how campaigns run, and what users see": {
-        "locate", "forkserver", "protocol", "worker_process", "isolation", "database", "repro", "outcome", "profiles", "findings", "campaign",
+        "locate", "forkserver", "protocol", "worker_process", "isolation", "database", "repro", "campaign_result", "profiles", "findings", "campaign",
         "local_run", "cluster", "report", "fuzz_command", "cli", "pytest_plugin", "suite", "__main__", "bench",
     },
 }
@@ -263,3 +263,26 @@ def test_a_module_imports_only_its_own_stage_and_earlier_ones(module):
     later = sorted(name for name in GRAPH[module] if name != "harness" and stage_of(name) > stage_of(module))
     stages = list(STAGES)
     assert not later, f"{module} ({stages[stage_of(module)]}) imports {later} ({', '.join(stages[stage_of(name)] for name in later)}): against the flow"
+
+
+RESULT_CLASSES = {"ImplementationResult", "ClusterResult"}
+
+
+def positional_result_constructions(path: Path) -> list[int]:
+    """Lines of the file where an `ImplementationResult` (or its cluster subclass) is built
+    with positional arguments: a result is built by keyword or by a named constructor."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and node.args:
+            called = node.func.id if isinstance(node.func, ast.Name) else node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if called in RESULT_CLASSES:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_result_is_built_from_positional_arguments():
+    built = {str(path.relative_to(PACKAGE.parent)): lines for path in MODULES.values() if (lines := positional_result_constructions(path))}
+    assert not built, (
+        f"ImplementationResult(...) with positional arguments at {built}: use a named constructor "
+        "(ImplementationResult.passed, .failed, .error, .skipped, .pending) or keywords"
+    )

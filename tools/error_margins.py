@@ -1,8 +1,9 @@
 """Fuzz implementations and report how close each example comes to its bound.
 
-For every example the oracle compares, the worst |error| / bound over the output and
-h_n ("values") and over every gradient tensor ("gradients") is recorded through
-`harness.oracle.MARGIN_OBSERVER`, which never changes a verdict. The table gives,
+For every example that held, the worst |error| / bound over the output and h_n
+("values") and over every gradient tensor ("gradients") is taken from the margins
+`harness.oracle.check` returns, under the bounds with the activation probes (run on
+every case here; the verdict is the same). The table gives,
 per implementation and seed, the verdict and the median, 99th percentile and maximum
 of those per-example worst ratios: how much room a correct implementation leaves
 (docs/error-model.md quotes it). Candidates run in this process (no isolation).
@@ -60,7 +61,6 @@ def distribution(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    from harness import oracle
     from harness.campaign import fuzz_implementation
 
     warnings.simplefilter("ignore")  # constructor warnings (dropout with one layer) are expected
@@ -76,25 +76,20 @@ def main(argv: list[str] | None = None) -> int:
             per_example: list[dict[str, float]] = []
             worst: dict[str, tuple[float, str, object]] = {}  # kind -> (ratio, tensor, case)
 
-            def new_example(_count: int) -> None:
-                per_example.append({})
+            def observe(case, margins) -> None:
+                example = {}
+                for margin in margins.compared:
+                    example[margin.kind] = max(example.get(margin.kind, 0.0), margin.ratio)
+                    example["dtype"] = str(case.dtype)
+                    if margin.ratio > worst.get(margin.kind, (-1.0,))[0]:
+                        worst[margin.kind] = (margin.ratio, margin.name, case)
+                per_example.append(example)
 
-            def observe(kind: str, tensor: str, ratio: float, case) -> None:
-                if per_example:
-                    per_example[-1][kind] = max(per_example[-1].get(kind, 0.0), ratio)
-                    per_example[-1]["dtype"] = str(case.dtype)
-                if ratio > worst.get(kind, (-1.0,))[0]:
-                    worst[kind] = (ratio, tensor, case)
-
-            token = oracle.MARGIN_OBSERVER.set(observe)
             started = time.perf_counter()
-            try:
-                result = fuzz_implementation(
-                    implementation, profile=arguments.profile, max_examples=arguments.max_examples, seed=seed,
-                    repro_dir=None, database_dir=None, isolate=False, on_example=new_example,
-                )
-            finally:
-                oracle.MARGIN_OBSERVER.reset(token)
+            result = fuzz_implementation(
+                implementation, profile=arguments.profile, max_examples=arguments.max_examples, seed=seed,
+                repro_dir=None, database_dir=None, isolate=False, on_margins=observe, lazy_probes=False,
+            )
             values = [example["value"] for example in per_example if "value" in example]
             gradients = [example["gradient"] for example in per_example if "gradient" in example]
             failures += result.verdict != "pass"

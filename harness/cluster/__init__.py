@@ -27,7 +27,7 @@ from harness.cluster.merging import ClusterResult, Collector, merge
 from harness.cluster.on_client import Execution, connect, ctrl_c_sets, devices_for, shards_for, survey, usage_error
 from harness.cluster.on_worker import run_unit
 from harness.cluster.units import MIN_SHARD_EXAMPLES, Outcome, Unit, automatic_shards, plan, shard_seed, split
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 __all__ = [
     "ClusterResult", "Execution", "Outcome", "Unit", "add_arguments", "automatic_shards", "connect", "merge", "plan",
@@ -87,7 +87,7 @@ def run_command(args, registry, names: list[str]) -> int:
     results = []
     for name in names:
         if name in broken:
-            results.append(ImplementationResult(name, "error", 0, 0.0, seed, args.profile, reason=broken[name].error))
+            results.append(ImplementationResult.error(name, seed, args.profile, broken[name].error))
         else:
             results.append(collector.result(name, [unit for unit in unfinished if unit.name == name]))
     return report.finish(args, results, seed=seed, devices=devices)

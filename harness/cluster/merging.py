@@ -10,9 +10,9 @@ from pathlib import Path
 from harness import coverage_report
 from harness.cluster.units import Outcome, Unit
 from harness.database import slug
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ClusterResult(ImplementationResult):
     """An `ImplementationResult` merged from an implementation's units, saying where they ran."""
 
@@ -43,49 +43,52 @@ def merge(name: str, outcomes: list[Outcome], unfinished: list[Unit], *, seed: i
     passed, else skipped; examples, known-failure cases and isolation restarts are
     summed, and seconds is the wall time from the first unit's start to the last's end."""
     outcomes = sorted(outcomes, key=lambda o: (o.unit.device, o.unit.shard))
-    result = ClusterResult(
-        name, "skipped", sum(o.result.examples for o in outcomes), 0.0, seed, profile,
+    known_failure_cases: dict[str, int] = {}
+    for outcome in outcomes:
+        for label, count in outcome.result.known_failure_cases.items():
+            known_failure_cases[label] = known_failure_cases.get(label, 0) + count
+    spans = [(o.started, o.finished) for o in outcomes if o.started is not None and o.finished is not None]
+    by_verdict = {verdict: [o for o in outcomes if o.result.verdict == verdict] for verdict in ("fail", "error", "pass", "skipped")}
+    verdict, reason, failure, to_failure = "skipped", "", None, {}
+    if by_verdict["fail"]:
+        with_case = [o for o in by_verdict["fail"] if o.result.failure is not None]
+        chosen = min(with_case, key=_case_size) if with_case else by_verdict["fail"][0]
+        shown = chosen.result
+        verdict, reason, failure = "fail", shown.reason, shown.failure
+        to_failure = {"examples_to_failure": shown.examples_to_failure, "seconds_to_failure": shown.seconds_to_failure}
+        if chosen.repro_text is not None and shown.failure is not None and repro_dir is not None:
+            failure = _local_repro(shown.failure, chosen.repro_text, Path(repro_dir), name)
+        replay = chosen.unit.replay_command()
+    elif by_verdict["error"]:
+        chosen = by_verdict["error"][0]
+        verdict, reason, failure = "error", f"{chosen.unit.label}: {chosen.result.reason}", chosen.result.failure
+        replay = chosen.unit.replay_command()
+    elif unfinished:
+        chosen = None
+        reason = f"interrupted by the user: {len(outcomes)} of {len(outcomes) + len(unfinished)} units finished"
+    elif by_verdict["pass"]:
+        chosen = by_verdict["pass"][0]
+        verdict = "pass"
+    else:
+        chosen = outcomes[0] if outcomes else None
+        reason = chosen.result.reason if chosen else ""
+    return ClusterResult(
+        name=name, verdict=verdict, seed=seed, profile=profile, reason=reason, failure=failure, **to_failure,
+        examples=sum(o.result.examples for o in outcomes),
+        seconds=max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0,
         error_budget=outcomes[0].result.error_budget if outcomes else 1.0,
+        known_failure_cases=known_failure_cases,
         family=next((o.result.family for o in outcomes if o.result.family), None),
         isolated=all(o.result.isolated for o in outcomes),
         worker_restarts=sum(o.result.worker_restarts for o in outcomes),
         slow_cases=[seconds for o in outcomes for seconds in getattr(o.result, "slow_cases", ())],
+        coverage=coverage_report.merge([o.result.coverage for o in outcomes if o.result.coverage is not None]),
+        worker="" if chosen is None else chosen.worker,
         workers=sorted({o.worker for o in outcomes if o.worker}),
         worker_deaths=[dead for o in outcomes for dead in o.worker_deaths],
         shards=[o.to_json() for o in outcomes] + [_unfinished_json(unit) for unit in unfinished],
         replay=replay,
     )
-    for outcome in outcomes:
-        for reason, count in outcome.result.known_failure_cases.items():
-            result.known_failure_cases[reason] = result.known_failure_cases.get(reason, 0) + count
-    result.coverage = coverage_report.merge([o.result.coverage for o in outcomes if o.result.coverage is not None])
-    spans = [(o.started, o.finished) for o in outcomes if o.started is not None and o.finished is not None]
-    result.seconds = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
-    by_verdict = {verdict: [o for o in outcomes if o.result.verdict == verdict] for verdict in ("fail", "error", "pass", "skipped")}
-    if by_verdict["fail"]:
-        with_case = [o for o in by_verdict["fail"] if o.result.failure is not None]
-        chosen = min(with_case, key=_case_size) if with_case else by_verdict["fail"][0]
-        shown = chosen.result
-        result.verdict, result.reason, result.failure = "fail", shown.reason, shown.failure
-        result.examples_to_failure, result.seconds_to_failure = shown.examples_to_failure, shown.seconds_to_failure
-        if chosen.repro_text is not None and shown.failure is not None and repro_dir is not None:
-            result.failure = _local_repro(shown.failure, chosen.repro_text, Path(repro_dir), name)
-        result.replay = chosen.unit.replay_command()
-    elif by_verdict["error"]:
-        chosen = by_verdict["error"][0]
-        result.verdict, result.reason, result.failure = "error", f"{chosen.unit.label}: {chosen.result.reason}", chosen.result.failure
-        result.replay = chosen.unit.replay_command()
-    elif unfinished:
-        chosen = None
-        result.reason = f"interrupted by the user: {len(outcomes)} of {len(outcomes) + len(unfinished)} units finished"
-    elif by_verdict["pass"]:
-        chosen = by_verdict["pass"][0]
-        result.verdict = "pass"
-    else:
-        chosen = outcomes[0] if outcomes else None
-        result.reason = chosen.result.reason if chosen else ""
-    result.worker = "" if chosen is None else chosen.worker
-    return result
 
 
 def _unfinished_json(unit: Unit) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.cluster.units import GPU, Outcome, Unit, unit_error
 from harness.database import Location
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 class UnitCancelled(KeyboardInterrupt):
     """The client cancelled the unit (Ctrl-C, or it went away): stop like Ctrl-C does."""
@@ -83,7 +83,7 @@ def run_unit(unit: Unit, key: str) -> Outcome:
             shutil.rmtree(repro_dir, ignore_errors=True)
         return Outcome(unit, result, address, started, time.time(), repro_text)
     except UnitCancelled:
-        cancelled = ImplementationResult(unit.name, "skipped", 0, time.time() - started, unit.seed, unit.profile, reason="cancelled")
+        cancelled = ImplementationResult.skipped(unit.name, unit.seed, unit.profile, "cancelled", seconds=time.time() - started)
         return Outcome(unit, cancelled, address, started, time.time())
     except Exception as error:  # noqa: BLE001 - reported as this unit's error
         detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-8:])

@@ -9,7 +9,7 @@ import random
 import uuid
 
 from harness.database import Location, slug
-from harness.outcome import ImplementationResult
+from harness.campaign_result import ImplementationResult
 
 MIN_SHARD_EXAMPLES = 250
 """Automatic sharding never makes a shard smaller than this: below it, starting a
@@ -109,4 +109,4 @@ class Outcome:
 
 
 def unit_error(unit: Unit, reason: str, **fields) -> Outcome:
-    return Outcome(unit, ImplementationResult(unit.name, "error", 0, 0.0, unit.seed, unit.profile, reason=reason, isolated=unit.isolate), **fields)
+    return Outcome(unit, ImplementationResult.error(unit.name, unit.seed, unit.profile, reason, isolated=unit.isolate), **fields)

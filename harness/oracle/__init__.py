@@ -20,6 +20,7 @@ One job per module, in the order a case goes through them:
   metadata, aliasing, mutation);
 - `widening`: the probes' runs made into the one probe the bounds are taken from;
 - `comparison`: values and gradients against the bounds, and the failure explained;
+- `margins`: how close a case that held came to its bounds (`Margins`, which `check` returns);
 - `invalid`: defective inputs, and the exception type torch raises on them;
 - `digest`: what torch's own side did on a case, short enough to compare two runs by;
 - `verdict`: `check`, which puts the above together for one case;
@@ -30,10 +31,11 @@ The names below are the oracle's public surface; everything else is reached thro
 its module.
 """
 
-from harness.oracle.comparison import CASE_MARGINS, MARGIN_OBSERVER, compare_gradients, compare_values, divmod_index
+from harness.oracle.comparison import compare_gradients, compare_values, divmod_index
 from harness.oracle.digest import reference_digest
 from harness.oracle.invalid import check_invalid, defective_input, reference_outcome
 from harness.oracle.localize import localize_layer
+from harness.oracle.margins import Margin, Margins
 from harness.oracle.results import Discrepancy, RunResult
 from harness.oracle.running import canonical_results, run_module
 from harness.oracle.session import reference_factory
@@ -41,7 +43,7 @@ from harness.oracle.structure import check_structure, expected_shapes, returned_
 from harness.oracle.verdict import check
 
 __all__ = [
-    "CASE_MARGINS", "MARGIN_OBSERVER", "Discrepancy", "RunResult", "canonical_results", "check", "check_invalid",
+    "Discrepancy", "Margin", "Margins", "RunResult", "canonical_results", "check", "check_invalid",
     "check_structure", "compare_gradients", "compare_values", "defective_input", "divmod_index", "expected_shapes",
     "localize_layer", "reference_digest", "reference_factory", "reference_outcome", "returned_tensors", "run_module",
 ]

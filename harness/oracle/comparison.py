@@ -4,7 +4,6 @@ are out, torch's own error there, and where each direction first diverged."""
 
 from __future__ import annotations
 
-import contextvars
 import math
 from typing import Callable
 
@@ -12,39 +11,26 @@ import torch
 from torch import Tensor
 
 from harness.cases import Case
+from harness.oracle.margins import Margin, Margins
 from harness.oracle.results import Discrepancy, RunResult
 from harness.probes import ADJOINT_CHUNK, ADJOINT_FIRST_CHUNK, ADJOINT_LIMIT
 from harness.tolerance import ErrorModel
 
 
-MARGIN_OBSERVER: contextvars.ContextVar[Callable[[str, str, float, Case], None] | None] = contextvars.ContextVar("margin_observer", default=None)
-"""Set to a callable(kind, name, worst |error| / bound, case) to watch how close each
-compared tensor comes to its bound (tools/error_margins.py); it never changes a verdict."""
-
-
-CASE_MARGINS: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("case_margins", default=None)
-"""The list `check` collects the case's worst |error| / bound per compared tensor in,
-under the bounds that judged it (the narrower ones unless the candidate was out of
-them). Unlike MARGIN_OBSERVER it does not make the lazy probes run on every case."""
-
-
-def _observe_margin(case: Case, kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> None:
-    observer, margins = MARGIN_OBSERVER.get(), CASE_MARGINS.get()
-    if (observer is None and margins is None) or not bool(compared.any()):
-        return
+def _margin(kind: str, name: str, error: Tensor, bound: Tensor | float, compared: Tensor) -> Margins:
+    """The tensor's worst |error| / bound over its compared elements; none if nothing was compared."""
+    if not bool(compared.any()):
+        return Margins()
     ratio = (error / bound).nan_to_num(nan=math.inf)
-    worst = float(torch.where(compared, ratio, torch.zeros_like(ratio)).max())
-    if margins is not None:
-        margins.append(worst)
-    if observer is not None:
-        observer(kind, name, worst, case)
+    return Margins((Margin(kind, name, float(torch.where(compared, ratio, torch.zeros_like(ratio)).max())),))
 
 
 def compare_values(
     case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str,
     rounding: RunResult | None = None, adjoint: Callable[[str, Tensor], Tensor] | None = None,
-) -> None:
+) -> Margins:
     """Every returned tensor within the error model; NaN/Inf only where torch has them.
+    Returns each compared tensor's margin; raises `Discrepancy` at the first out of bound.
 
     Step-by-step results (a layer's output, a cell's h' and c') get a bound that
     grows along each direction's time order; final states (h_n, c_n) one per batch
@@ -68,6 +54,7 @@ def compare_values(
     causal = case.num_layers == 1 or not case.bidirectional
     row_error = _row_error(reference.values[first], probe.values[first], valid)
     rows_past = model.rows_past_horizon(reference.values[first], row_error, valid) if row_error is not None and not family.cell else None
+    margins = Margins()
     for name in family.result_names:
         want, near, got = reference.values[name], probe.values[name], candidate.values[name]
         rounding_bound = None
@@ -75,7 +62,7 @@ def compare_values(
             bound, compare = model.value_bound(want, near, valid, case.torch_dtype, causal)
             if rounding is not None:
                 rounding_bound, _ = model.value_bound(want, rounding.values[name], valid, case.torch_dtype, causal)
-            _check_elements(case, name, want, near, got, bound, compare, call, valid, rounding_bound, adjoint)
+            margins += _check_elements(case, name, want, near, got, bound, compare, call, valid, rounding_bound, adjoint)
         else:
             state_valid = torch.ones(want.shape[0], want.shape[1], dtype=torch.bool)
             bound, compare = model.value_bound(want, near, state_valid, case.torch_dtype, causal=False, row_error=row_error)
@@ -84,7 +71,8 @@ def compare_values(
                 rounding_bound, _ = model.value_bound(want, rounding.values[name], state_valid, case.torch_dtype, causal=False, row_error=rounding_row_error)
             if rows_past is not None:
                 compare = compare & ~rows_past.reshape(1, -1, 1, 1)
-            _check_elements(case, name, want, near, got, bound, compare, call, state_valid, rounding_bound, adjoint)
+            margins += _check_elements(case, name, want, near, got, bound, compare, call, state_valid, rounding_bound, adjoint)
+    return margins
 
 
 def _row_error(reference: Tensor, probe: Tensor, valid: Tensor) -> Tensor | None:
@@ -125,7 +113,7 @@ def _worst_case_bounds(name: str, error: Tensor, bound: Tensor, rounding_bound: 
     return bound, searched
 
 
-def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid, rounding_bound=None, adjoint=None) -> None:
+def _check_elements(case, name, reference, probe, candidate, bound, compare, call, valid, rounding_bound=None, adjoint=None) -> Margins:
     # Non-finite values: where the reference and the probe agree on a non-finite value,
     # the candidate must have it too; where both are finite, it must be finite.
     both_finite = torch.isfinite(reference) & torch.isfinite(probe) & valid.reshape(*valid.shape, *([1] * (reference.dim() - valid.dim())))
@@ -136,11 +124,11 @@ def _check_elements(case, name, reference, probe, candidate, bound, compare, cal
     if adjoint is not None and rounding_bound is not None and bool(violation.any()):
         bound, searched = _worst_case_bounds(name, error, bound, rounding_bound, violation, adjoint)
         violation = compare & ~(error <= bound)
-    _observe_margin(case, "value", name, error, bound, compare)
+    margin = _margin("value", name, error, bound, compare)
     if bool(bad_nonfinite.any()):
         violation = violation | bad_nonfinite
     if not bool(violation.any()):
-        return
+        return margin
     ratio = torch.where(violation, (error / bound).nan_to_num(nan=math.inf, posinf=math.inf), torch.zeros_like(error))
     shown = violation.clone()
     if searched:
@@ -212,13 +200,16 @@ def _first_divergence(case: Case, violation: Tensor) -> list[str]:
     return lines
 
 
-def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> None:
+def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candidate: RunResult, model: ErrorModel, call: str) -> Margins:
+    """Every gradient within the error model's bound for the longest dot product behind it.
+    Returns each compared gradient's margin; raises `Discrepancy` at the first out of bound."""
     # The longest dot product behind one gradient element: a layer input row, the
     # recurrent row of every gate, over every step and batch row.
     gates = case.family_record.gate_count
     K = (max(case.input_size, case.num_directions * case.state_width) + gates * case.hidden_size) * case.seq_len * max(case.batch, 1)
+    margins = Margins()
     if _backward_overflowed(case, reference, probe):
-        return
+        return margins
     for name, expected in reference.gradients.items():
         got = candidate.gradients.get(name)
         if got is None:
@@ -230,7 +221,7 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
             continue
         finite = torch.isfinite(expected) & torch.isfinite(probe.gradients[name])
         error = (got - expected).abs()
-        _observe_margin(case, "gradient", name, error, bound, finite)
+        margins += _margin("gradient", name, error, bound, finite)
         bad = finite & ~(error <= bound)
         if bool(bad.any()):
             masked = torch.where(bad, error.nan_to_num(nan=math.inf), torch.zeros_like(error))
@@ -242,6 +233,7 @@ def compare_gradients(case: Case, reference: RunResult, probe: RunResult, candid
                 f"  {int(bad.sum())} of {bad.numel()} elements out of bound; max |reference| {float(expected[finite].abs().max()) if bool(finite.any()) else 0:.3g}",
                 {"index": list(worst), "bound": bound, "reference": float(expected[worst]), "candidate": float(got[worst])},
             )
+    return margins
 
 
 def _backward_overflowed(case: Case, reference: RunResult, probe: RunResult) -> bool:

@@ -10,8 +10,9 @@ import torch
 
 from harness.cases import Case
 from harness.implementation import Implementation
-from harness.oracle.comparison import CASE_MARGINS, MARGIN_OBSERVER, compare_gradients, compare_values
+from harness.oracle.comparison import compare_gradients, compare_values
 from harness.oracle.invalid import NOT_GIVEN, check_invalid
+from harness.oracle.margins import Margins
 from harness.oracle.results import Discrepancy, RunResult, exception_line, short_traceback
 from harness.oracle.running import run_module
 from harness.oracle.session import Session, probe_tensors
@@ -22,36 +23,33 @@ from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 def check(
     implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL,
-    expected: str | None | object = NOT_GIVEN, waive: frozenset[str] = frozenset(),
-) -> float | None:
+    expected: str | None | object = NOT_GIVEN, waive: frozenset[str] = frozenset(), lazy_probes: bool = True,
+) -> Margins:
     """Raise `Discrepancy` if the candidate differs from torch on this case (for an
     invalid case, ``expected`` may carry torch's outcome, see `check_invalid`).
     ``waive``: kinds of finding a declared `KnownFailure` sets aside on this case
     (`harness.implementation.WAIVABLE_KINDS`); every other check holds.
 
-    Returns the case's worst |error| / bound over every compared value and gradient
-    (what the campaign's guided search climbs), or None when nothing was compared."""
+    Returns the margin of every compared value and gradient (none for an invalid case),
+    under the bounds that judged it: the narrower ones unless the candidate was out of
+    them. With ``lazy_probes`` False the activation probes run on every case, and the
+    margins are under the bounds they give; the verdict is the same."""
     if case.defect is not None:
         check_invalid(implementation, case, expected)
-        return None
-    worst: list[float] = []
-    token = CASE_MARGINS.set(worst)
-    try:
-        session = Session(implementation, case, model)
-        _check_call(session, "", waive)
-        if case.second_call != "none":
-            session.update_weights()
-            try:
-                _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive)
-            except Discrepancy as discrepancy:
-                discrepancy.evidence["second_call"] = True
-                raise
-    finally:
-        CASE_MARGINS.reset(token)
-    return max(worst, default=None)
+        return Margins()
+    session = Session(implementation, case, model)
+    margins = _check_call(session, "", waive, lazy_probes)
+    if case.second_call != "none":
+        session.update_weights()
+        try:
+            margins += _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive, lazy_probes)
+        except Discrepancy as discrepancy:
+            discrepancy.evidence["second_call"] = True
+            raise
+    return margins
 
 
-def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()) -> None:
+def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset(), lazy_probes: bool = True) -> Margins:
     case = session.case
     reference = run_module(session.reference, case, session.materialized, torch.float64, "cpu", "reference")
     probe = run_module(session.probe, case, session.probe_input if call == "" else probe_tensors(session), session.dtype, case.device, "probe")
@@ -82,28 +80,24 @@ def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()
         pairs = ", ".join(" and ".join(sorted(pair)) for pair in sorted(new_aliases, key=sorted))
         raise Discrepancy("aliasing", pairs, f"{pairs} share memory in the candidate's result{call}, but not in torch's: writing to one changes the other")
 
-    def judge(probe: RunResult, rounding: RunResult | None = None) -> None:
+    def judge(probe: RunResult, rounding: RunResult | None = None) -> Margins:
         adjoint = _lazy(session.activation_adjoint) if rounding is not None and session.activation_factories else None
-        compare_values(case, reference, probe, candidate, session.model, call, rounding, adjoint)
+        margins = compare_values(case, reference, probe, candidate, session.model, call, rounding, adjoint)
         if candidate.gradients or reference.gradients:
-            compare_gradients(case, reference, probe, candidate, session.model, call)
+            margins += compare_gradients(case, reference, probe, candidate, session.model, call)
+        return margins
 
     # The activation probes can only widen the bounds (or stop a comparison at the
     # horizon), so running them only where the candidate is out of the narrower
-    # bounds gives the same verdict at a fraction of the cost. Margins are watched
-    # against the full bounds.
+    # bounds gives the same verdict at a fraction of the cost.
     if not session.activation_factories and session.tipping_ulps is None:
         return judge(probe)
-    if MARGIN_OBSERVER.get() is not None:
+    if not lazy_probes:
         return judge(*with_lazy_probes(session, reference, probe))
-    margins = CASE_MARGINS.get()
-    judged = 0 if margins is None else len(margins)
     try:
-        judge(probe)
+        return judge(probe)
     except Discrepancy:
-        if margins is not None:
-            del margins[judged:]  # what counts is the verdict of the wider bounds
-        judge(*with_lazy_probes(session, reference, probe))
+        return judge(*with_lazy_probes(session, reference, probe))  # what counts is the verdict of the wider bounds
 
 
 def _lazy(make: Callable[[], Callable]) -> Callable:

@@ -51,12 +51,15 @@ class Failure:
         )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ImplementationResult:
+    """One implementation's campaign: built by keyword, or by the named constructor of
+    its verdict (`passed`, `failed`, `error`, `skipped`; `pending` before it has one)."""
+
     name: str
     verdict: str  # pass | fail | error | skipped
-    examples: int
-    seconds: float
+    examples: int = 0
+    seconds: float = 0.0
     seed: int | None
     profile: str
     examples_to_failure: int | None = None
@@ -113,14 +116,30 @@ class ImplementationResult:
         }
 
     @classmethod
+    def pending(cls, name: str, seed: int | None, profile: str, **fields) -> "ImplementationResult":
+        """A campaign with no verdict yet (``skipped``, with no reason), which
+        `harness.campaign.Campaign` fills in as it runs."""
+        return cls(name=name, verdict="skipped", seed=seed, profile=profile, **fields)
+
+    @classmethod
+    def passed(cls, name: str, seed: int | None, profile: str, **fields) -> "ImplementationResult":
+        """A campaign whose every example held: nothing found."""
+        return cls(name=name, verdict="pass", seed=seed, profile=profile, **fields)
+
+    @classmethod
+    def failed(cls, name: str, seed: int | None, profile: str, failure: Failure | None, **fields) -> "ImplementationResult":
+        """A campaign that found a difference from torch: ``failure`` is its minimal case."""
+        return cls(name=name, verdict="fail", seed=seed, profile=profile, failure=failure, **fields)
+
+    @classmethod
     def error(cls, name: str, seed: int | None, profile: str, reason: str, **fields) -> "ImplementationResult":
         """A campaign the harness could not run (a plugin that failed to load, a harness bug)."""
-        return cls(name, "error", fields.pop("examples", 0), fields.pop("seconds", 0.0), seed, profile, reason=reason, **fields)
+        return cls(name=name, verdict="error", seed=seed, profile=profile, reason=reason, **fields)
 
     @classmethod
     def skipped(cls, name: str, seed: int | None, profile: str, reason: str, **fields) -> "ImplementationResult":
-        """A campaign that did not run to its verdict: unavailable here, or interrupted."""
-        return cls(name, "skipped", fields.pop("examples", 0), fields.pop("seconds", 0.0), seed, profile, reason=reason, **fields)
+        """A campaign that did not run to its verdict: unavailable here, interrupted, or cancelled."""
+        return cls(name=name, verdict="skipped", seed=seed, profile=profile, reason=reason, **fields)
 
     @property
     def coverage_incomplete(self) -> bool:
