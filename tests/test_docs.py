@@ -9,10 +9,11 @@ import dataclasses
 import functools
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from support.markdown import ROOT, code_names, page, section, table
+from support.markdown import ROOT, code_names, page, section, table, tables
 
 USAGE, PLUGINS, BENCHMARKS = "docs/usage.md", "docs/plugins.md", "docs/benchmarks.md"
 REFERENCE_PAGES = ("README.md", USAGE, PLUGINS, "docs/what-is-checked.md")
@@ -412,3 +413,28 @@ def test_the_readme_says_what_a_term_is_before_using_it(term):
     text = " ".join(page("README.md").split()).lower()
     first = text.find(term)
     assert first >= 0 and text[first - 1] == "*", f"README.md uses {term!r} before it says what it is (its first use should be the *{term}* that defines it)"
+
+
+# -- the layout ------------------------------------------------------------------------
+
+
+def test_the_layout_lists_every_engine_module_in_its_stage():
+    # docs/usage.md's layout: one table per stage of tests/test_structure.py, in order;
+    # a package's row names each of its modules.
+    import harness
+    from test_structure import STAGES
+
+    package = Path(harness.__file__).parent
+    layout = [found for found in tables("docs/usage.md", "Layout: how a run flows") if found.header[0] == "module"]
+    assert len(layout) == len(STAGES), f"docs/usage.md's layout has {len(layout)} stage tables; the program has {len(STAGES)} stages"
+    for (stage, members), shown in zip(STAGES.items(), layout):
+        listed = {name.rstrip("/"): row for row in shown.rows for name in code_names(row[0])}
+        assert set(listed) == members, (
+            f"docs/usage.md's layout, stage {stage!r}: missing {sorted(members - set(listed))}, "
+            f"not in this stage {sorted(set(listed) - members)}"
+        )
+        for name, row in listed.items():
+            if (package / name).is_dir():
+                modules = {path.stem for path in (package / name).glob("*.py")} - {"__init__"}
+                named = set(code_names(row[1]))
+                assert modules <= named, f"docs/usage.md's layout: the row of {name}/ does not name {sorted(modules - named)}"
