@@ -249,6 +249,8 @@ def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes():
     for benchmark in found.values():
         assert benchmark.params == [
             [repr(name) for name in asv_common.DEFAULT_IMPLEMENTATIONS], [repr(label) for label in asv_common.DEFAULT_SHAPES], ["1"]]
+        if benchmark.name.split(".")[-1].startswith("time_"):
+            assert benchmark.timer is time.process_time, "one thread's CPU time: steady on a shared machine"
     assert combinations(found) == 96
 
 
