@@ -1,19 +1,18 @@
-"""What the project's asv suites share: their parameter grids and how a parameter
-names a built-in.
+"""The default asv suite's grid (asv.conf.json) and how a parameter names a built-in.
 
-Two suites, one set of classes. The default suite (this directory, asv.conf.json)
-is what a change is checked with: per layer family, torch's module and the
-implementations worth tracking over commits (`DEFAULT_IMPLEMENTATIONS`) at the
-latency-bound and the compute-bound shape (`DEFAULT_SHAPES`), time and peak memory.
+The default suite is what a change is checked with: per layer family, torch's
+module and the implementations worth tracking over commits (`IMPLEMENTATIONS`) at
+the latency-bound and the compute-bound shape (`SHAPES`), time and peak memory.
 The full suite (benchmarks_full/, asv.full.conf.json) is opt-in: every built-in
-(`IMPLEMENTATIONS`, the compiling paths included) at every shape (`SHAPES`), with
-the worst error beside the timings, and the fuzzer's throughput. docs/benchmarks.md
-says what each costs.
+(the compiling paths included) at every shape, with the worst error beside the
+timings, and the fuzzer's throughput. asv imports each benchmark directory as a
+package of its own, so neither imports the other. docs/benchmarks.md says what
+each costs.
 
 The suites themselves are `harness.bench.asv`'s, the module a plugin's benchmarks
 use too: setup builds the workload and sets the threads, teardown restores them.
-The default suite imports only names that module has had since the suites moved
-there, so `asv continuous` can run it at older commits.
+This suite imports only names that module has had since the suites moved there,
+so `asv continuous` can run it at older commits.
 
 Parameters never depend on what is installed (asv compares results across
 commits by parameter): the implementations are a fixed list of built-in base
@@ -31,27 +30,15 @@ import time
 
 from harness.bench.workload import Shape, builtin_name
 
-DEFAULT_IMPLEMENTATIONS = ["torch", "native", "vectorized", "torchscript"]
+IMPLEMENTATIONS = ["torch", "native", "vectorized", "torchscript"]
 """torch's module of the family and the fast eager paths a change is most likely to move."""
-
-IMPLEMENTATIONS = [
-    "torch", "torch-aten", "loop", "linear", "vectorized", "torchscript", "native",
-    # torch's own execution paths; compiled and exported compile/export in setup (minutes).
-    "torch-decomp", "compiled", "exported", "onnxruntime",
-]
-"""Every built-in: the full suite's implementations."""
 
 SHAPES = {
     "latency L50 N1 I32 H32": Shape(50, 1, 32, 32),
-    "medium L100 N8 I128 H128": Shape(100, 8, 128, 128),
     "compute L100 N32 I256 H256": Shape(100, 32, 256, 256),
-    "2 layers L50 N8 I64 H64": Shape(50, 8, 64, 64, num_layers=2),
-    "bidirectional L50 N8 I64 H64": Shape(50, 8, 64, 64, bidirectional=True),
 }
-"""The full suite's shapes, by the label asv shows."""
-
-DEFAULT_SHAPES = {label: SHAPES[label] for label in ("latency L50 N1 I32 H32", "compute L100 N32 I256 H256")}
-"""The two cases the speed targets are stated for (`harness.bench.LATENCY_BOUND`, `COMPUTE_BOUND`)."""
+"""The two cases the speed targets are stated for (`harness.bench.LATENCY_BOUND`,
+`COMPUTE_BOUND`), by the label asv shows; the full suite has them under the same labels."""
 
 THREADS = [1]
 """torch threads while timing; a parameter so that asv records it with each result."""
@@ -59,12 +46,11 @@ THREADS = [1]
 
 class BuiltinSuite:
     """Mixed in before `harness.bench.asv.ForwardSuite` or `BackwardSuite`: the
-    parameter is a built-in's base name, taken in the suite's ``family``; the
-    default suite's grid."""
+    parameter is a built-in's base name, taken in the suite's ``family``."""
 
     family = "RNN"
-    shapes = DEFAULT_SHAPES
-    params = (DEFAULT_IMPLEMENTATIONS, list(DEFAULT_SHAPES), THREADS)
+    shapes = SHAPES
+    params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
     timeout = 300
     # The time_ benchmarks count this process's CPU time, as `bench --clock cpu`
     # does: with one thread that is the work of the call, without the time other
@@ -79,13 +65,3 @@ class BuiltinSuite:
 
     def implementation_name(self, name: str) -> str:
         return builtin_name(name, self.family)
-
-
-class FullSuite(BuiltinSuite):
-    """`BuiltinSuite` over the full suite's grid: every built-in at every shape."""
-
-    shapes = SHAPES
-    params = (IMPLEMENTATIONS, list(SHAPES), THREADS)
-    # loop and linear at the compute-bound shape take a while per call, and compiled
-    # compiles a 100-step unrolled graph in setup (many minutes on 2 cores).
-    timeout = 1800

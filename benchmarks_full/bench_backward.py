@@ -3,7 +3,7 @@ error (gradients included)."""
 
 from harness.bench import asv as suites
 
-from benchmarks.common import FullSuite
+from benchmarks_full.common import FullSuite
 
 
 class RNNBackward(FullSuite, suites.TracksWorstError, suites.BackwardSuite):

@@ -3,7 +3,7 @@ worst error against float64."""
 
 from harness.bench import asv as suites
 
-from benchmarks.common import FullSuite
+from benchmarks_full.common import FullSuite
 
 
 class RNNForward(FullSuite, suites.TracksWorstError, suites.ForwardSuite):

@@ -212,13 +212,30 @@ def test_worst_error_of_an_lstm_sees_c_n():
 # -- the asv suites -------------------------------------------------------------------
 
 asv_common = pytest.importorskip("benchmarks.common")
+full_common = pytest.importorskip("benchmarks_full.common")
 ROOT = Path(__file__).parents[1]
 
 
-def discovered(benchmark_dir: str) -> dict:
-    """The benchmarks asv finds in a benchmark directory, by name, with asv_runner's own discovery."""
+@pytest.fixture
+def discovered(monkeypatch):
+    """The benchmarks asv finds in a benchmark directory, by name, with asv_runner's
+    own discovery, and, as in asv's environment, nothing else of the checkout
+    importable: only the directory's own package, through asv's importer."""
     discovery = pytest.importorskip("asv_runner.discovery")
-    return {benchmark.name: benchmark for benchmark in discovery.disc_benchmarks(str(ROOT / benchmark_dir))}
+    from asv_runner._aux import update_sys_path
+
+    import harness.bench.asv  # noqa: F401 - installed in asv's environment; imported before the checkout leaves sys.path
+
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", ".") and Path(entry).resolve() != ROOT])
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in [name for name in sys.modules if name.split(".")[0] in ("benchmarks", "benchmarks_full")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    def discover(benchmark_dir: str) -> dict:
+        update_sys_path(str(ROOT / benchmark_dir))  # what asv's runner does before it discovers or runs
+        return {benchmark.name: benchmark for benchmark in discovery.disc_benchmarks(str(ROOT / benchmark_dir))}
+
+    return discover
 
 
 def combinations(benchmarks: dict) -> int:
@@ -231,14 +248,14 @@ def asv_config(path: str) -> dict:
 
 
 def test_asv_parameters_are_a_fixed_list_of_builtin_names():
-    assert asv_common.IMPLEMENTATIONS[0] == asv_common.DEFAULT_IMPLEMENTATIONS[0] == "torch"
-    assert set(asv_common.DEFAULT_IMPLEMENTATIONS) == {"torch", "native", "vectorized", "torchscript"}
-    assert set(asv_common.DEFAULT_IMPLEMENTATIONS) < set(asv_common.IMPLEMENTATIONS)
-    assert list(asv_common.DEFAULT_SHAPES.values()) == [bench.LATENCY_BOUND, bench.COMPUTE_BOUND]
-    assert asv_common.DEFAULT_SHAPES.items() < asv_common.SHAPES.items(), "the default suite's labels are the full suite's"
+    assert asv_common.IMPLEMENTATIONS[0] == full_common.IMPLEMENTATIONS[0] == "torch"
+    assert set(asv_common.IMPLEMENTATIONS) == {"torch", "native", "vectorized", "torchscript"}
+    assert set(asv_common.IMPLEMENTATIONS) < set(full_common.IMPLEMENTATIONS)
+    assert list(asv_common.SHAPES.values()) == [bench.LATENCY_BOUND, bench.COMPUTE_BOUND]
+    assert asv_common.SHAPES.items() < full_common.SHAPES.items(), "the default suite's labels are the full suite's"
 
 
-def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes():
+def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes(discovered):
     found = discovered("benchmarks")
     assert set(found) == {
         f"{module}.{family}{mode}.{method}_{call}"
@@ -248,21 +265,24 @@ def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes():
     }
     for benchmark in found.values():
         assert benchmark.params == [
-            [repr(name) for name in asv_common.DEFAULT_IMPLEMENTATIONS], [repr(label) for label in asv_common.DEFAULT_SHAPES], ["1"]]
+            [repr(name) for name in asv_common.IMPLEMENTATIONS], [repr(label) for label in asv_common.SHAPES], ["1"]]
         if benchmark.name.split(".")[-1].startswith("time_"):
             assert benchmark.timer is time.process_time, "one thread's CPU time: steady on a shared machine"
+            assert benchmark.rounds == 4, "four processes each, so one process's state does not decide a comparison"
     assert combinations(found) == 96
 
 
-def test_the_full_suite_keeps_every_builtin_shape_and_the_worst_error_opt_in():
+def test_the_full_suite_keeps_every_builtin_shape_and_the_worst_error_opt_in(discovered):
+    default = discovered("benchmarks")
     found = discovered("benchmarks_full")
     assert combinations(found) == 1011, "six family suites x three methods x 55 parameters, and the fuzzer's 21"
     assert found["bench_forward.GRUForward.track_worst_error"].params[:2] == [
-        [repr(name) for name in asv_common.IMPLEMENTATIONS], [repr(label) for label in asv_common.SHAPES]]
+        [repr(name) for name in full_common.IMPLEMENTATIONS], [repr(label) for label in full_common.SHAPES]]
     assert {"bench_fuzzer.FuzzerThroughput.track_examples_per_second", "bench_fuzz_command.FuzzEverythingRegistered.time_python_m_harness_fuzz"} <= set(found)
-    default = discovered("benchmarks")
     for name, benchmark in default.items():
         assert found[name].code == benchmark.code, f"{name} is the same benchmark in both suites, so their results compare"
+        if name.split(".")[-1].startswith("time_"):
+            assert (found[name].timer, found[name].rounds) == (benchmark.timer, benchmark.rounds)
 
 
 def test_the_asv_configurations_launch_by_forkserver_and_keep_the_suites_apart():
@@ -318,7 +338,7 @@ def test_asv_setup_skips_what_is_not_installed():
     from benchmarks.bench_forward import RNNForward
 
     before = torch.get_num_threads()
-    shape = next(iter(asv_common.DEFAULT_SHAPES))
+    shape = next(iter(asv_common.SHAPES))
     with pytest.raises(NotImplementedError, match="not installed"):
         RNNForward().setup("no-such-implementation", shape, 1)
     assert torch.get_num_threads() == before
