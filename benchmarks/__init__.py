@@ -1,1 +1,2 @@
-"""asv suites for rnn-harness (see docs/benchmarks.md); the pytest-benchmark suite is in ab/."""
+"""The default asv suite of rnn-harness (asv.conf.json; docs/benchmarks.md); the full,
+opt-in one is benchmarks_full/, the pytest-benchmark suite is in ab/."""

@@ -1,4 +1,4 @@
-"""Forward then backward: time, peak memory, and worst error (gradients included)."""
+"""Forward then backward, the default suite: time and peak memory."""
 
 from harness.bench import asv as suites
 

@@ -1,4 +1,4 @@
-"""Forward pass under no_grad: time, peak memory, and worst error against float64."""
+"""Forward pass under no_grad, the default suite: time and peak memory."""
 
 from harness.bench import asv as suites
 

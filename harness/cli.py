@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from harness import bench
 
-            baselines = tuple(bench.builtin_name(bench.BASELINE, family) for family in bench.LAYER_FAMILIES)
+            baselines = tuple(bench.builtin_name(bench.BASELINE, family) for family in bench.BENCH_FAMILIES)
             registry, names = select(args, always=baselines)
             return bench.run_command(args, registry, names)
     except (UsageError, DuplicateImplementationError) as error:

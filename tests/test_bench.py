@@ -7,9 +7,12 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import math
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,6 +99,30 @@ def test_bench_family_defaults_to_the_families_of_the_named_implementations(caps
     assert run_bench([*TINY[:2], *FAST, "--mode", "forward", "--impl", "vectorized-gru"]) == 0
     table = capsys.readouterr().out
     assert "torch-gru" in table and "torch-lstm" not in table and "\nRNN " not in table
+
+
+def test_bench_times_a_cell_looped_over_the_steps_against_torchs_cell(tmp_path):
+    json_path = tmp_path / "bench.json"
+    code = run_bench([*TINY[:4], "--shape", "4,2,3,5,layers=2", *FAST, "--impl", "loop-grucell", "--json", str(json_path)])
+    assert code == 0
+    document = json.loads(json_path.read_text())
+    rows = document["results"]
+    assert {(row["family"], row["implementation"]) for row in rows} == {("GRUCell", "torch-grucell"), ("GRUCell", "loop-grucell")}
+    assert len(rows) == 2 * 2 * 2, "two implementations x the two one-layer shapes x two modes"
+    for row in rows:
+        assert row["median_seconds"] > 0 and row["gflops"] > 0
+    skipped = document["skipped"]
+    assert {(row["implementation"], row["shape"], row["mode"]) for row in skipped} == {
+        (name, "L4 N2 I3 H5 layers2", mode) for name in ("torch-grucell", "loop-grucell") for mode in ("forward", "backward")}
+    assert all("one layer in one direction" in row["reason"] for row in skipped)
+
+
+def test_the_bench_command_takes_a_cell_and_a_cell_family():
+    from harness import cli
+
+    assert cli.main(["bench", "--impl", "loop-grucell", "--mode", "forward", *TINY[:2], *FAST]) == cli.EXIT_OK
+    assert cli.main(["bench", "--family", "LSTMCell", "--impl", "linear-lstmcell", "--mode", "forward", *TINY[:2], *FAST]) == cli.EXIT_OK
+    assert set(bench.BENCH_FAMILIES) == {"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"}
 
 
 def test_bench_rejects_an_implementation_outside_the_named_family():
@@ -185,23 +212,98 @@ def test_worst_error_of_an_lstm_sees_c_n():
 # -- the asv suites -------------------------------------------------------------------
 
 asv_common = pytest.importorskip("benchmarks.common")
+full_common = pytest.importorskip("benchmarks_full.common")
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def discovered(monkeypatch):
+    """The benchmarks asv finds in a benchmark directory, by name, with asv_runner's
+    own discovery, and, as in asv's environment, nothing else of the checkout
+    importable: only the directory's own package, through asv's importer."""
+    discovery = pytest.importorskip("asv_runner.discovery")
+    from asv_runner._aux import update_sys_path
+
+    import harness.bench.asv  # noqa: F401 - installed in asv's environment; imported before the checkout leaves sys.path
+
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", ".") and Path(entry).resolve() != ROOT])
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in [name for name in sys.modules if name.split(".")[0] in ("benchmarks", "benchmarks_full")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    def discover(benchmark_dir: str) -> dict:
+        update_sys_path(str(ROOT / benchmark_dir))  # what asv's runner does before it discovers or runs
+        return {benchmark.name: benchmark for benchmark in discovery.disc_benchmarks(str(ROOT / benchmark_dir))}
+
+    return discover
+
+
+def combinations(benchmarks: dict) -> int:
+    return sum(math.prod(len(values) for values in benchmark.params) if benchmark.params else 1 for benchmark in benchmarks.values())
+
+
+def asv_config(path: str) -> dict:
+    """An asv.conf.json as asv reads it: JSON with // comments."""
+    return json.loads(re.sub(r"^\s*//.*$", "", (ROOT / path).read_text(), flags=re.MULTILINE))
 
 
 def test_asv_parameters_are_a_fixed_list_of_builtin_names():
-    assert asv_common.IMPLEMENTATIONS[0] == "torch"
-    assert {"torch", "vectorized", "torchscript"} <= set(asv_common.IMPLEMENTATIONS)
-    assert any(shape == bench.LATENCY_BOUND for shape in asv_common.SHAPES.values())
-    assert any(shape == bench.COMPUTE_BOUND for shape in asv_common.SHAPES.values())
+    assert asv_common.IMPLEMENTATIONS[0] == full_common.IMPLEMENTATIONS[0] == "torch"
+    assert set(asv_common.IMPLEMENTATIONS) == {"torch", "native", "vectorized", "torchscript"}
+    assert set(asv_common.IMPLEMENTATIONS) < set(full_common.IMPLEMENTATIONS)
+    assert list(asv_common.SHAPES.values()) == [bench.LATENCY_BOUND, bench.COMPUTE_BOUND]
+    assert asv_common.SHAPES.items() < full_common.SHAPES.items(), "the default suite's labels are the full suite's"
+
+
+def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes(discovered):
+    found = discovered("benchmarks")
+    assert set(found) == {
+        f"{module}.{family}{mode}.{method}_{call}"
+        for family in ("RNN", "LSTM", "GRU")
+        for module, mode, call in (("bench_forward", "Forward", "forward"), ("bench_backward", "Backward", "forward_backward"))
+        for method in ("time", "peakmem")
+    }
+    for benchmark in found.values():
+        assert benchmark.params == [
+            [repr(name) for name in asv_common.IMPLEMENTATIONS], [repr(label) for label in asv_common.SHAPES], ["1"]]
+        if benchmark.name.split(".")[-1].startswith("time_"):
+            assert benchmark.timer is time.process_time, "one thread's CPU time: steady on a shared machine"
+            assert benchmark.rounds == 4, "four processes each, so one process's state does not decide a comparison"
+    assert combinations(found) == 96
+
+
+def test_the_full_suite_keeps_every_builtin_shape_and_the_worst_error_opt_in(discovered):
+    default = discovered("benchmarks")
+    found = discovered("benchmarks_full")
+    assert combinations(found) == 1011, "six family suites x three methods x 55 parameters, and the fuzzer's 21"
+    assert found["bench_forward.GRUForward.track_worst_error"].params[:2] == [
+        [repr(name) for name in full_common.IMPLEMENTATIONS], [repr(label) for label in full_common.SHAPES]]
+    assert {"bench_fuzzer.FuzzerThroughput.track_examples_per_second", "bench_fuzz_command.FuzzEverythingRegistered.time_python_m_harness_fuzz"} <= set(found)
+    for name, benchmark in default.items():
+        assert found[name].code == benchmark.code, f"{name} is the same benchmark in both suites, so their results compare"
+        if name.split(".")[-1].startswith("time_"):
+            assert (found[name].timer, found[name].rounds) == (benchmark.timer, benchmark.rounds)
+
+
+def test_the_asv_configurations_launch_by_forkserver_and_keep_the_suites_apart():
+    default, full = asv_config("asv.conf.json"), asv_config("asv.full.conf.json")
+    assert default["launch_method"] == "forkserver"
+    assert (default["benchmark_dir"], full["benchmark_dir"]) == ("benchmarks", "benchmarks_full")
+    assert full["results_dir"] != default["results_dir"] and full["html_dir"] != default["html_dir"]
+    assert all(path.startswith(".asv/") for config in (default, full) for path in (config["env_dir"], config["results_dir"], config["html_dir"]))
+    different = {key for key in default.keys() | full.keys() if default.get(key) != full.get(key)}
+    assert different == {"benchmark_dir", "results_dir", "html_dir"}
 
 
 @pytest.mark.parametrize("suite", [
-    "bench_forward.RNNForward", "bench_backward.RNNBackward",
-    "bench_forward.LSTMForward", "bench_backward.LSTMBackward",
-    "bench_forward.GRUForward", "bench_backward.GRUBackward",
+    f"{package}.{module}.{family}{mode}"
+    for package in ("benchmarks", "benchmarks_full")
+    for module, mode in (("bench_forward", "Forward"), ("bench_backward", "Backward"))
+    for family in ("RNN", "LSTM", "GRU")
 ])
 def test_asv_setup_builds_and_teardown_restores_threads(suite):
-    module_name, class_name = suite.split(".")
-    suite_class = getattr(importlib.import_module(f"benchmarks.{module_name}"), class_name)
+    module_name, class_name = suite.rsplit(".", 1)
+    suite_class = getattr(importlib.import_module(module_name), class_name)
     shape = next(key for key, value in asv_common.SHAPES.items() if value == bench.LATENCY_BOUND)
     before = torch.get_num_threads()
     benchmark = suite_class()
@@ -210,7 +312,10 @@ def test_asv_setup_builds_and_teardown_restores_threads(suite):
     for name in dir(benchmark):
         if name.startswith(("time_", "peakmem_")):
             getattr(benchmark, name)("vectorized", shape, 1)
-    assert benchmark.track_worst_error("vectorized", shape, 1) < 1e-4
+    if module_name.startswith("benchmarks_full"):
+        assert benchmark.track_worst_error("vectorized", shape, 1) < 1e-4
+    else:
+        assert not hasattr(benchmark, "track_worst_error"), "the default suite times; the full one also tracks the error"
     benchmark.teardown("vectorized", shape, 1)
     assert torch.get_num_threads() == before
 

@@ -17,6 +17,7 @@ the command it is.
 
 from harness.bench.runner import (
     BASELINE,
+    BENCH_FAMILIES,
     COMPUTE_BOUND,
     GRIDS,
     LATENCY_BOUND,
@@ -29,6 +30,6 @@ from harness.bench.runner import (
 from harness.bench.workload import LAYER_FAMILIES, builtin_name
 
 __all__ = [
-    "BASELINE", "COMPUTE_BOUND", "GRIDS", "LATENCY_BOUND", "LAYER_FAMILIES", "BenchResult",
+    "BASELINE", "BENCH_FAMILIES", "COMPUTE_BOUND", "GRIDS", "LATENCY_BOUND", "LAYER_FAMILIES", "BenchResult",
     "add_arguments", "builtin_name", "measure", "parse_shape", "run_command",
 ]

@@ -13,8 +13,10 @@ benchmark parametrised over [the implementation, ``torch``] x shapes x threads, 
 nn.GRUCell for a GRUCell). The workload is `harness.bench.workload`'s, so asv times
 what ``python -m harness bench`` times; cells are timed looped over the sequence.
 
-The project's own suites (benchmarks/bench_forward.py, ...) are `ForwardSuite` and
-`BackwardSuite` too, parametrised over built-in base names instead.
+The project's own suites are `ForwardSuite` and `BackwardSuite` too, parametrised
+over built-in base names instead: the default suite (benchmarks/, time and peak
+memory of the implementations worth tracking) and the full one (benchmarks_full/,
+every built-in and shape, with `TracksWorstError`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ class Suite:
     def teardown(self, name: str, shape: str, threads: int) -> None:
         torch.set_num_threads(self.threads_before)
 
+
+class TracksWorstError:
+    """Mixed in before a `Suite`: ``track_worst_error``, the accuracy beside the timings."""
+
     def track_worst_error(self, name: str, shape: str, threads: int) -> float:
         """The largest |difference| from torch's module in float64 (values, and
         gradients in backward mode) on the same seeded case."""
@@ -104,7 +110,7 @@ class Suite:
 
 
 class ForwardSuite(Suite):
-    """The forward pass under no_grad: time, peak memory, worst error against float64."""
+    """The forward pass under no_grad: time and peak memory."""
 
     mode = "forward"
 
@@ -116,7 +122,7 @@ class ForwardSuite(Suite):
 
 
 class BackwardSuite(Suite):
-    """Forward then backward: time, peak memory, worst error (gradients included)."""
+    """Forward then backward: time and peak memory."""
 
     mode = "backward"
 
@@ -127,8 +133,9 @@ class BackwardSuite(Suite):
         self.workload()
 
 
-class PluginSuite(Suite):
-    """One implementation and torch's module of its family (the parameter ``torch``)."""
+class PluginSuite(TracksWorstError, Suite):
+    """One implementation and torch's module of its family (the parameter ``torch``),
+    with its worst error beside the timings."""
 
     implementation_under_test: str
 

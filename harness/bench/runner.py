@@ -1,7 +1,10 @@
 """``python -m harness bench``: every selected implementation against torch on a shape grid.
 
-Implementations are compared within their family (RNN, LSTM, GRU), each family
-against torch's own module of that family (``torch``, ``torch-lstm``, ``torch-gru``).
+Implementations are compared within their family (RNN, LSTM, GRU and the cells),
+each family against torch's own module of that family (``torch``, ``torch-lstm``,
+``torch-grucell``, ...). A cell is timed looped over the shape's L steps
+(`harness.bench.workload`), as the asv suites time it; a shape with more than one
+layer or both directions has no meaning for a cell and is listed as skipped.
 
 For each shape and mode, the implementations are timed in interleaved rounds (each
 round times every implementation once with ``torch.utils.benchmark``'s blocked
@@ -26,9 +29,10 @@ import timeit
 import torch
 import torch.utils.benchmark as benchmark
 
+from harness.families import FAMILIES
 from harness.registry import Registry
 from harness.bench.roofline import matmul_call, thread_count
-from harness.bench.workload import LAYER_FAMILIES, MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
+from harness.bench.workload import MODE_TITLES, MODES, Shape, UnsupportedCase, build_workload, builtin_name
 
 CLOCKS = {"wall": timeit.default_timer, "cpu": time.process_time}
 """What a timed block is measured with. ``cpu`` (this process's CPU time) leaves out
@@ -37,6 +41,9 @@ with it move less with their load; it is not latency with more than one thread."
 
 BASELINE = "torch"
 """The baseline's base name; in family F it is ``builtin_name(BASELINE, F)``."""
+
+BENCH_FAMILIES = tuple(FAMILIES)
+"""The families ``bench`` times, each against its own baseline: the layers and the cells."""
 ROOFLINE = "(matmul)"  # the roofline's entry among the interleaved timings
 
 LATENCY_BOUND = Shape(50, 1, 32, 32)
@@ -107,8 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", action="append", dest="impl", metavar="NAME",
                         help="implementation to time (repeatable; default: all of the family). torch's module of "
                              "the family is always timed as the baseline")
-    parser.add_argument("--family", action="append", choices=LAYER_FAMILIES, metavar="FAMILY",
-                        help=f"time this family's implementations (repeatable; one of {', '.join(LAYER_FAMILIES)}; "
+    parser.add_argument("--family", action="append", choices=BENCH_FAMILIES, metavar="FAMILY",
+                        help=f"time this family's implementations (repeatable; one of {', '.join(BENCH_FAMILIES)}; "
                              "default: the families of the --impl names, else RNN)")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
                         help="named shape grid (default: standard; 'reference' is the two target cases)")
@@ -147,8 +154,8 @@ def families_to_time(args: argparse.Namespace, registry: Registry, selected_name
         families = ["RNN"]
     chosen = {}
     for family in families:
-        if family not in LAYER_FAMILIES:
-            raise UsageError(f"bench times the layer families {', '.join(LAYER_FAMILIES)}; {family!r} is not one of them")
+        if family not in BENCH_FAMILIES:
+            raise UsageError(f"bench times the families {', '.join(BENCH_FAMILIES)}; {family!r} is not one of them")
         baseline = builtin_name(BASELINE, family)
         if baseline not in registry.loaded:
             raise UsageError(f"the baseline implementation {baseline!r} is not installed; reinstall rnn-harness")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.common import IMPLEMENTATIONS
+from benchmarks_full.common import IMPLEMENTATIONS
 from harness.bench.asv import load
 
 EXAMPLES = 150
