@@ -310,24 +310,18 @@ def test_the_example_report_has_the_programs_fields_and_values(report):
 # -- the plugin contract and the case space ---------------------------------------------
 
 
-def test_the_implementation_record_table_lists_every_field():
-    from harness.implementation import Implementation
+@pytest.mark.parametrize("record, heading", [
+    ("harness.implementation.Implementation", "The `Implementation` record"),
+    ("harness.cases.Case", "`harness.Case`: what a `when` predicate receives"),
+])
+def test_the_record_tables_list_every_field(record, heading):
+    import importlib
 
-    documented = [name for row in table(PLUGINS, "The `Implementation` record", "field").rows for name in code_names(row[0])]
-    program = [field.name for field in dataclasses.fields(Implementation)]
+    module, name = record.rsplit(".", 1)
+    documented = [field for row in table(PLUGINS, heading, "field").rows for field in code_names(row[0])]
+    program = [field.name for field in dataclasses.fields(getattr(importlib.import_module(module), name))]
     assert sorted(documented) == sorted(program), (
-        f"{PLUGINS}'s Implementation table lists {sorted(set(documented) - set(program))} that the record lacks "
-        f"and lacks {sorted(set(program) - set(documented))}"
-    )
-
-
-def test_the_case_table_lists_every_field():
-    from harness.cases import Case
-
-    documented = [name for row in table(PLUGINS, "`harness.Case`: what a `when` predicate receives", "field").rows for name in code_names(row[0])]
-    program = [field.name for field in dataclasses.fields(Case)]
-    assert sorted(documented) == sorted(program), (
-        f"{PLUGINS}'s Case table lists {sorted(set(documented) - set(program))} that Case lacks "
+        f"{PLUGINS}'s {name} table lists {sorted(set(documented) - set(program))} that {name} lacks "
         f"and lacks {sorted(set(program) - set(documented))}"
     )
 
