@@ -17,6 +17,20 @@ from harness.oracle.session import Session
 from harness.tolerance import ErrorModel
 
 
+def sampled_probes(session: Session, reference: RunResult, probe: RunResult) -> RunResult:
+    """The probe widened by the float32 probe of a float64 case and by the sensitivity
+    and kink pairs: what torch's rounding costs in this case, sampled more than once."""
+    case = session.case
+    low_probe = session.low_probe()
+    if low_probe is not None:
+        low = run_module(low_probe, case, session.materialized, torch.float32, case.device, "probe")
+        probe = combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
+    for module, ulps, values in session.sensitivity_probes():
+        perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
+        probe = widened(reference, probe, perturbed, values=values)
+    return probe
+
+
 def with_lazy_probes(session: Session, reference: RunResult, probe: RunResult) -> tuple[RunResult, RunResult]:
     """The probe widened by every lazy probe, and the same without the activation
     probes (what rounding alone costs, which the activation adjoint adds to)."""

@@ -1,0 +1,116 @@
+"""Lazy widening: every probe that can only widen a bound (the float32 probe of a
+float64 case, the sensitivity and kink pairs, the activation, order and tipping
+probes) runs only where the candidate is out of the bounds without it, and the
+verdict is the one running them all gives (harness/oracle/verdict.py).
+
+Each candidate of a catalogue (the mutants, the correct variants, the families'
+mutants and variants, misbehaving plugins, the built-ins) is checked on the same
+drawn cases both ways: `oracle.check` with ``lazy_probes`` (the campaigns' way) and
+without (every probe on every case, the margins tools/error_margins.py reports)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, seed, settings
+
+from harness import Implementation, oracle, strategies
+from harness.cases import Case
+from harness.oracle.session import Session
+from harness.tolerance import DEFAULT_MODEL
+from faulty import NotAModule, RaisesOnPacked, ReturnsAList
+from mutants import CORRECT_VARIANTS, FAMILY_CORRECT_VARIANTS, FAMILY_MUTANTS, MUTANTS
+from support import registry
+
+BUILTINS = [
+    "loop", "loop-lstm", "loop-gru", "loop-rnncell", "loop-lstmcell", "loop-grucell",
+    "vectorized", "vectorized-lstm", "vectorized-gru", "linear", "linear-lstm", "linear-gru", "torch-aten-lstm",
+]
+MISBEHAVING = [
+    Implementation(name="faulty-raises", factory=RaisesOnPacked),
+    Implementation(name="faulty-returns-list", factory=ReturnsAList),
+    Implementation(name="faulty-not-a-module", factory=NotAModule),
+]
+CATALOGUE = [*MUTANTS, *FAMILY_MUTANTS, *MISBEHAVING]
+PASSING = [*CORRECT_VARIANTS, *FAMILY_CORRECT_VARIANTS]
+SEEDS = (0, 1)
+
+
+def verdict(implementation, case, lazy_probes: bool):
+    """("held", margins) or ("differs", kind, subject, message, evidence). Torch's
+    generator starts from the case's seed, for the mutants that draw from it."""
+    torch.manual_seed(case.seed)
+    try:
+        return ("held", oracle.check(implementation, case, DEFAULT_MODEL, lazy_probes=lazy_probes))
+    except oracle.Discrepancy as discrepancy:
+        return ("differs", discrepancy.kind, discrepancy.subject, str(discrepancy), repr(discrepancy.evidence))
+
+
+def assert_same_verdict(implementation, case) -> None:
+    eager = verdict(implementation, case, lazy_probes=False)
+    lazy = verdict(implementation, case, lazy_probes=True)
+    assert eager[0] == lazy[0], f"{implementation.name} on {case.to_json()}: every probe gives {eager[:4]}, lazily {lazy[:4]}"
+    if eager[0] == "differs":
+        assert lazy == eager, f"{implementation.name} on {case.to_json()}: the lazy finding differs from the eager one"
+        return
+    # A narrower bound compares at least as much (in the same order: each call's values,
+    # then its gradients), each element against less room.
+    lazy_margins = iter(lazy[1].compared)
+    for margin in eager[1].compared:
+        assert any(
+            (other.kind, other.name) == (margin.kind, margin.name) and other.ratio >= margin.ratio for other in lazy_margins
+        ), f"{implementation.name} on {case.to_json()}: {margin} has no margin at least as large lazily ({lazy[1]})"
+
+
+def both_ways(implementation, examples: int, seed_value: int):
+    @seed(seed_value)
+    @settings(
+        max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategies.cases(implementation, devices=["cpu"], invalid=False))
+    def run(case):
+        assert_same_verdict(implementation, case)
+
+    return run
+
+
+@pytest.mark.parametrize("seed_value", SEEDS)
+@pytest.mark.parametrize("implementation", CATALOGUE, ids=lambda i: i.name)
+def test_lazy_probes_give_every_mistake_the_eager_verdict(implementation, seed_value):
+    both_ways(implementation, 3, seed_value)()
+
+
+@pytest.mark.parametrize("seed_value", SEEDS)
+@pytest.mark.parametrize("implementation", PASSING, ids=lambda i: i.name)
+def test_lazy_probes_give_every_correct_variant_the_eager_verdict(implementation, seed_value):
+    both_ways(implementation, 8, seed_value)()
+
+
+@pytest.mark.parametrize("seed_value", SEEDS)
+@pytest.mark.parametrize("name", BUILTINS)
+def test_lazy_probes_give_every_builtin_the_eager_verdict(name, seed_value):
+    both_ways(registry().implementation(name), 8, seed_value)()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_case_within_the_probes_own_bounds_runs_no_widening_probe(monkeypatch, dtype, backward):
+    built = []
+    monkeypatch.setattr(Session, "low_probe", lambda self: built.append("float32 probe"))
+    monkeypatch.setattr(Session, "sensitivity_probes", lambda self: built.append("sensitivity pairs") or [])
+    case = Case(family="LSTM", input_size=3, hidden_size=4, seq_len=5, batch=2, dtype=dtype, backward=backward, seed=3)
+    oracle.check(registry().implementation("torch-aten-lstm"), case)
+    # float64 gradients are the exception: a float32 probe's overflow there would narrow the bound
+    assert built == ([] if dtype == "float32" or not backward else ["float32 probe", "sensitivity pairs"])
+
+
+def test_a_case_out_of_the_probes_own_bounds_runs_the_sensitivity_pairs(monkeypatch):
+    built = []
+    sensitivity_probes = Session.sensitivity_probes
+    monkeypatch.setattr(Session, "sensitivity_probes", lambda self: built.append("sensitivity pairs") or sensitivity_probes(self))
+    case = Case(family="LSTM", input_size=3, hidden_size=4, seq_len=5, batch=2, seed=3)
+    mutant = next(m for m in FAMILY_MUTANTS if m.family == "LSTM")
+    with pytest.raises(oracle.Discrepancy):
+        oracle.check(mutant, case)
+    assert built == ["sensitivity pairs"]
