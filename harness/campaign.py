@@ -80,7 +80,7 @@ class Campaign:
     shard only. ``replay_options``: the ``fuzz`` options beyond the profile and seed
     that shaped this campaign, for the command that replays it. ``on_margins`` is
     called with each case that held and its `oracle.Margins`; ``lazy_probes=False``
-    (in this process only) runs the activation probes on every case (`oracle.check`).
+    (in this process only) runs every probe that widens a bound on every case (`oracle.check`).
     """
 
     def __init__(

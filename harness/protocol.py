@@ -103,8 +103,8 @@ def require_request(value: object) -> None:
 
 def answer(request: Request, implementation: Implementation, model: ErrorModel, *, lazy_probes: bool = True):
     """Carry ``request`` out here, on ``implementation`` under ``model``, and return its
-    answer; a finding is raised as `Discrepancy`. ``lazy_probes=False`` runs the
-    activation probes on every checked case (`oracle.check`)."""
+    answer; a finding is raised as `Discrepancy`. ``lazy_probes=False`` runs every
+    probe that widens a bound on every checked case (`oracle.check`)."""
     require_request(request)
     if isinstance(request, Available):
         return _unavailable_reason(implementation)
