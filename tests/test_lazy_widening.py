@@ -10,11 +10,13 @@ without (every probe on every case, the margins tools/error_margins.py reports).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from harness import Implementation, oracle, strategies
+from harness import Implementation, campaign, oracle, strategies
 from harness.cases import Case
 from harness.oracle.session import Session
 from harness.tolerance import DEFAULT_MODEL
@@ -114,3 +116,72 @@ def test_a_case_out_of_the_probes_own_bounds_runs_the_sensitivity_pairs(monkeypa
     with pytest.raises(oracle.Discrepancy):
         oracle.check(mutant, case)
     assert built == ["sensitivity pairs"]
+
+
+# What the campaign's guided search is told: exact margins wherever they could beat
+# the best it has seen (`oracle.check`'s ``exact_margins_from``).
+
+def margins(implementation, case, exact_margins_from: float):
+    torch.manual_seed(case.seed)
+    return oracle.check(implementation, case, DEFAULT_MODEL, exact_margins_from=exact_margins_from)
+
+
+def exact_margins(implementation, case):
+    """The margins with the float32 probe and the sensitivity and kink pairs run on the
+    case whatever its margins, as for float64 cases with gradients."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "sampling_only_relaxes", property(lambda self: False))
+        return margins(implementation, case, math.inf)
+
+
+@pytest.mark.parametrize("name", ["vectorized", "vectorized-lstm", "loop-gru", "loop-rnncell"])
+def test_a_worst_margin_that_reaches_the_threshold_is_the_exact_one_and_one_below_it_is_no_smaller(name):
+    implementation = registry().implementation(name)
+    differed: list[bool] = []
+
+    @seed(4)
+    @settings(max_examples=12, database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(strategies.cases(implementation, devices=["cpu"], invalid=False))
+    def run(case):
+        narrow, exact = margins(implementation, case, math.inf), exact_margins(implementation, case)
+        differed.append(narrow.worst() != exact.worst())
+        if exact.worst() is None:
+            assert narrow.worst() is None
+            return
+        assert narrow.worst() >= exact.worst(), f"{case.to_json()}: a narrower bound gave a smaller margin"
+        for threshold in (exact.worst(), (exact.worst() + narrow.worst()) / 2, narrow.worst(), math.nextafter(narrow.worst(), math.inf)):
+            told = margins(implementation, case, threshold).worst()
+            where = f"{case.to_json()}: threshold {threshold!r}, exact {exact.worst()!r}, narrow {narrow.worst()!r}, told {told!r}"
+            assert told >= exact.worst(), where
+            if told >= threshold:
+                assert told == exact.worst(), where
+            if narrow.worst() < threshold:
+                assert told == narrow.worst(), where
+
+    run()
+    assert any(differed), "no drawn case told the narrower bound from the wider one: nothing was tested"
+
+
+def test_the_search_is_told_only_exact_margins_and_only_those_that_match_or_beat_its_best(monkeypatch):
+    implementation = registry().implementation("vectorized-gru")
+    told: list[float] = []
+    held: list[tuple[Case, float | None]] = []
+    monkeypatch.setattr(campaign, "target", lambda value, label: told.append(value))
+    result = campaign.fuzz_implementation(
+        implementation, profile="default", seed=3, max_examples=260, isolate=False, database=None, repro_dir=None, covering_phase=False,
+        on_margins=lambda case, margins: held.append((case, margins.worst())),
+    )
+    assert result.verdict == "pass"
+    assert told and told == sorted(told), "a score lower than the best so far reached the search"
+    # Replayed in order (one stage: one search, which starts with no best), a case is
+    # scored exactly when its margin matches or beats the best before it.
+    scored = iter(told)
+    best = -math.inf
+    for case, worst in held:
+        if worst is None or not math.isfinite(worst):
+            continue
+        if worst >= best:
+            value = next(scored)
+            assert value == worst
+            assert value == exact_margins(implementation, case).worst(), f"{case.to_json()}: the search was told a margin under a narrower bound"
+            best = value
