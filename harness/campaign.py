@@ -307,14 +307,10 @@ class Campaign:
 
     def _test(self, profile_settings, overrides: dict, on_example):
         implementation, runner, result, account, space = self.implementation, self.runner, self.result, self.account, self.space
-        # Guided search: Hypothesis' target phase climbs towards the cases whose worst
-        # |error| / bound comes closest to 1, and only a case that beats the best one so
-        # far (or ties it) changes where it goes. So the oracle computes a case's exact
-        # margins only where they could (`protocol.Check.exact_margins_from`), and a
-        # case is scored only where it does: the rest are what a lower score would be to
-        # the search, and Hypothesis keeps no Pareto front of them (the front of every
-        # scored case cost a fifth of a campaign). One best per Hypothesis run.
-        best_margin = [-math.inf]
+        # Guided search climbs towards the worst |error| / bound; only a case that ties or
+        # beats the best so far moves it. So only such a case is scored, on exact margins
+        # (`oracle.check`'s exact_margins_from), and Hypothesis keeps no Pareto front.
+        best_margin = [-math.inf]  # per Hypothesis run
 
         # settings outside seed: @seed alone switches the database off (for an exactly
         # repeatable run), and stored failures must be replayed first whatever the seed.
@@ -349,10 +345,7 @@ class Campaign:
                 if known.kinds is None:
                     set_aside()
                 waived |= known.kinds
-            request = (
-                protocol.Check(case, exact_margins_from=best_margin[0]) if not waived or case.defect is not None
-                else protocol.CheckWaiving(case, frozenset(waived), exact_margins_from=best_margin[0])
-            )
+            request = protocol.Check(case, best_margin[0]) if not waived or case.defect is not None else protocol.CheckWaiving(case, frozenset(waived), best_margin[0])
             if case.defect is not None and isinstance(runner, Worker):
                 # torch's reference runs first, on its own: a process that dies here died
                 # in torch, and the case says so instead of counting against the candidate.
