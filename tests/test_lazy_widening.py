@@ -99,23 +99,28 @@ def test_lazy_probes_give_every_builtin_the_eager_verdict(name, seed_value):
 @pytest.mark.parametrize("backward", [False, True])
 def test_a_case_within_the_probes_own_bounds_runs_no_widening_probe(monkeypatch, dtype, backward):
     built = []
-    monkeypatch.setattr(Session, "low_probe", lambda self: built.append("float32 probe"))
-    monkeypatch.setattr(Session, "sensitivity_probes", lambda self: built.append("sensitivity pairs") or [])
+    monkeypatch.setattr(Session, "low_probe", lambda self: built.append("float32 probe") if self.dtype == torch.float64 else None)
+    sensitivity_probe = Session.sensitivity_probe
+    monkeypatch.setattr(Session, "sensitivity_probe", lambda self, index: built.append(f"sensitivity probe {index}") or sensitivity_probe(self, index))
     case = Case(family="LSTM", input_size=3, hidden_size=4, seq_len=5, batch=2, dtype=dtype, backward=backward, seed=3)
     oracle.check(registry().implementation("torch-aten-lstm"), case)
     # float64 gradients are the exception: a float32 probe's overflow there would narrow the bound
-    assert built == ([] if dtype == "float32" or not backward else ["float32 probe", "sensitivity pairs"])
+    assert built == ([] if dtype == "float32" or not backward else ["float32 probe"])
+    built.clear()
+    # asked for exact margins, it runs what applies: the sensitivity pair in float32, the float32 probe in float64
+    oracle.check(registry().implementation("torch-aten-lstm"), case, exact_margins_from=-math.inf)
+    assert built == (["sensitivity probe 0", "sensitivity probe 1"] if dtype == "float32" else ["float32 probe"])
 
 
 def test_a_case_out_of_the_probes_own_bounds_runs_the_sensitivity_pairs(monkeypatch):
     built = []
-    sensitivity_probes = Session.sensitivity_probes
-    monkeypatch.setattr(Session, "sensitivity_probes", lambda self: built.append("sensitivity pairs") or sensitivity_probes(self))
+    sensitivity_probe = Session.sensitivity_probe
+    monkeypatch.setattr(Session, "sensitivity_probe", lambda self, index: built.append(index) or sensitivity_probe(self, index))
     case = Case(family="LSTM", input_size=3, hidden_size=4, seq_len=5, batch=2, seed=3)
     mutant = next(m for m in FAMILY_MUTANTS if m.family == "LSTM")
     with pytest.raises(oracle.Discrepancy):
         oracle.check(mutant, case)
-    assert built == ["sensitivity pairs"]
+    assert built == [0, 1]
 
 
 # What the campaign's guided search is told: exact margins wherever they could beat

@@ -114,7 +114,7 @@ class Session:
             self.sensitivity_plans += [(sign * model.sensitivity_perturbation_ulps, True) for sign in (1.0, -1.0)]
         if case.nonlinearity == "relu" and self.with_gradients:
             self.sensitivity_plans += [(sign * model.kink_perturbation_ulps, False) for sign in (1.0, -1.0)]
-        self._sensitivity_modules: list | None = None  # built on first use (`sensitivity_probes`)
+        self._sensitivity_modules: dict[int, tuple] = {}  # built on first use (`sensitivity_probe`)
         # Libraries' tanh and sigmoid are a few ulps off where torch's are half an ulp:
         # a +/- pair of `loop` runs with every activation output moved by the budget
         # measures what that costs in this case (harness/probes.py).
@@ -169,14 +169,16 @@ class Session:
     def sensitivity_probes(self) -> list:
         """The sensitivity and kink pairs as (module, signed ulps, widens values too),
         built and loaded with the current weights the first time a verdict needs them."""
-        if self._sensitivity_modules is None:
-            self._sensitivity_modules = []
-            AtenRNN = reference_factory(self.case.family)
-            for ulps, values in self.sensitivity_plans:
-                module = construct(AtenRNN, self.case, self.dtype, self.case.device)
-                load_weights(module, self._sensitivity_weights(self.materialized.weights, ulps), "sensitivity probe")
-                self._sensitivity_modules.append((module, ulps, values))
-        return self._sensitivity_modules
+        return [self.sensitivity_probe(index) for index in range(len(self.sensitivity_plans))]
+
+    def sensitivity_probe(self, index: int) -> tuple:
+        """The ``index``-th of `sensitivity_probes`, built alone the first time it is needed."""
+        if index not in self._sensitivity_modules:
+            ulps, values = self.sensitivity_plans[index]
+            module = construct(reference_factory(self.case.family), self.case, self.dtype, self.case.device)
+            load_weights(module, self._sensitivity_weights(self.materialized.weights, ulps), "sensitivity probe")
+            self._sensitivity_modules[index] = (module, ulps, values)
+        return self._sensitivity_modules[index]
 
     def activation_probes(self) -> list:
         """The activation probes, built and loaded with the current weights the first
@@ -286,7 +288,7 @@ class Session:
         modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
         if self._low_probe_module is not None:
             modules.append((self._low_probe_module, self._rounded_to_float32(new)))
-        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self._sensitivity_modules or ()]
+        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self._sensitivity_modules.values()]
         modules += [(module, new) for module in self._activation_modules or ()]
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps in self._tipping_modules or ()]
         if self._order_module is not None:

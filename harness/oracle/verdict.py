@@ -18,7 +18,7 @@ from harness.oracle.results import Discrepancy, RunResult, exception_line, short
 from harness.oracle.running import run_module
 from harness.oracle.session import Session, probe_tensors
 from harness.oracle.structure import alias_view, input_snapshot, shared_storages
-from harness.oracle.widening import sampled_probes, with_lazy_probes
+from harness.oracle.widening import sampled_probes, sampled_widenings, with_lazy_probes
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 
@@ -100,12 +100,19 @@ def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()
     # bounds tried; a case that holds under narrower ones holds under them.
     if lazy_probes and session.sampling_only_relaxes:
         try:
-            narrow = judge(probe)
-            worst = narrow.worst()
-            if worst is None or worst < exact_margins_from:
-                return narrow
+            margins = judge(probe)
         except Discrepancy:
             pass
+        else:
+            # The candidate holds, and each sampled run can only lower its margins: the
+            # runs go on only while the worst could still reach exact_margins_from.
+            widenings = sampled_widenings(session, reference, probe)
+            while True:
+                worst = margins.worst()
+                wider = None if worst is None or worst < exact_margins_from else next(widenings, None)
+                if wider is None:
+                    return margins
+                margins = judge(wider)
     probe = sampled_probes(session, reference, probe)
     if not session.activation_factories and session.tipping_ulps is None:
         return judge(probe)
