@@ -42,14 +42,27 @@ def share_imports(implementations) -> None:
         _shared_imports.update(implementation.preload)
 
 
+def start_server() -> None:
+    """Start the server the workers fork from, if it is not running: it imports torch
+    and the shared imports (about a second and a half here) while this process goes on,
+    planning its campaigns, instead of when the first worker is asked for."""
+    _running_server()
+
+
+def _running_server() -> forkserver.Client | None:
+    global _server
+    if not forkserver.available():
+        return None
+    with _server_lock:
+        if _server is None or not _server.alive():
+            _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.worker_process:serve")
+        return _server
+
+
 def start_process():
     """A fresh worker process and the parent's end of its channel, not yet told what to serve."""
-    global _server
-    if forkserver.available():
-        with _server_lock:
-            if _server is None or not _server.alive():
-                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.worker_process:serve")
-            server = _server
+    server = _running_server()
+    if server is not None:
         return server.start()
     # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.
     context = multiprocessing.get_context("spawn")
