@@ -307,10 +307,12 @@ class Campaign:
 
     def _test(self, profile_settings, overrides: dict, on_example):
         implementation, runner, result, account, space = self.implementation, self.runner, self.result, self.account, self.space
-        # Guided search climbs towards the worst |error| / bound; only a case that ties or
-        # beats the best so far moves it. So only such a case is scored, on exact margins
-        # (`oracle.check`'s exact_margins_from), and Hypothesis keeps no Pareto front.
-        best_margin = [-math.inf]  # per Hypothesis run
+        # Guided search (a target phase) climbs towards the worst |error| / bound; only a case
+        # that ties or beats the best so far moves it, so only such a case is scored, on exact
+        # margins (`oracle.check`'s exact_margins_from). Without a target phase nothing is, and
+        # the cases drawn do not hang on margins (Hypothesis' Pareto front draws on its random).
+        guided = Phase.target in overrides.get("phases", profile_settings.phases)
+        best_margin = [-math.inf if guided else math.inf]  # per Hypothesis run
 
         # settings outside seed: @seed alone switches the database off (for an exactly
         # repeatable run), and stored failures must be replayed first whatever the seed.
@@ -371,7 +373,7 @@ class Campaign:
             try:
                 margins = runner.request(request)
                 worst = margins.worst()
-                if worst is not None and math.isfinite(worst) and worst >= best_margin[0]:
+                if guided and worst is not None and math.isfinite(worst) and worst >= best_margin[0]:
                     best_margin[0] = worst
                     target(worst, label="worst |error| / bound")
                 if self.on_margins is not None:

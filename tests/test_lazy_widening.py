@@ -190,3 +190,24 @@ def test_the_search_is_told_only_exact_margins_and_only_those_that_match_or_beat
             assert value == worst
             assert value == exact_margins(implementation, case).worst(), f"{case.to_json()}: the search was told a margin under a narrower bound"
             best = value
+
+
+def test_a_stage_without_guided_search_scores_nothing_so_its_cases_do_not_hang_on_margins(monkeypatch):
+    """Hypothesis keeps a Pareto front of scored cases, and adding to it draws on the
+    random numbers that also draw the cases: scored, two correct implementations of one
+    space would be handed different cases on the same seed (4 of 92 alike, before)."""
+    told: list[float] = []
+    monkeypatch.setattr(campaign, "target", lambda value, label: told.append(value))
+
+    def covering_cases(name: str) -> list[str]:
+        held: list[str] = []
+        run = campaign.Campaign(
+            registry().implementation(name), profile="default", seed=7, isolate=False, database=None, repro_dir=None,
+            on_margins=lambda case, margins: held.append(case.to_json()),
+        )
+        run.run(campaign.COVERING)
+        return held
+
+    loop, vectorized = covering_cases("loop-gru"), covering_cases("vectorized-gru")
+    assert told == []
+    assert len(loop) > 50 and loop == vectorized
