@@ -4,7 +4,8 @@ A campaign is worth what it covers per minute. Each measurement fuzzes a fixed
 number of examples of the default profile's distribution (forward and backward
 included, fixed seed, no example database), with the candidate isolated in a worker
 process as `python -m harness fuzz` runs it, and in-process for the overhead of
-isolation. Issue target: >= 50 examples/s for `vectorized` on 2 cores.
+isolation; the RNN implementations and one of each other family. Issue target:
+>= 50 examples/s for `vectorized` on 2 cores.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from harness.bench.asv import load
 
 EXAMPLES = 150
 SEED = 20261121
+OTHER_FAMILIES = ["vectorized-lstm", "vectorized-gru", "loop-rnncell", "loop-lstmcell", "loop-grucell"]
+"""One implementation of each family but RNN's, whose oracle runs other torch modules."""
 
 
 def _fuzz_seconds(name: str, isolate: bool) -> float:
@@ -31,7 +34,7 @@ def _fuzz_seconds(name: str, isolate: bool) -> float:
 
 
 class FuzzerThroughput:
-    params = ([name for name in IMPLEMENTATIONS if name != "compiled"], ["isolated", "in-process"])
+    params = ([name for name in IMPLEMENTATIONS if name != "compiled"] + OTHER_FAMILIES, ["isolated", "in-process"])
     param_names = ["implementation", "isolation"]
     timeout = 900
     number = 1

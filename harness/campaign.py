@@ -80,7 +80,7 @@ class Campaign:
     shard only. ``replay_options``: the ``fuzz`` options beyond the profile and seed
     that shaped this campaign, for the command that replays it. ``on_margins`` is
     called with each case that held and its `oracle.Margins`; ``lazy_probes=False``
-    (in this process only) runs the activation probes on every case (`oracle.check`).
+    (in this process only) runs every probe that widens a bound on every case (`oracle.check`).
     """
 
     def __init__(
@@ -307,6 +307,12 @@ class Campaign:
 
     def _test(self, profile_settings, overrides: dict, on_example):
         implementation, runner, result, account, space = self.implementation, self.runner, self.result, self.account, self.space
+        # Guided search (a target phase) climbs towards the worst |error| / bound; only a case
+        # that ties or beats the best so far moves it, so only such a case is scored, on exact
+        # margins (`oracle.check`'s exact_margins_from). Without a target phase nothing is, and
+        # the cases drawn do not hang on margins (Hypothesis' Pareto front draws on its random).
+        guided = Phase.target in overrides.get("phases", profile_settings.phases)
+        best_margin = [-math.inf if guided else math.inf]  # per Hypothesis run
 
         # settings outside seed: @seed alone switches the database off (for an exactly
         # repeatable run), and stored failures must be replayed first whatever the seed.
@@ -341,7 +347,7 @@ class Campaign:
                 if known.kinds is None:
                     set_aside()
                 waived |= known.kinds
-            request = protocol.Check(case) if not waived or case.defect is not None else protocol.CheckWaiving(case, frozenset(waived))
+            request = protocol.Check(case, best_margin[0]) if not waived or case.defect is not None else protocol.CheckWaiving(case, frozenset(waived), best_margin[0])
             if case.defect is not None and isinstance(runner, Worker):
                 # torch's reference runs first, on its own: a process that dies here died
                 # in torch, and the case says so instead of counting against the candidate.
@@ -367,9 +373,8 @@ class Campaign:
             try:
                 margins = runner.request(request)
                 worst = margins.worst()
-                if worst is not None and math.isfinite(worst):
-                    # Guided search: Hypothesis' target phase climbs towards the cases
-                    # whose worst error comes closest to its bound.
+                if guided and worst is not None and math.isfinite(worst) and worst >= best_margin[0]:
+                    best_margin[0] = worst
                     target(worst, label="worst |error| / bound")
                 if self.on_margins is not None:
                     self.on_margins(case, margins)

@@ -88,6 +88,11 @@ class ImplementationResult:
     """The ``fuzz`` options beyond --profile and --seed that shaped the campaign
     (--max-examples, --timeout, --device, ...), for `replay_command`."""
 
+    @property
+    def examples_per_second(self) -> float | None:
+        """The campaign's throughput: examples over its wall time (None before it ran)."""
+        return self.examples / self.seconds if self.seconds > 0 else None
+
     def to_json(self) -> dict:
         return {
             "verdict": self.verdict,
@@ -104,6 +109,7 @@ class ImplementationResult:
             "cut": self.cut,
             "covering_stage": self.covering_stage,
             "seconds": round(self.seconds, 3),
+            "examples_per_second": None if self.examples_per_second is None else round(self.examples_per_second, 2),
             "seed": self.seed,
             "profile": self.profile,
             "examples_to_failure": self.examples_to_failure,

@@ -27,7 +27,9 @@ class CoveringDatabase(ExampleDatabase):
     per row; Hypothesis sorts them (shortest first, so the rows run before a stored
     failure, which is a full choice sequence) and replays each. Writes go to the real
     database; deleting a row's prefix (Hypothesis deletes every replayed entry that no
-    longer fails) is ignored."""
+    longer fails) is ignored. Hypothesis' Pareto front of scored cases is neither
+    stored nor read: replayed first where a campaign has few rows, it would make a
+    run's cases depend on the run before, where only failures should carry over."""
 
     def __init__(self, inner: ExampleDatabase | None, prefixes: Iterable[tuple[int, ...]]):
         super().__init__()
@@ -39,22 +41,26 @@ class CoveringDatabase(ExampleDatabase):
     def _primary(key: bytes) -> bool:
         return not key.endswith((b".secondary", b".pareto"))
 
+    @staticmethod
+    def _kept(key: bytes) -> bool:
+        return not key.endswith(b".pareto")
+
     def fetch(self, key: bytes):
-        if self.inner is not None:
+        if self.inner is not None and self._kept(key):
             yield from self.inner.fetch(key)
         if self._primary(key):
             yield from self.rows
 
     def save(self, key: bytes, value: bytes) -> None:
-        if self.inner is not None:
+        if self.inner is not None and self._kept(key):
             self.inner.save(key, value)
 
     def delete(self, key: bytes, value: bytes) -> None:
-        if self.inner is not None and value not in self._row_set:
+        if self.inner is not None and self._kept(key) and value not in self._row_set:
             self.inner.delete(key, value)
 
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
-        if self.inner is not None:
+        if self.inner is not None and self._kept(src) and self._kept(dest):
             self.inner.move(src, dest, value)
 
     def __repr__(self) -> str:

@@ -102,26 +102,38 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
 class Client:
     """The parent's end: starts the server, asks it for workers."""
 
-    def __init__(self, preload: list[str], serve: str):
-        """``preload``: modules the server imports once, before any fork; ``serve``:
-        "module:function", called in each worker with its request `Connection`."""
+    def __init__(self, preload: list[str] | None, serve: str, imports_first: tuple[str, ...] = ()):
+        """``preload``: modules the server imports once, before any fork (None: told
+        later, `configure`); ``serve``: "module:function", called in each worker with its
+        request `Connection`. ``imports_first``: modules the server imports as soon as it
+        starts, before it is told anything (torch: most of its start-up)."""
         parent_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._control = parent_end
         self._lock = threading.Lock()
+        self._serve = serve
+        self.configured = False
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.forkserver", str(server_end.fileno())],
+            [sys.executable, "-m", "harness.forkserver", str(server_end.fileno()), *imports_first],
             pass_fds=[server_end.fileno()],
             stdin=subprocess.DEVNULL,
             close_fds=True,
         )
         server_end.close()
-        setup = pickle.dumps({"preload": preload, "serve": serve, "sys_path": list(sys.path), "main_path": _main_path()})
-        self._control.sendall(_LENGTH.pack(len(setup)) + setup)
         atexit.register(self.close)
+        if preload is not None:
+            self.configure(preload)
+
+    def configure(self, preload: list[str]) -> None:
+        """Tell the server what to import before its first fork, and this process's
+        ``sys.path`` and main script; once, before the first `start`."""
+        setup = pickle.dumps({"preload": preload, "serve": self._serve, "sys_path": list(sys.path), "main_path": _main_path()})
+        self._control.sendall(_LENGTH.pack(len(setup)) + setup)
+        self.configured = True
 
     def start(self) -> tuple[ForkedProcess, Connection]:
         """A fresh worker: its process and the parent's end of its request channel.
         Raises OSError if the server is gone."""
+        assert self.configured, "configure() the server before its first worker"
         channel, child_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -157,6 +169,27 @@ class Client:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+_early: Client | None = None
+
+
+def start_early(serve: str, imports_first: tuple[str, ...]) -> None:
+    """Start a server now, before this process has imported what its workers need,
+    told its preloads later by whoever takes it (`take_early`)."""
+    global _early
+    if available() and _early is None:
+        _early = Client(None, serve, imports_first)
+
+
+def take_early(serve: str) -> Client | None:
+    """The server `start_early` started for ``serve``, if it is still running (once)."""
+    global _early
+    client, _early = _early, None
+    if client is not None and (client._serve != serve or not client.alive()):
+        client.close()
+        return None
+    return client
 
 
 def _main_path() -> str | None:
@@ -295,4 +328,6 @@ def _reap(statuses: dict[int, socket.socket], block: bool = False) -> None:
 
 
 if __name__ == "__main__":
+    for _module in sys.argv[2:]:
+        __import__(_module)
     serve(int(sys.argv[1]))

@@ -377,7 +377,7 @@ class InProcess:
     def __init__(self, implementation: Implementation, model: ErrorModel, lazy_probes: bool = True):
         self.implementation = dataclasses.replace(implementation)
         self.model = model
-        self.lazy_probes = lazy_probes  # False: the activation probes run on every case (`oracle.check`)
+        self.lazy_probes = lazy_probes  # False: every probe that widens a bound runs on every case (`oracle.check`)
         self.restarts = 0
         self.first_hang = None  # nothing times out in-process
 

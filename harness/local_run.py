@@ -73,6 +73,7 @@ def run_command(args, registry, names: list[str]) -> int:
     runs = Runs(args, registry, seed, location, devices)
     if not args.no_isolation:
         worker_process.share_imports(registry.implementation(name) for name in names if name not in runs.broken)
+        worker_process.start_server()  # started by `python -m harness fuzz` already; else it imports torch while the campaigns are planned
     results = runs.campaigns(names, jobs)
     return report.finish(args, results, seed=seed, devices=devices)
 

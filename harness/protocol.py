@@ -10,6 +10,7 @@ worker's pipe, its case with it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar, Union
 
 from harness import oracle
@@ -30,9 +31,12 @@ class Available:
 @dataclasses.dataclass(frozen=True)
 class Check:
     """Run the candidate and torch on ``case`` and compare (`oracle.check`). Answers the
-    worst |error| / bound, or None when nothing was compared; raises `Discrepancy`."""
+    case's `oracle.Margins`; raises `Discrepancy`. Where the worst margin reaches
+    ``exact_margins_from``, the margins are the ones a check that samples torch's rounding
+    on every case would give (`oracle.check`'s argument of that name)."""
 
     case: Case
+    exact_margins_from: float = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class CheckWaiving:
 
     case: Case
     waived: frozenset[str]
+    exact_margins_from: float = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,15 +108,17 @@ def require_request(value: object) -> None:
 
 def answer(request: Request, implementation: Implementation, model: ErrorModel, *, lazy_probes: bool = True):
     """Carry ``request`` out here, on ``implementation`` under ``model``, and return its
-    answer; a finding is raised as `Discrepancy`. ``lazy_probes=False`` runs the
-    activation probes on every checked case (`oracle.check`)."""
+    answer; a finding is raised as `Discrepancy`. ``lazy_probes=False`` runs every
+    probe that widens a bound on every checked case (`oracle.check`)."""
     require_request(request)
     if isinstance(request, Available):
         return _unavailable_reason(implementation)
     if isinstance(request, Check):
-        return oracle.check(implementation, request.case, model, lazy_probes=lazy_probes)
+        return oracle.check(implementation, request.case, model, lazy_probes=lazy_probes, exact_margins_from=request.exact_margins_from)
     if isinstance(request, CheckWaiving):
-        return oracle.check(implementation, request.case, model, waive=request.waived, lazy_probes=lazy_probes)
+        return oracle.check(
+            implementation, request.case, model, waive=request.waived, lazy_probes=lazy_probes, exact_margins_from=request.exact_margins_from,
+        )
     if isinstance(request, CheckExpecting):
         return oracle.check(implementation, request.case, model, request.expected, lazy_probes=lazy_probes)
     if isinstance(request, Localize):

@@ -70,7 +70,7 @@ class Progress:
 def summary_table(results) -> str:
     rows = [("implementation", "family", "verdict", "examples", "seconds", "examples/s", "finding")]
     for result in results:
-        rate = f"{result.examples / result.seconds:.1f}" if result.seconds > 0 else "-"
+        rate = "-" if result.examples_per_second is None else f"{result.examples_per_second:.1f}"
         finding = ""
         if result.failure is not None:
             finding = f"{result.failure.kind}: {result.failure.subject}"

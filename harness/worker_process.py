@@ -28,6 +28,8 @@ from harness.tolerance import ErrorModel
 # "__main__" as multiprocessing's forkserver does: a script is imported once, in the
 # server, instead of again in every worker it forks.
 _PRELOAD = ["__main__", "torch", "harness.oracle", "harness.cases"]
+SERVE = "harness.worker_process:serve"
+"""What each forked worker runs (`harness.forkserver`)."""
 _shared_imports: set[str] = set()
 _server: forkserver.Client | None = None
 _server_lock = threading.Lock()
@@ -42,14 +44,33 @@ def share_imports(implementations) -> None:
         _shared_imports.update(implementation.preload)
 
 
+def start_server() -> None:
+    """Start the server the workers fork from, if it is not running: it imports torch
+    (about a second and a quarter here) while this process goes on (importing torch
+    itself, discovering the implementations, planning the campaigns), instead of when
+    the first worker is asked for. What `share_imports` names is told to it then."""
+    global _server
+    if not forkserver.available():
+        return
+    with _server_lock:
+        if _server is None or not _server.alive():
+            _server = forkserver.take_early(SERVE) or forkserver.Client(None, SERVE, imports_first=("torch",))
+
+
+def _running_server() -> forkserver.Client | None:
+    if not forkserver.available():
+        return None
+    start_server()
+    with _server_lock:
+        if not _server.configured:
+            _server.configure(_PRELOAD + sorted(_shared_imports))
+        return _server
+
+
 def start_process():
     """A fresh worker process and the parent's end of its channel, not yet told what to serve."""
-    global _server
-    if forkserver.available():
-        with _server_lock:
-            if _server is None or not _server.alive():
-                _server = forkserver.Client(_PRELOAD + sorted(_shared_imports), serve="harness.worker_process:serve")
-            server = _server
+    server = _running_server()
+    if server is not None:
         return server.start()
     # No fork (Windows): multiprocessing's spawn, which a daemon process cannot use.
     context = multiprocessing.get_context("spawn")

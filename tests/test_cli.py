@@ -52,6 +52,7 @@ def test_fuzz_passing_implementation_exits_0_and_writes_the_report(tmp_path):
     assert entry["verdict"] == "pass"
     assert entry["examples"] == 8
     assert entry["seconds"] > 0
+    assert entry["examples_per_second"] == pytest.approx(entry["examples"] / entry["seconds"], rel=0.01)
     assert document["seed"] == 3
 
 

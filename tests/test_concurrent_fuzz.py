@@ -18,11 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from harness import Implementation, Unavailable, cli, protocol
+from harness import Implementation, Unavailable, cli, protocol, worker_process
 from harness.campaign import PROFILES
 from harness.local_run import default_jobs
 from harness.isolation import Worker
@@ -248,6 +249,34 @@ def test_what_an_implementation_preloads_its_workers_find_imported(tmp_path):
     (tmp_path / "preloading.py").write_text(PRELOADED)
     answer = subprocess.run([sys.executable, "-c", ASK_A_WORKER, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert answer.stdout.strip() == "imported", answer.stdout + answer.stderr
+
+
+ASK_A_WORKER_OF_AN_EARLY_SERVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from harness import forkserver
+forkserver.start_early("harness.worker_process:serve", ("torch",))  # as python -m harness fuzz does
+early = forkserver._early
+from preloading import RECORD
+from harness import protocol, worker_process
+from harness.isolation import Worker
+from harness.tolerance import DEFAULT_MODEL
+with Worker(RECORD, DEFAULT_MODEL, timeout=60) as worker:
+    print(worker.request(protocol.Available()), worker_process._server is early)
+"""
+
+
+def test_a_worker_server_started_before_torch_is_imported_serves_the_workers_with_their_preloads(tmp_path):
+    # `python -m harness fuzz` starts the server first, so that it imports torch while
+    # the command does; what the implementations preload is told to it afterwards.
+    (tmp_path / "preloading.py").write_text(PRELOADED)
+    answer = subprocess.run([sys.executable, "-c", ASK_A_WORKER_OF_AN_EARLY_SERVER, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert answer.stdout.strip() == "imported True", answer.stdout + answer.stderr
+
+
+def test_python_m_harness_fuzz_starts_the_server_its_workers_fork_from():
+    main = (Path(worker_process.__file__).parent / "__main__.py").read_text()
+    assert f'forkserver.start_early("{worker_process.SERVE}"' in main
 
 
 @pytest.mark.parametrize("preload", [("",), (3,)])

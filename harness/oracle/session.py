@@ -96,10 +96,7 @@ class Session:
         # For float64 a second probe: torch in float32, its error scaled down to
         # float64's roundoff. It sees what perturbing inputs cannot: the rounding of
         # every intermediate sum, step after step (docs/error-model.md).
-        self.low_probe = None
-        if self.dtype == torch.float64:
-            self.low_probe = construct(AtenRNN, case, torch.float32, case.device)
-            load_weights(self.low_probe, {k: w.float().double() for k, w in self.materialized.weights.items()}, "float32 probe")
+        self._low_probe_module = None  # built on first use (`low_probe`)
         # Torch's own run is one sample of how rounding moves this case, and in
         # saturating or chaotic regimes the spread is wider than one sample shows: a
         # float32 candidate that merely rounds differently was measured at 15x torch's
@@ -111,18 +108,13 @@ class Session:
         # and input perturbed by +/- the same noise, sample that spread (for a kink one
         # of the two always pushes it across): 1 ulp for values and gradients, 16 ulps
         # more for relu gradients. (float64 has its perturbed probe above.)
-        with_gradients = case.backward and not case.no_grad
-        self.sensitivity_probes = []  # (module, signed ulps, widens values too)
-        plans = []
+        self.with_gradients = case.backward and not case.no_grad
+        self.sensitivity_plans = []  # (signed ulps, widens values too), in the order they widen
         if self.dtype != torch.float64:
-            plans.append((model.sensitivity_perturbation_ulps, True))
-        if case.nonlinearity == "relu" and with_gradients:
-            plans.append((model.kink_perturbation_ulps, False))
-        for ulps, values in plans:
-            for sign in (1.0, -1.0):
-                module = construct(AtenRNN, case, self.dtype, case.device)
-                load_weights(module, self._sensitivity_weights(self.materialized.weights, sign * ulps), "sensitivity probe")
-                self.sensitivity_probes.append((module, sign * ulps, values))
+            self.sensitivity_plans += [(sign * model.sensitivity_perturbation_ulps, True) for sign in (1.0, -1.0)]
+        if case.nonlinearity == "relu" and self.with_gradients:
+            self.sensitivity_plans += [(sign * model.kink_perturbation_ulps, False) for sign in (1.0, -1.0)]
+        self._sensitivity_modules: dict[int, tuple] = {}  # built on first use (`sensitivity_probe`)
         # Libraries' tanh and sigmoid are a few ulps off where torch's are half an ulp:
         # a +/- pair of `loop` runs with every activation output moved by the budget
         # measures what that costs in this case (harness/probes.py).
@@ -146,6 +138,47 @@ class Session:
         except Exception as error:
             raise Discrepancy("exception", "constructor", f"constructing the candidate raised {exception_line(error)}", {"traceback": short_traceback(error)}) from error
         load_weights(self.candidate, self.materialized.weights, "candidate")
+
+    @property
+    def sampling_only_relaxes(self) -> bool:
+        """Whether the float32 probe and the sensitivity pairs (`sampled_probes` in
+        harness/oracle/widening.py) can only make the verdict more lenient, so a case
+        that holds without them holds with them. Values: their bound grows with the
+        probe's error and a non-finite probe value stops the comparison there.
+        Gradients: in half and single precision a probe gradient non-finite where
+        float64's is finite stops every gradient comparison (torch's backward
+        overflowed); in float64 it would only drop that element, and the bound over the
+        others, which is taken from the remaining elements, could shrink. So: every
+        case but float64 ones with gradients."""
+        return self.dtype != torch.float64 or not self.with_gradients
+
+    def low_probe(self):
+        """float64 cases: torch in float32, loaded with the current weights rounded to
+        float32, built the first time a verdict needs it (None for other dtypes)."""
+        if self.dtype != torch.float64:
+            return None
+        if self._low_probe_module is None:
+            self._low_probe_module = construct(reference_factory(self.case.family), self.case, torch.float32, self.case.device)
+            load_weights(self._low_probe_module, self._rounded_to_float32(self.materialized.weights), "float32 probe")
+        return self._low_probe_module
+
+    @staticmethod
+    def _rounded_to_float32(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: w.float().double() for k, w in weights.items()}
+
+    def sensitivity_probes(self) -> list:
+        """The sensitivity and kink pairs as (module, signed ulps, widens values too),
+        built and loaded with the current weights the first time a verdict needs them."""
+        return [self.sensitivity_probe(index) for index in range(len(self.sensitivity_plans))]
+
+    def sensitivity_probe(self, index: int) -> tuple:
+        """The ``index``-th of `sensitivity_probes`, built alone the first time it is needed."""
+        if index not in self._sensitivity_modules:
+            ulps, values = self.sensitivity_plans[index]
+            module = construct(reference_factory(self.case.family), self.case, self.dtype, self.case.device)
+            load_weights(module, self._sensitivity_weights(self.materialized.weights, ulps), "sensitivity probe")
+            self._sensitivity_modules[index] = (module, ulps, values)
+        return self._sensitivity_modules[index]
 
     def activation_probes(self) -> list:
         """The activation probes, built and loaded with the current weights the first
@@ -253,9 +286,9 @@ class Session:
         assert new is not None
         self.materialized = dataclasses.replace(self.materialized, weights=new)
         modules = [(self.reference, new), (self.probe, new if self.dtype != torch.float64 else None), (self.candidate, new)]
-        if self.low_probe is not None:
-            modules.append((self.low_probe, {k: w.float().double() for k, w in new.items()}))
-        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self.sensitivity_probes]
+        if self._low_probe_module is not None:
+            modules.append((self._low_probe_module, self._rounded_to_float32(new)))
+        modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps, _ in self._sensitivity_modules.values()]
         modules += [(module, new) for module in self._activation_modules or ()]
         modules += [(module, self._sensitivity_weights(new, ulps)) for module, ulps in self._tipping_modules or ()]
         if self._order_module is not None:

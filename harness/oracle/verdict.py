@@ -4,6 +4,7 @@ probes run only where the narrower bounds would fail the candidate."""
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -17,13 +18,14 @@ from harness.oracle.results import Discrepancy, RunResult, exception_line, short
 from harness.oracle.running import run_module
 from harness.oracle.session import Session, probe_tensors
 from harness.oracle.structure import alias_view, input_snapshot, shared_storages
-from harness.oracle.widening import combined_probe, widened, with_lazy_probes
+from harness.oracle.widening import sampled_probes, sampled_widenings, with_lazy_probes
 from harness.tolerance import DEFAULT_MODEL, ErrorModel
 
 
 def check(
     implementation: Implementation, case: Case, model: ErrorModel = DEFAULT_MODEL,
     expected: str | None | object = NOT_GIVEN, waive: frozenset[str] = frozenset(), lazy_probes: bool = True,
+    exact_margins_from: float = math.inf,
 ) -> Margins:
     """Raise `Discrepancy` if the candidate differs from torch on this case (for an
     invalid case, ``expected`` may carry torch's outcome, see `check_invalid`).
@@ -31,34 +33,37 @@ def check(
     (`harness.implementation.WAIVABLE_KINDS`); every other check holds.
 
     Returns the margin of every compared value and gradient (none for an invalid case),
-    under the bounds that judged it: the narrower ones unless the candidate was out of
-    them. With ``lazy_probes`` False the activation probes run on every case, and the
-    margins are under the bounds they give; the verdict is the same."""
+    under the bounds that judged it: the narrowest ones the candidate was within. With
+    ``lazy_probes`` False every probe that widens a bound (the float32 probe of a float64
+    case, the sensitivity and kink pairs, the activation, order and tipping probes) runs
+    on every case, and the margins are under the bounds they give; the verdict is the same.
+
+    A margin under a narrower bound is larger than under the wider one, never smaller.
+    ``exact_margins_from``: where a call's worst margin under the probe alone reaches
+    it, the float32 probe and the sensitivity and kink pairs run anyway and the call's
+    margins are under their bounds, as if they ran on every case. So a worst margin
+    that reaches it is the one those probes give, and one below it is no smaller. A
+    campaign passes the best worst margin its search has seen: whatever could match or
+    beat it is exact, and below it a larger, cheaper value tells the search the same."""
     if case.defect is not None:
         check_invalid(implementation, case, expected)
         return Margins()
     session = Session(implementation, case, model)
-    margins = _check_call(session, "", waive, lazy_probes)
+    margins = _check_call(session, "", waive, lazy_probes, exact_margins_from)
     if case.second_call != "none":
         session.update_weights()
         try:
-            margins += _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive, lazy_probes)
+            margins += _check_call(session, f" on the second call, after {case.second_call.replace('_', ' ')}", waive, lazy_probes, exact_margins_from)
         except Discrepancy as discrepancy:
             discrepancy.evidence["second_call"] = True
             raise
     return margins
 
 
-def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset(), lazy_probes: bool = True) -> Margins:
+def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset(), lazy_probes: bool = True, exact_margins_from: float = math.inf) -> Margins:
     case = session.case
     reference = run_module(session.reference, case, session.materialized, torch.float64, "cpu", "reference")
     probe = run_module(session.probe, case, session.probe_input if call == "" else probe_tensors(session), session.dtype, case.device, "probe")
-    if session.low_probe is not None:
-        low = run_module(session.low_probe, case, session.materialized, torch.float32, case.device, "probe")
-        probe = combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
-    for module, ulps, values in session.sensitivity_probes:
-        perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
-        probe = widened(reference, probe, perturbed, values=values)
     x, hx = session.materialized.module_input(case, session.dtype, case.device)
     before = input_snapshot(x, hx)
     weights_before = {k: v.detach().clone() for k, v in session.candidate.state_dict().items()}
@@ -87,9 +92,28 @@ def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()
             margins += compare_gradients(case, reference, probe, candidate, session.model, call)
         return margins
 
-    # The activation probes can only widen the bounds (or stop a comparison at the
+    # Every other probe can only widen the bounds (or stop a comparison at the
     # horizon), so running them only where the candidate is out of the narrower
-    # bounds gives the same verdict at a fraction of the cost.
+    # bounds gives the same verdict at a fraction of the cost: first the probe alone,
+    # then sampled more than once (`sampled_probes`), then the activation, order and
+    # tipping probes (`with_lazy_probes`). What counts is the verdict of the widest
+    # bounds tried; a case that holds under narrower ones holds under them.
+    if lazy_probes and session.sampling_only_relaxes:
+        try:
+            margins = judge(probe)
+        except Discrepancy:
+            pass
+        else:
+            # The candidate holds, and each sampled run can only lower its margins: the
+            # runs go on only while the worst could still reach exact_margins_from.
+            widenings = sampled_widenings(session, reference, probe)
+            while True:
+                worst = margins.worst()
+                wider = None if worst is None or worst < exact_margins_from else next(widenings, None)
+                if wider is None:
+                    return margins
+                margins = judge(wider)
+    probe = sampled_probes(session, reference, probe)
     if not session.activation_factories and session.tipping_ulps is None:
         return judge(probe)
     if not lazy_probes:
@@ -97,7 +121,7 @@ def _check_call(session: Session, call: str, waive: frozenset[str] = frozenset()
     try:
         return judge(probe)
     except Discrepancy:
-        return judge(*with_lazy_probes(session, reference, probe))  # what counts is the verdict of the wider bounds
+        return judge(*with_lazy_probes(session, reference, probe))
 
 
 def _lazy(make: Callable[[], Callable]) -> Callable:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -15,6 +16,31 @@ from harness.oracle.results import RunResult
 from harness.oracle.running import run_module
 from harness.oracle.session import Session
 from harness.tolerance import ErrorModel
+
+
+def sampled_probes(session: Session, reference: RunResult, probe: RunResult) -> RunResult:
+    """The probe widened by the float32 probe of a float64 case and by the sensitivity
+    and kink pairs: what torch's rounding costs in this case, sampled more than once."""
+    for probe in sampled_widenings(session, reference, probe):
+        pass
+    return probe
+
+
+def sampled_widenings(session: Session, reference: RunResult, probe: RunResult) -> Iterator[RunResult]:
+    """`sampled_probes` one run at a time: the probe as widened so far, after each of
+    the float32 probe and the sensitivity and kink probes that apply (each runs, and is
+    built, only when the next one is asked for)."""
+    case = session.case
+    low_probe = session.low_probe()
+    if low_probe is not None:
+        low = run_module(low_probe, case, session.materialized, torch.float32, case.device, "probe")
+        probe = combined_probe(reference, probe, low, session.model.unit_roundoff(torch.float64) / session.model.unit_roundoff(torch.float32))
+        yield probe
+    for index in range(len(session.sensitivity_plans)):
+        module, ulps, values = session.sensitivity_probe(index)
+        perturbed = run_module(module, case, session.sensitivity_inputs(ulps), session.dtype, case.device, "probe")
+        probe = widened(reference, probe, perturbed, values=values)
+        yield probe
 
 
 def with_lazy_probes(session: Session, reference: RunResult, probe: RunResult) -> tuple[RunResult, RunResult]:
