@@ -275,7 +275,7 @@ def test_the_default_suite_times_each_layer_family_at_the_two_target_shapes(disc
 def test_the_full_suite_keeps_every_builtin_shape_and_the_worst_error_opt_in(discovered):
     default = discovered("benchmarks")
     found = discovered("benchmarks_full")
-    assert combinations(found) == 1011, "six family suites x three methods x 55 parameters, and the fuzzer's 21"
+    assert combinations(found) == 1021, "six family suites x three methods x 55 parameters, and the fuzzer's 31 (its 15 implementations x isolation, and the README command)"
     assert found["bench_forward.GRUForward.track_worst_error"].params[:2] == [
         [repr(name) for name in full_common.IMPLEMENTATIONS], [repr(label) for label in full_common.SHAPES]]
     assert {"bench_fuzzer.FuzzerThroughput.track_examples_per_second", "bench_fuzz_command.FuzzEverythingRegistered.time_python_m_harness_fuzz"} <= set(found)
