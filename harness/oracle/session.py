@@ -158,27 +158,28 @@ class Session:
         if self.dtype != torch.float64:
             return None
         if self._low_probe_module is None:
-            self._low_probe_module = construct(reference_factory(self.case.family), self.case, torch.float32, self.case.device)
-            load_weights(self._low_probe_module, self._rounded_to_float32(self.materialized.weights), "float32 probe")
+            self._low_probe_module = self._torch_module(torch.float32, self._rounded_to_float32(self.materialized.weights), "float32 probe")
         return self._low_probe_module
 
     @staticmethod
     def _rounded_to_float32(weights: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: w.float().double() for k, w in weights.items()}
 
-    def sensitivity_probes(self) -> list:
-        """The sensitivity and kink pairs as (module, signed ulps, widens values too),
-        built and loaded with the current weights the first time a verdict needs them."""
-        return [self.sensitivity_probe(index) for index in range(len(self.sensitivity_plans))]
-
     def sensitivity_probe(self, index: int) -> tuple:
-        """The ``index``-th of `sensitivity_probes`, built alone the first time it is needed."""
+        """The ``index``-th of the sensitivity and kink probes (`sensitivity_plans`) as
+        (module, signed ulps, widens values too), built and loaded with the current
+        weights the first time a verdict needs it."""
         if index not in self._sensitivity_modules:
             ulps, values = self.sensitivity_plans[index]
-            module = construct(reference_factory(self.case.family), self.case, self.dtype, self.case.device)
-            load_weights(module, self._sensitivity_weights(self.materialized.weights, ulps), "sensitivity probe")
+            module = self._torch_module(self.dtype, self._sensitivity_weights(self.materialized.weights, ulps), "sensitivity probe")
             self._sensitivity_modules[index] = (module, ulps, values)
         return self._sensitivity_modules[index]
+
+    def _torch_module(self, dtype: torch.dtype, weights: dict[str, Tensor], who: str) -> torch.nn.Module:
+        """torch's module of the case's family on ATen, in ``dtype``, loaded with ``weights``."""
+        module = construct(reference_factory(self.case.family), self.case, dtype, self.case.device)
+        load_weights(module, weights, who)
+        return module
 
     def activation_probes(self) -> list:
         """The activation probes, built and loaded with the current weights the first
@@ -229,12 +230,9 @@ class Session:
         (module, signed ulps), built and loaded the first time a verdict needs them."""
         if self._tipping_modules is None:
             self._tipping_modules = []
-            AtenRNN = reference_factory(self.case.family)
             for sign in (1.0, -1.0):
                 ulps = sign * self.tipping_ulps
-                module = construct(AtenRNN, self.case, self.dtype, self.case.device)
-                load_weights(module, self._sensitivity_weights(self.materialized.weights, ulps), "tipping probe")
-                self._tipping_modules.append((module, ulps))
+                self._tipping_modules.append((self._torch_module(self.dtype, self._sensitivity_weights(self.materialized.weights, ulps), "tipping probe"), ulps))
         return self._tipping_modules
 
     def order_probe(self):
@@ -249,8 +247,7 @@ class Session:
         if self.dtype == torch.float64 or self.case.input_size < 2:
             return None
         if self._order_module is None:
-            self._order_module = construct(reference_factory(self.case.family), self.case, self.dtype, self.case.device)
-            load_weights(self._order_module, self._reordered(self.materialized.weights), "order probe")
+            self._order_module = self._torch_module(self.dtype, self._reordered(self.materialized.weights), "order probe")
         return self._order_module
 
     @staticmethod
